@@ -1,0 +1,47 @@
+// The one event type that flows source -> parse -> enrich -> record -> export. Each stage adds to it; none reaches
+// back. Kept a plain object with fixed fields (no per-event allocation beyond itself) because it is on the hot path.
+
+export type ToolName = 'tcpconnlat' | 'tcpstates';
+
+/** Kubernetes identity of one side of a connection, filled by src/enrich (absent when unknown or disabled). */
+export interface PeerIdentity {
+  /** k8s.{src,dst}.namespace */
+  namespace?: string;
+  /** k8s.{src,dst}.name: the pod, service or node name */
+  name?: string;
+  /** k8s.{src,dst}.type: Pod | Service | Node | External | Host */
+  type?: string;
+  /** k8s.{src,dst}.owner.name: the top-level workload (Deployment, StatefulSet, DaemonSet, CronJob, Job, ...) */
+  ownerName?: string;
+  /** k8s.{src,dst}.owner.type */
+  ownerType?: string;
+  /** full detail, logs only */
+  podName?: string;
+  podUid?: string;
+  containerName?: string;
+  containerId?: string;
+  serviceName?: string;
+  nodeName?: string;
+}
+
+export interface ConnectEvent {
+  /** Epoch milliseconds when the line was read (with stdbuf -oL this is the event's own time to within ~1 ms). */
+  timeMs: number;
+  tool: ToolName;
+  pid: number;
+  /** Process name as the kernel reported it: attacker-controlled text, never trusted for anything but display. */
+  comm: string;
+  ipVersion: 4 | 6;
+  saddr: string;
+  /** Local port; undefined when the tool did not print it (tcpconnlat without -L). */
+  sport: number | undefined;
+  daddr: string;
+  dport: number;
+  /** Connect latency (or, for a failed connect, time until failure) in milliseconds. */
+  latencyMs: number;
+  /** true for a failed connect (tcpstates SYN_SENT -> CLOSE). */
+  failed: boolean;
+  /** Set by the enrich stage. */
+  src?: PeerIdentity;
+  dst?: PeerIdentity;
+}
