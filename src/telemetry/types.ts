@@ -1,0 +1,45 @@
+import type { ConnectEvent } from '../event.ts';
+
+/** Where telemetry goes. Repeatable on the command line (--export). */
+export type ExportTarget =
+  | { kind: 'otlp'; endpoint?: string } // gRPC; endpoint/headers/TLS/compression also from OTEL_EXPORTER_OTLP_* env
+  | { kind: 'otlp-json'; path: string } // one ExportMetricsServiceRequest / ExportLogsServiceRequest per line
+  | { kind: 'console' };
+
+export interface TelemetryOptions {
+  exports: ExportTarget[];
+  /** Resource attributes (service.name, host.name, k8s.* ...), already merged with OTEL_RESOURCE_ATTRIBUTES. */
+  resource: Record<string, string>;
+  /** 'explicit' buckets from 50 us to 10 s, or a base-2 exponential histogram. */
+  histogram: 'explicit' | 'exponential';
+  /** Metric attribute allow list (keys). Attributes not listed are not recorded on metrics. */
+  metricAttributes: string[];
+  /** Max distinct attribute sets per metric; beyond it the SDK records into otel.metric.overflow=true. */
+  cardinalityLimit: number;
+  /** Export interval for metrics in ms. */
+  exportIntervalMs: number;
+  /** A connect slower than this (ms) gets a log record. */
+  slowMs: number;
+  /** Token bucket for slow-connection log records. */
+  slowLogRatePerSec: number;
+  slowLogBurst: number;
+  /** 'cumulative' (default: remote-write backends drop delta histograms) or 'delta'. */
+  temporality: 'cumulative' | 'delta';
+}
+
+/** Self-observability counters, recorded through the same pipeline as connect metrics. */
+export interface SelfMetrics {
+  lineRejected(reason: string): void;
+  toolRestarted(tool: string): void;
+  lostEvents(count: number): void;
+}
+
+export interface Telemetry {
+  /** Histogram (+ failure counter) and, when slow, a rate-limited log record. Synchronous and cheap. */
+  record(event: ConnectEvent): void;
+  readonly self: SelfMetrics;
+  /** Export everything recorded so far (metrics and logs) and wait for it. */
+  flush(): Promise<void>;
+  /** flush, then release exporters. Idempotent. */
+  shutdown(): Promise<void>;
+}
