@@ -1,0 +1,199 @@
+// Wires the pipeline source -> parse -> enrich -> record -> export and owns start/stop. Everything on the per-line
+// path is synchronous: a line is decoded, enriched and recorded before the next one is read, so "nothing read is
+// lost" reduces to "flush telemetry after the source has drained".
+import type { Config } from './config.ts';
+import { createEnricher } from './enrich/index.ts';
+import { buildResourceAttributes } from './enrich/resource.ts';
+import type { Enricher } from './enrich/enricher.ts';
+import type { ToolName } from './event.ts';
+import { startHealthServer, type HealthServer } from './health/server.ts';
+import { SampledLog, type Logger } from './log.ts';
+import { LineDecoder } from './parse/decoder.ts';
+import { createSource } from './sources/index.ts';
+import type { Source, SourceHooks } from './sources/types.ts';
+import { createTelemetry } from './telemetry/index.ts';
+import type { ExportTarget, Telemetry } from './telemetry/types.ts';
+import { LiveStats } from './view/stats.ts';
+import { LiveView, renderTable } from './view/table.ts';
+
+export interface AgentOptions {
+  config: Config;
+  version: string;
+  logger: Logger;
+  env: NodeJS.ProcessEnv;
+  /** The terminal for the live view; the view runs when --view on, or auto and this is a TTY. */
+  stdout: NodeJS.WriteStream;
+}
+
+/** Counters the view and tests read; the same numbers go out as connlat.* self-metrics. */
+export interface AgentCounters {
+  lines: number;
+  events: number;
+  rejected: number;
+  restarts: number;
+  lostEvents: number;
+}
+
+export function exportTargets(config: Config): ExportTarget[] {
+  return config.exports.map((spec): ExportTarget => {
+    if (spec === 'console') return { kind: 'console' };
+    if (spec.startsWith('otlp-json:')) return { kind: 'otlp-json', path: spec.slice('otlp-json:'.length) };
+    return config.otlpEndpoint ? { kind: 'otlp', endpoint: config.otlpEndpoint } : { kind: 'otlp' };
+  });
+}
+
+export class Agent {
+  readonly counters: AgentCounters = { lines: 0, events: 0, rejected: 0, restarts: 0, lostEvents: 0 };
+  /** Resolves when the source has ended (replay EOF, or after stop()) and telemetry is flushed. */
+  readonly done: Promise<void>;
+  private readonly opts: AgentOptions;
+  private readonly source: Source;
+  private readonly telemetry: Telemetry;
+  private readonly enricher: Enricher;
+  private readonly stats: LiveStats | undefined;
+  private decoder: LineDecoder;
+  private health: HealthServer | undefined;
+  private view: LiveView | undefined;
+  private stopping: Promise<void> | undefined;
+  private shuttingDown = false;
+  private toolInUse: string;
+  private readonly rejectLog = new SampledLog(10_000);
+
+  private constructor(opts: AgentOptions, source: Source, telemetry: Telemetry, enricher: Enricher) {
+    this.opts = opts;
+    this.source = source;
+    this.telemetry = telemetry;
+    this.enricher = enricher;
+    this.decoder = new LineDecoder(source.format());
+    this.toolInUse = source.description;
+    const wantView = opts.config.view === 'on' || (opts.config.view === 'auto' && opts.stdout.isTTY === true);
+    this.stats = wantView ? new LiveStats({ slowMs: opts.config.slowMs }) : undefined;
+    this.done = this.run();
+  }
+
+  static async start(opts: AgentOptions): Promise<Agent> {
+    const { config, logger } = opts;
+    const source = createSource(config.source, {
+      tcpconnlatPath: config.tcpconnlatPath,
+      tcpstatesPath: config.tcpstatesPath,
+      stdbufPath: config.stdbufPath,
+      logger,
+    });
+    const telemetry = createTelemetry({
+      exports: exportTargets(config),
+      resource: buildResourceAttributes({ version: opts.version, clusterName: config.clusterName, env: opts.env }),
+      histogram: config.histogram,
+      metricAttributes: config.metricAttributes,
+      cardinalityLimit: config.cardinalityLimit,
+      exportIntervalMs: config.exportIntervalMs,
+      slowMs: config.slowMs,
+      slowLogRatePerSec: config.slowLogRate,
+      slowLogBurst: config.slowLogBurst,
+      temporality: config.temporality,
+      logger,
+    });
+    const enricher = await createEnricher(config, opts.env, logger);
+    logger.info(enricher.description);
+    await enricher.start();
+    const agent = new Agent(opts, source, telemetry, enricher);
+    if (config.healthAddr !== 'off') {
+      agent.health = await startHealthServer(config.healthAddr, {
+        alive: () => !agent.shuttingDown,
+        notReadyReason: () => (agent.source.ready() ? undefined : `${agent.toolInUse} is not attached and reading`),
+      });
+      logger.info(`health endpoints on ${config.healthAddr} (/healthz, /readyz)`);
+    }
+    if (agent.stats) {
+      const stats = agent.stats;
+      agent.view = new LiveView(opts.stdout, (w, r) =>
+        renderTable(
+          stats,
+          {
+            source: agent.toolInUse,
+            ready: agent.source.ready(),
+            linesRejected: agent.counters.rejected,
+            restarts: agent.counters.restarts,
+            lostEvents: agent.counters.lostEvents,
+            enrichment: agent.enricher.description.startsWith('Kubernetes enrichment off') ? 'k8s: off' : 'k8s: on',
+            exports: config.exports.join(','),
+          },
+          w,
+          r,
+        ),
+      );
+      agent.view.start();
+    }
+    logger.info(`reading ${source.description}; exporting to ${config.exports.join(', ')}; slow threshold ${config.slowMs} ms`);
+    return agent;
+  }
+
+  get healthPort(): number | undefined {
+    return this.health?.port;
+  }
+
+  private hooks(): SourceHooks {
+    const { logger } = this.opts;
+    return {
+      line: (text, readAtMs) => {
+        this.counters.lines++;
+        const result = this.decoder.decode(text, readAtMs);
+        if (result.kind === 'event') {
+          const event = result.event;
+          this.enricher.enrich(event);
+          this.telemetry.record(event);
+          this.stats?.observe(event);
+          this.counters.events++;
+        } else if (result.kind === 'reject') {
+          this.counters.rejected++;
+          this.telemetry.self.lineRejected(result.reason);
+          const detail = 'detail' in result && result.detail ? `: ${String(result.detail)}` : '';
+          const msg = this.rejectLog.sample('reject', `rejected a ${this.toolInUse} line (${result.reason}${detail}): ${JSON.stringify(text.slice(0, 200))}`);
+          if (msg) logger.warn(msg);
+        }
+      },
+      lostEvents: (count) => {
+        this.counters.lostEvents += count;
+        this.telemetry.self.lostEvents(count);
+      },
+      restart: (exitDescription) => {
+        this.counters.restarts++;
+        this.telemetry.self.toolRestarted(this.source.format() === 'detect' ? 'replay' : String(this.source.format()));
+        logger.warn(`${this.toolInUse} exited (${exitDescription}); restarting with backoff`);
+      },
+      diagnostic: (message) => logger.error(message),
+      toolSelected: (tool: ToolName, reason: string) => {
+        this.decoder = new LineDecoder(tool);
+        this.toolInUse = tool;
+        logger.info(`source auto: using ${tool} (${reason})`);
+      },
+    };
+  }
+
+  private async run(): Promise<void> {
+    try {
+      await this.source.run(this.hooks());
+    } finally {
+      await this.finish();
+    }
+  }
+
+  private async finish(): Promise<void> {
+    this.shuttingDown = true;
+    this.view?.stop();
+    await this.enricher.stop();
+    await this.telemetry.shutdown();
+    await this.health?.close();
+    const c = this.counters;
+    this.opts.logger.info(`stopped: ${c.lines} lines read, ${c.events} connect events, ${c.rejected} rejected, ${c.restarts} tool restarts, ${c.lostEvents} events lost in the kernel`);
+  }
+
+  /** SIGINT the tool, drain its remaining lines, flush metrics and logs. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.shuttingDown = true;
+      await this.source.stop();
+      await this.done;
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,227 @@
+// The only place settings are read. Flags > CONNLAT_* env > config file (YAML or JSON) > defaults, merged into one
+// raw object and validated by one zod schema, so every invalid setting is reported with the flag, env var and file
+// key that set it.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/** Metric attributes recorded by default: bounded (no pod names, no client ports). */
+export const DEFAULT_METRIC_ATTRIBUTES = [
+  'network.type',
+  'network.transport',
+  'server.address',
+  'server.port',
+  'process.executable.name',
+  'k8s.src.namespace',
+  'k8s.src.type',
+  'k8s.src.owner.name',
+  'k8s.src.owner.type',
+  'k8s.dst.namespace',
+  'k8s.dst.name',
+  'k8s.dst.type',
+  'k8s.dst.owner.name',
+  'k8s.dst.owner.type',
+] as const;
+
+type Kind = 'string' | 'number' | 'list' | 'boolean';
+
+interface SettingSpec {
+  /** key in Config and in the config file */
+  key: keyof ConfigInput;
+  flag: string;
+  kind: Kind;
+  help: string;
+  short?: string;
+}
+
+/** Every setting, in --help order. Env name is CONNLAT_ + flag in upper snake case. */
+export const SETTINGS: SettingSpec[] = [
+  { key: 'source', flag: 'source', kind: 'string', help: 'auto | tcpconnlat | tcpstates | file:PATH | - (stdin). Default auto: tcpconnlat when it attaches, else tcpstates' },
+  { key: 'exports', flag: 'export', kind: 'list', help: 'otlp | otlp-json:PATH | console; repeatable or comma-separated. Default otlp (gRPC, OTEL_EXPORTER_OTLP_* env honoured)' },
+  { key: 'otlpEndpoint', flag: 'otlp-endpoint', kind: 'string', help: 'OTLP gRPC endpoint; default OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4317' },
+  { key: 'slowMs', flag: 'slow-ms', kind: 'number', help: 'log every connect slower than this many milliseconds (decimal). Default 100' },
+  { key: 'slowLogRate', flag: 'slow-log-rate', kind: 'number', help: 'slow-connection log records per second, sustained (token bucket). Default 100' },
+  { key: 'slowLogBurst', flag: 'slow-log-burst', kind: 'number', help: 'slow-connection log burst size. Default 500' },
+  { key: 'histogram', flag: 'histogram', kind: 'string', help: 'explicit (buckets 50us..10s) | exponential. Default explicit' },
+  { key: 'metricAttributes', flag: 'metric-attributes', kind: 'list', help: `metric attribute allow list. Default ${DEFAULT_METRIC_ATTRIBUTES.join(',')}` },
+  { key: 'cardinalityLimit', flag: 'cardinality-limit', kind: 'number', help: 'max attribute sets per metric; beyond it otel.metric.overflow=true. Default 2000' },
+  { key: 'exportIntervalMs', flag: 'export-interval-ms', kind: 'number', help: 'metric export interval. Default 10000' },
+  { key: 'temporality', flag: 'temporality', kind: 'string', help: 'cumulative | delta. Default cumulative (remote-write backends drop delta histograms)' },
+  { key: 'tcpconnlatPath', flag: 'tcpconnlat-path', kind: 'string', help: 'tcpconnlat binary. Default /usr/sbin/tcpconnlat' },
+  { key: 'tcpstatesPath', flag: 'tcpstates-path', kind: 'string', help: 'tcpstates binary. Default /usr/sbin/tcpstates' },
+  { key: 'stdbufPath', flag: 'stdbuf-path', kind: 'string', help: 'stdbuf binary (line-buffers the tool). Default stdbuf' },
+  { key: 'healthAddr', flag: 'health-addr', kind: 'string', help: 'HOST:PORT for /healthz and /readyz, or off. Default 0.0.0.0:9300' },
+  { key: 'view', flag: 'view', kind: 'string', help: 'live terminal table: auto (when stdout is a TTY) | on | off. Default auto' },
+  { key: 'clusterName', flag: 'cluster-name', kind: 'string', help: 'k8s.cluster.name resource attribute' },
+  { key: 'kubernetes', flag: 'kubernetes', kind: 'string', help: 'Kubernetes enrichment: auto (in a cluster) | on | off. Default auto' },
+  { key: 'hostProc', flag: 'host-proc', kind: 'string', help: 'host /proc mount (PID -> container). Default /proc' },
+  { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', kind: 'number', help: 'max time to drain and flush on SIGTERM/SIGINT. Default 9000' },
+  { key: 'logLevel', flag: 'log-level', kind: 'string', help: 'debug | info | warn | error. Default info' },
+];
+
+const positive = (what: string) => z.number({ error: `expected a number (${what})` }).finite();
+
+export const ConfigSchema = z.object({
+  source: z
+    .string()
+    .refine((s) => ['auto', 'tcpconnlat', 'tcpstates', '-'].includes(s) || (s.startsWith('file:') && s.length > 5), {
+      message: "expected auto, tcpconnlat, tcpstates, file:PATH or '-'",
+    })
+    .default('auto'),
+  exports: z
+    .array(
+      z.string().refine((s) => s === 'otlp' || s === 'console' || (s.startsWith('otlp-json:') && s.length > 10), {
+        message: 'expected otlp, console or otlp-json:PATH',
+      }),
+    )
+    .min(1, { message: 'at least one exporter is needed' })
+    .default(['otlp']),
+  otlpEndpoint: z.string().url({ message: 'expected a URL such as http://gateway:4317' }).optional(),
+  slowMs: positive('milliseconds').min(0, { message: 'must be >= 0' }).default(100),
+  slowLogRate: positive('records per second').min(0, { message: 'must be >= 0' }).default(100),
+  slowLogBurst: positive('records').int().min(1, { message: 'must be >= 1' }).default(500),
+  histogram: z.enum(['explicit', 'exponential']).default('explicit'),
+  metricAttributes: z.array(z.string().min(1)).default([...DEFAULT_METRIC_ATTRIBUTES]),
+  cardinalityLimit: positive('series').int().min(1).max(1_000_000).default(2000),
+  exportIntervalMs: positive('milliseconds').int().min(100, { message: 'must be >= 100' }).default(10_000),
+  temporality: z.enum(['cumulative', 'delta']).default('cumulative'),
+  tcpconnlatPath: z.string().min(1).default('/usr/sbin/tcpconnlat'),
+  tcpstatesPath: z.string().min(1).default('/usr/sbin/tcpstates'),
+  stdbufPath: z.string().min(1).default('stdbuf'),
+  healthAddr: z
+    .string()
+    .refine((s) => s === 'off' || /^[^\s]*:\d{1,5}$/.test(s), { message: 'expected HOST:PORT or off' })
+    .default('0.0.0.0:9300'),
+  view: z.enum(['auto', 'on', 'off']).default('auto'),
+  clusterName: z.string().min(1).optional(),
+  kubernetes: z.enum(['auto', 'on', 'off']).default('auto'),
+  hostProc: z.string().min(1).default('/proc'),
+  shutdownTimeoutMs: positive('milliseconds').int().min(100).max(60_000).default(9000),
+  logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+});
+
+export type Config = z.output<typeof ConfigSchema>;
+type ConfigInput = z.input<typeof ConfigSchema>;
+
+export class ConfigError extends Error {}
+
+export interface ParsedCommandLine {
+  command: 'run' | 'doctor' | 'help' | 'version';
+  config: Config;
+}
+
+const envName = (flag: string) => `CONNLAT_${flag.toUpperCase().replaceAll('-', '_')}`;
+
+function convert(spec: SettingSpec, value: unknown, origin: string): unknown {
+  if (spec.kind === 'number' && typeof value === 'string') {
+    const n = value.trim() === '' ? Number.NaN : Number(value);
+    if (!Number.isFinite(n)) throw new ConfigError(`invalid setting ${origin}: expected a number, got '${value}'`);
+    return n;
+  }
+  if (spec.kind === 'list') {
+    const items = Array.isArray(value) ? value.map(String) : [String(value)];
+    return items.flatMap((s) => splitList(s));
+  }
+  return value;
+}
+
+/** Comma-separated list; a comma inside otlp-json:PATH paths is not supported (documented). */
+function splitList(s: string): string[] {
+  return s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+}
+
+function describeOrigin(spec: SettingSpec): string {
+  return `--${spec.flag} (env ${envName(spec.flag)}, file key ${spec.key})`;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text); // YAML is a superset of JSON
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid YAML/JSON: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (data === null || data === undefined) return {};
+  if (typeof data !== 'object' || Array.isArray(data)) throw new ConfigError(`config file ${path}: expected a mapping of settings`);
+  const known = new Set(SETTINGS.map((s) => s.key as string));
+  for (const key of Object.keys(data)) {
+    if (!known.has(key)) throw new ConfigError(`config file ${path}: unknown setting '${key}' (known: ${[...known].join(', ')})`);
+  }
+  return data as Record<string, unknown>;
+}
+
+/** Builds the Config from argv (without node and script), an env and an optional config file. Throws ConfigError. */
+export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedCommandLine {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {
+    config: { type: 'string', short: 'c' },
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean' },
+  };
+  for (const s of SETTINGS) options[s.flag] = { type: 'string', ...(s.kind === 'list' ? { multiple: true } : {}) };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message.split('\n')[0]} (see connlat --help)`);
+  }
+  const { values, positionals } = parsed;
+  const [sub, ...extra] = positionals;
+  if (extra.length > 0) throw new ConfigError(`unexpected argument '${extra[0]}' (see connlat --help)`);
+  if (sub !== undefined && sub !== 'run' && sub !== 'doctor') throw new ConfigError(`unknown command '${sub}': expected run or doctor`);
+  const command = values.help ? 'help' : values.version ? 'version' : ((sub ?? 'run') as 'run' | 'doctor');
+
+  const configPath = (values.config as string | undefined) ?? env.CONNLAT_CONFIG;
+  const fromFile = configPath ? readConfigFile(configPath) : {};
+  const raw: Record<string, unknown> = {};
+  for (const spec of SETTINGS) {
+    const flagValue = values[spec.flag];
+    const envValue = env[envName(spec.flag)];
+    const fileValue = fromFile[spec.key];
+    if (flagValue !== undefined) raw[spec.key] = convert(spec, flagValue, `--${spec.flag}`);
+    else if (envValue !== undefined && envValue !== '') raw[spec.key] = convert(spec, envValue, envName(spec.flag));
+    else if (fileValue !== undefined) raw[spec.key] = convert(spec, fileValue, `${configPath}: ${spec.key}`);
+  }
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const spec = SETTINGS.find((s) => s.key === issue.path[0]);
+    const where = spec ? describeOrigin(spec) : String(issue.path.join('.'));
+    const got = spec ? ` (got ${JSON.stringify(raw[spec.key])})` : '';
+    throw new ConfigError(`invalid setting ${where}: ${issue.message}${got}`);
+  }
+  return { command, config: result.data };
+}
+
+export function helpText(version: string): string {
+  const lines = [
+    `connlat ${version}: TCP connect latency (eBPF tcpconnlat/tcpstates) -> OpenTelemetry metrics and slow-connection logs`,
+    '',
+    'Usage: connlat [run] [flags]     run the agent (as root, or with CAP_BPF+CAP_PERFMON)',
+    '       connlat doctor            preflight report: kernel, BTF, tracefs, capabilities, tools, chosen source',
+    '',
+    'Every flag can also be set as env CONNLAT_<FLAG> (e.g. CONNLAT_SLOW_MS=50) or as a key in --config FILE',
+    '(YAML or JSON; env CONNLAT_CONFIG). Precedence: flag > env > file > default.',
+    '',
+    'Flags:',
+    '  -c, --config FILE              settings file (YAML/JSON), keys as listed in the README',
+  ];
+  for (const s of SETTINGS) lines.push(`  --${s.flag.padEnd(28)} ${s.help}`);
+  lines.push('  -h, --help                     this text', '      --version                  print the version');
+  lines.push(
+    '',
+    'Standard OpenTelemetry env honoured: OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS,',
+    'OTEL_EXPORTER_OTLP_CERTIFICATE, OTEL_EXPORTER_OTLP_INSECURE, OTEL_RESOURCE_ATTRIBUTES.',
+    "Kubernetes identity (Downward API): NODE_NAME, POD_NAME, POD_NAMESPACE, POD_UID.",
+  );
+  return lines.join('\n');
+}
