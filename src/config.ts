@@ -6,7 +6,8 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
-/** Metric attributes recorded by default: bounded (no pod names, no client ports). */
+/** Metric attributes recorded by default: workload level, bounded (no pod names, no client ports; opt in with
+ * --metric-attributes ...,k8s.src.name,k8s.dst.name). */
 export const DEFAULT_METRIC_ATTRIBUTES = [
   'network.type',
   'network.transport',
@@ -18,7 +19,6 @@ export const DEFAULT_METRIC_ATTRIBUTES = [
   'k8s.src.owner.name',
   'k8s.src.owner.type',
   'k8s.dst.namespace',
-  'k8s.dst.name',
   'k8s.dst.type',
   'k8s.dst.owner.name',
   'k8s.dst.owner.type',
