@@ -7,6 +7,8 @@ import type { ConnectEvent } from '../event.ts';
 export interface Enricher {
   /** Why it is on or off, said once at start. */
   readonly description: string;
+  /** Self-observability counters (listed in docs/enrichment.md); absent when enrichment is off. */
+  readonly counters?: Readonly<Record<string, number>>;
   start(): Promise<void>;
   enrich(event: ConnectEvent): void;
   stop(): Promise<void>;

@@ -1,0 +1,329 @@
+// The in-memory index the enricher looks addresses up in: IP -> Service / Pod / Node / EndpointSlice endpoint, pod
+// UID -> pod for this node, and ReplicaSet/Job -> their controllers. Watches keep it fresh (kube-watch.ts); lookups
+// are a Map get or two and return shared, frozen PeerIdentity objects, so enriching allocates nothing per event.
+import type { PeerIdentity } from '../event.ts';
+import {
+  nodeIdentity,
+  type ContainerRef,
+  type ControllerRecord,
+  type EndpointSliceRecord,
+  type NodeRecord,
+  type PodRecord,
+  type ServiceRecord,
+} from './compact.ts';
+
+export const EXTERNAL: PeerIdentity = Object.freeze({ type: 'External' });
+
+/**
+ * IP -> record. Several records may claim one IP (a pod IP reused while the old pod is still listed, a service IP
+ * moving): all are kept, ordered best first by `compare`, so deleting the winner reveals the next.
+ */
+export class IpTable<T> {
+  readonly #map = new Map<string, T | T[]>();
+  readonly #compare: (a: T, b: T) => number;
+
+  constructor(compare: (a: T, b: T) => number) {
+    this.#compare = compare;
+  }
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  get(ip: string): T | undefined {
+    const v = this.#map.get(ip);
+    return Array.isArray(v) ? v[0] : v;
+  }
+
+  add(ip: string, rec: T): void {
+    const v = this.#map.get(ip);
+    if (v === undefined) this.#map.set(ip, rec);
+    else if (Array.isArray(v)) {
+      if (!v.includes(rec)) v.push(rec);
+      v.sort(this.#compare);
+    } else if (v !== rec) this.#map.set(ip, [v, rec].sort(this.#compare));
+  }
+
+  remove(ip: string, rec: T): void {
+    const v = this.#map.get(ip);
+    if (v === rec) this.#map.delete(ip);
+    else if (Array.isArray(v)) {
+      const rest = v.filter((x) => x !== rec);
+      this.#map.set(ip, rest.length === 1 ? rest[0]! : rest);
+    }
+  }
+}
+
+const phaseRank = (p: PodRecord) => (p.phase === 'Running' ? 0 : 1);
+/** On IP reuse the newest running pod wins: Running before Pending/Unknown, then newest, then by UID for a stable order. */
+export function podOrder(a: PodRecord, b: PodRecord): number {
+  return phaseRank(a) - phaseRank(b) || b.createdMs - a.createdMs || (a.metadata.uid < b.metadata.uid ? -1 : 1);
+}
+const byKey = <T extends { metadata: { uid: string } }>(a: T, b: T) => (a.metadata.uid < b.metadata.uid ? -1 : 1);
+
+/** Pods that no longer own their IP (Succeeded/Failed) and hostNetwork pods (their IP is the node's) are not indexed by IP. */
+function ownsIps(p: PodRecord): boolean {
+  return !p.hostNetwork && p.phase !== 'Succeeded' && p.phase !== 'Failed';
+}
+const terminated = (p: PodRecord) => p.phase === 'Succeeded' || p.phase === 'Failed';
+
+interface EndpointEntry {
+  ip: string;
+  namespace: string | undefined;
+  serviceName: string | undefined;
+  podName: string | undefined;
+  sliceKey: string;
+  identity: PeerIdentity;
+}
+
+const keyOf = (m: { uid: string; namespace: string | undefined; name: string }) => m.uid || `${m.namespace ?? ''}/${m.name}`;
+
+function freezeIdentity(fields: PeerIdentity): PeerIdentity {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined && v !== '') out[k] = v;
+  return Object.freeze(out) as PeerIdentity;
+}
+
+/** Counts of what the index holds, for logs and the benchmark. */
+export interface IndexSizes {
+  pods: number;
+  podIps: number;
+  localPods: number;
+  services: number;
+  serviceIps: number;
+  nodes: number;
+  endpointIps: number;
+  controllers: number;
+}
+
+export class ClusterIndex {
+  /** The node this agent runs on; its own identity when a connection comes from a host process. */
+  readonly nodeName: string | undefined;
+  readonly #pods = new Map<string, PodRecord>();
+  readonly #podIps = new IpTable<PodRecord>(podOrder);
+  readonly #localPods = new Map<string, PodRecord>();
+  readonly #localIps = new IpTable<PodRecord>(podOrder);
+  /** metadata.uid and, for static pods, the config hash their cgroups are named after */
+  readonly #localByUid = new Map<string, PodRecord>();
+  readonly #services = new Map<string, ServiceRecord>();
+  readonly #serviceIps = new IpTable<ServiceRecord>(byKey);
+  readonly #nodes = new Map<string, NodeRecord>();
+  readonly #nodeIps = new IpTable<NodeRecord>(byKey);
+  readonly #slices = new Map<string, EndpointEntry[]>();
+  readonly #endpointIps = new IpTable<EndpointEntry>((a, b) => (a.sliceKey < b.sliceKey ? -1 : 1));
+  readonly #controllers = new Map<string, ControllerRecord>();
+  /** Bumped when something a pod's identity depends on (its controllers, its services) changes. */
+  #epoch = 0;
+  readonly #thisNode: PeerIdentity | undefined;
+
+  constructor(nodeName?: string) {
+    this.nodeName = nodeName || undefined;
+    this.#thisNode = this.nodeName ? nodeIdentity(this.nodeName) : undefined;
+  }
+
+  sizes(): IndexSizes {
+    return {
+      pods: this.#pods.size,
+      podIps: this.#podIps.size,
+      localPods: this.#localPods.size,
+      services: this.#services.size,
+      serviceIps: this.#serviceIps.size,
+      nodes: this.#nodes.size,
+      endpointIps: this.#endpointIps.size,
+      controllers: this.#controllers.size,
+    };
+  }
+
+  // ---- updates (from watches) ----
+
+  upsertPod(rec: PodRecord): void {
+    this.deletePod(rec);
+    this.#pods.set(keyOf(rec.metadata), rec);
+    if (ownsIps(rec)) for (const ip of rec.ips) this.#podIps.add(ip, rec);
+  }
+
+  deletePod(rec: PodRecord): void {
+    const key = keyOf(rec.metadata);
+    const old = this.#pods.get(key);
+    if (old === undefined) return;
+    this.#pods.delete(key);
+    for (const ip of old.ips) this.#podIps.remove(ip, old);
+  }
+
+  /** A pod on this node, with its containers (source side). */
+  upsertLocalPod(rec: PodRecord): void {
+    this.deleteLocalPod(rec);
+    if (terminated(rec)) return; // its processes are gone; a new pod may reuse its IP
+    this.#localPods.set(keyOf(rec.metadata), rec);
+    if (ownsIps(rec)) for (const ip of rec.ips) this.#localIps.add(ip, rec);
+    if (rec.metadata.uid) this.#localByUid.set(rec.metadata.uid, rec);
+    if (rec.mirrorHash) this.#localByUid.set(rec.mirrorHash, rec);
+  }
+
+  deleteLocalPod(rec: PodRecord): void {
+    const key = keyOf(rec.metadata);
+    const old = this.#localPods.get(key);
+    if (old === undefined) return;
+    this.#localPods.delete(key);
+    for (const ip of old.ips) this.#localIps.remove(ip, old);
+    if (old.metadata.uid && this.#localByUid.get(old.metadata.uid) === old) this.#localByUid.delete(old.metadata.uid);
+    if (old.mirrorHash && this.#localByUid.get(old.mirrorHash) === old) this.#localByUid.delete(old.mirrorHash);
+  }
+
+  upsertService(rec: ServiceRecord): void {
+    this.deleteService(rec);
+    this.#services.set(keyOf(rec.metadata), rec);
+    for (const ip of rec.ips) this.#serviceIps.add(ip, rec);
+  }
+
+  deleteService(rec: ServiceRecord): void {
+    const key = keyOf(rec.metadata);
+    const old = this.#services.get(key);
+    if (old === undefined) return;
+    this.#services.delete(key);
+    for (const ip of old.ips) this.#serviceIps.remove(ip, old);
+  }
+
+  upsertNode(rec: NodeRecord): void {
+    this.deleteNode(rec);
+    this.#nodes.set(keyOf(rec.metadata), rec);
+    for (const ip of rec.ips) this.#nodeIps.add(ip, rec);
+  }
+
+  deleteNode(rec: NodeRecord): void {
+    const key = keyOf(rec.metadata);
+    const old = this.#nodes.get(key);
+    if (old === undefined) return;
+    this.#nodes.delete(key);
+    for (const ip of old.ips) this.#nodeIps.remove(ip, old);
+  }
+
+  upsertEndpointSlice(rec: EndpointSliceRecord): void {
+    this.deleteEndpointSlice(rec);
+    const sliceKey = keyOf(rec.metadata);
+    const namespace = rec.metadata.namespace;
+    const entries = rec.endpoints.map((e): EndpointEntry => {
+      const identity =
+        e.podName !== undefined
+          ? freezeIdentity({ namespace, name: e.podName, type: 'Pod', podName: e.podName, serviceName: rec.serviceName })
+          : freezeIdentity({ namespace, name: rec.serviceName, type: 'Service', ownerName: rec.serviceName, ownerType: 'Service', serviceName: rec.serviceName });
+      return { ip: e.ip, namespace, serviceName: rec.serviceName, podName: e.podName, sliceKey, identity };
+    });
+    this.#slices.set(sliceKey, entries);
+    for (const entry of entries) this.#endpointIps.add(entry.ip, entry);
+    this.#epoch++;
+  }
+
+  deleteEndpointSlice(rec: EndpointSliceRecord): void {
+    const sliceKey = keyOf(rec.metadata);
+    const old = this.#slices.get(sliceKey);
+    if (old === undefined) return;
+    this.#slices.delete(sliceKey);
+    for (const entry of old) this.#endpointIps.remove(entry.ip, entry);
+    this.#epoch++;
+  }
+
+  upsertController(kind: 'ReplicaSet' | 'Job', rec: ControllerRecord): void {
+    const key = `${kind}/${rec.metadata.namespace ?? ''}/${rec.metadata.name}`;
+    const old = this.#controllers.get(key);
+    this.#controllers.set(key, rec);
+    if (old === undefined || old.ownerKind !== rec.ownerKind || old.ownerName !== rec.ownerName) this.#epoch++;
+  }
+
+  deleteController(kind: 'ReplicaSet' | 'Job', rec: ControllerRecord): void {
+    if (this.#controllers.delete(`${kind}/${rec.metadata.namespace ?? ''}/${rec.metadata.name}`)) this.#epoch++;
+  }
+
+  // ---- lookups (hot path) ----
+
+  /** The top-level workload of a pod: ReplicaSet -> Deployment and Job -> CronJob through the watched controllers;
+   * by naming convention only while a controller is unknown (not listed yet, or forbidden). */
+  ownerOf(pod: PodRecord): [name: string, type: string] {
+    const { ownerKind: kind, ownerName: name } = pod;
+    const ns = pod.metadata.namespace ?? '';
+    if (kind === undefined || name === undefined || kind === 'Node') return [pod.metadata.name, 'Pod']; // bare or static pod
+    if (kind === 'ReplicaSet' || kind === 'Job') {
+      const c = this.#controllers.get(`${kind}/${ns}/${name}`);
+      if (c !== undefined) return c.ownerKind !== undefined && c.ownerName !== undefined ? [c.ownerName, c.ownerKind] : [name, kind];
+      if (kind === 'ReplicaSet') {
+        const hash = pod.templateHash;
+        if (hash && name.length > hash.length + 1 && name.endsWith(`-${hash}`)) return [name.slice(0, -hash.length - 1), 'Deployment'];
+      } else {
+        const m = /^(.+)-(\d{8,10})$/.exec(name); // CronJob names its Jobs <cronjob>-<scheduled minute since epoch>
+        if (m !== null) return [m[1]!, 'CronJob'];
+      }
+    }
+    return [name, kind];
+  }
+
+  podIdentity(pod: PodRecord): PeerIdentity {
+    if (pod.identity !== undefined && pod.identityEpoch === this.#epoch) return pod.identity;
+    const [ownerName, ownerType] = this.ownerOf(pod);
+    let serviceName: string | undefined;
+    for (const ip of pod.ips) {
+      const ep = this.#endpointIps.get(ip);
+      if (ep !== undefined && ep.namespace === pod.metadata.namespace) {
+        serviceName = ep.serviceName;
+        break;
+      }
+    }
+    pod.identity = freezeIdentity({
+      namespace: pod.metadata.namespace,
+      name: pod.metadata.name,
+      type: 'Pod',
+      ownerName,
+      ownerType,
+      podName: pod.metadata.name,
+      podUid: pod.metadata.uid,
+      nodeName: pod.nodeName,
+      serviceName,
+    });
+    pod.identityEpoch = this.#epoch;
+    pod.containerIdentities = undefined;
+    return pod.identity;
+  }
+
+  containerIdentity(pod: PodRecord, container: ContainerRef): PeerIdentity {
+    const base = this.podIdentity(pod); // resets containerIdentities when the epoch moved
+    pod.containerIdentities ??= new Map();
+    let id = pod.containerIdentities.get(container.id);
+    if (id === undefined) {
+      id = Object.freeze({ ...base, containerName: container.name, containerId: container.id });
+      pod.containerIdentities.set(container.id, id);
+    }
+    return id;
+  }
+
+  /** Destination: Service (ClusterIP, external/LB IP) > Pod > Node > EndpointSlice endpoint > External. */
+  resolveDestination(ip: string): PeerIdentity {
+    const svc = this.#serviceIps.get(ip);
+    if (svc !== undefined) return svc.identity;
+    const pod = this.#podIps.get(ip);
+    if (pod !== undefined) return this.podIdentity(pod);
+    const node = this.#nodeIps.get(ip);
+    if (node !== undefined) return node.identity;
+    const ep = this.#endpointIps.get(ip);
+    if (ep !== undefined) return ep.identity;
+    return EXTERNAL;
+  }
+
+  /** A pod on this node that owns this IP (not hostNetwork, not terminated). */
+  localPodByIp(ip: string): PodRecord | undefined {
+    return this.#localIps.get(ip);
+  }
+
+  /** A pod on this node by metadata.uid, or by the config hash a static pod's cgroup is named after. */
+  localPodByUid(uid: string): PodRecord | undefined {
+    return this.#localByUid.get(uid);
+  }
+
+  /** Any pod by IP, cluster-wide (source side when NODE_NAME is not known). */
+  podByIp(ip: string): PodRecord | undefined {
+    return this.#podIps.get(ip);
+  }
+
+  /** This node, as a peer: a connection from a host process outside any pod. */
+  thisNode(): PeerIdentity | undefined {
+    return this.#thisNode;
+  }
+}

@@ -1,0 +1,109 @@
+// PID -> pod UID and container id, through <hostProc>/<pid>/cgroup. Needed where the source address says nothing:
+// hostNetwork pods share the node's IP, and a pod talking to 127.0.0.1 shows loopback. Results are cached by
+// (pid, start time): the start time (field 22 of /proc/<pid>/stat, clock ticks since boot) changes when the kernel
+// reuses a PID, so a reused PID can never inherit the previous owner's pod. The cgroup file is read between two
+// reads of the start time; if they differ the process changed under us and nothing is concluded.
+import { readFileSync } from 'node:fs';
+import { MAX_CGROUP_FILE_CHARS, parseCgroupFile } from './cgroup.ts';
+
+export type PidLookup =
+  | { kind: 'pod'; podUid: string; containerId: string | undefined }
+  /** a live process outside any pod cgroup: a host process (kubelet, sshd, ...) */
+  | { kind: 'host' }
+  /** exited (or its PID was reused) before we could read it */
+  | { kind: 'gone' }
+  /** no PID (0, as tcpstates reports from softirq context) or /proc unreadable */
+  | { kind: 'unknown' };
+
+export interface PidCounters {
+  /** lookups answered from /proc or the cache */
+  lookups: number;
+  cacheHits: number;
+  /** processes gone (exited or PID reused) before the lookup: their connection keeps no source identity */
+  processGone: number;
+  /** /proc/<pid> files that exist but could not be read (permissions, hostProc wrong) */
+  unreadable: number;
+}
+
+const GONE: PidLookup = Object.freeze({ kind: 'gone' });
+const UNKNOWN: PidLookup = Object.freeze({ kind: 'unknown' });
+const HOST: PidLookup = Object.freeze({ kind: 'host' });
+
+/** Field 22 (starttime) of /proc/<pid>/stat. COMM (field 2) is in parentheses and may itself hold ") " and spaces,
+ * so fields are counted from the LAST ')'. */
+export function parseStatStartTime(stat: string): string | undefined {
+  const close = stat.lastIndexOf(')');
+  if (close < 0) return undefined;
+  const fields = stat.slice(close + 2).split(' ');
+  const start = fields[22 - 3]; // fields[0] is field 3 (state)
+  return start !== undefined && /^\d{1,20}$/.test(start) ? start : undefined;
+}
+
+type ReadResult = string | 'gone' | 'unreadable';
+
+function readProcFile(path: string, maxChars: number): ReadResult {
+  try {
+    const text = readFileSync(path, 'latin1');
+    return text.length > maxChars ? text.slice(0, maxChars) : text;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ESRCH' ? 'gone' : 'unreadable';
+  }
+}
+
+export class PidResolver {
+  readonly counters: PidCounters = { lookups: 0, cacheHits: 0, processGone: 0, unreadable: 0 };
+  readonly #hostProc: string;
+  readonly #maxEntries: number;
+  readonly #cache = new Map<number, { start: string; result: PidLookup }>();
+
+  constructor(hostProc: string, maxEntries = 16_384) {
+    this.#hostProc = hostProc.replace(/\/+$/, '') || '/';
+    this.#maxEntries = Math.max(1, maxEntries);
+  }
+
+  get cacheSize(): number {
+    return this.#cache.size;
+  }
+
+  #startTime(pid: number): string | 'gone' | 'unreadable' {
+    const stat = readProcFile(`${this.#hostProc}/${pid}/stat`, 4096);
+    if (stat === 'gone' || stat === 'unreadable') return stat;
+    return parseStatStartTime(stat) ?? 'unreadable';
+  }
+
+  #fail(what: 'gone' | 'unreadable'): PidLookup {
+    if (what === 'gone') {
+      this.counters.processGone++;
+      return GONE;
+    }
+    this.counters.unreadable++;
+    return UNKNOWN;
+  }
+
+  resolve(pid: number): PidLookup {
+    if (!Number.isSafeInteger(pid) || pid <= 0) return UNKNOWN;
+    this.counters.lookups++;
+    const start = this.#startTime(pid);
+    if (start === 'gone' || start === 'unreadable') return this.#fail(start);
+    const cached = this.#cache.get(pid);
+    if (cached !== undefined && cached.start === start) {
+      this.counters.cacheHits++;
+      return cached.result;
+    }
+    const cgroup = readProcFile(`${this.#hostProc}/${pid}/cgroup`, MAX_CGROUP_FILE_CHARS + 1);
+    if (cgroup === 'gone' || cgroup === 'unreadable') return this.#fail(cgroup);
+    const again = this.#startTime(pid);
+    if (again !== start) return this.#fail(again === 'unreadable' ? 'unreadable' : 'gone');
+    const pod = parseCgroupFile(cgroup);
+    // Not a pod, unless it mentions kubepods without parsing cleanly: then it is untrusted, not the host.
+    const notPod = cgroup.includes('kubepods') ? UNKNOWN : HOST;
+    const result: PidLookup = pod === undefined ? notPod : Object.freeze({ kind: 'pod', podUid: pod.podUid, containerId: pod.containerId });
+    if (cached === undefined && this.#cache.size >= this.#maxEntries) {
+      const oldest = this.#cache.keys().next().value;
+      if (oldest !== undefined) this.#cache.delete(oldest);
+    }
+    this.#cache.set(pid, { start, result });
+    return result;
+  }
+}
