@@ -1,0 +1,122 @@
+// Column scanning shared by the tool formats. Each format is a printf layout: fields separated by one space and
+// left-aligned to a minimum width (%-Nd, %-Ns), which a longer value overflows (IPv6 addresses, 7-digit PIDs), plus
+// one fixed-width COMM field (%-12.12s, %-10.10s; %-16s of a 15-byte comm) that may hold any bytes, spaces included.
+// A line is accepted only when every field starts exactly where printf would have put it given the lengths of the
+// fields before it. That is what stops COMM text from forging fields: COMM is read as a fixed slice, never tokenised,
+// and the fragment after a newline inside COMM has its fields at the wrong columns.
+
+import type { DecodeResult, RejectReason } from './types.ts';
+
+const SPACE = 0x20;
+
+/** A printf layout: the minimum width of each field, and which one is the fixed-width COMM (-1: none). */
+export interface ColumnLayout {
+  readonly widths: readonly number[];
+  readonly comm: number;
+}
+
+/** Field boundaries found by scanColumns: field f is line.slice(starts[f], ends[f]). Reused: copy what you keep. */
+export interface Columns {
+  readonly starts: Int32Array;
+  readonly ends: Int32Array;
+}
+
+export function makeColumns(): Columns {
+  return { starts: new Int32Array(16), ends: new Int32Array(16) };
+}
+
+/**
+ * Locates the fields of `layout` in line[0, end). false when the line is not that layout: wrong field count, a field
+ * not at its printf column, padding that is not spaces, or anything after the last field. The last field has no
+ * padding and runs to `end`.
+ */
+export function scanColumns(line: string, end: number, layout: ColumnLayout, out: Columns): boolean {
+  const { widths, comm } = layout;
+  const last = widths.length - 1;
+  let pos = 0;
+  for (let f = 0; f <= last; f++) {
+    const width = widths[f]!;
+    let fieldEnd: number;
+    if (f === comm) {
+      fieldEnd = pos + width;
+      if (fieldEnd >= end) return false;
+    } else {
+      if (pos >= end || line.charCodeAt(pos) === SPACE) return false;
+      fieldEnd = pos + 1;
+      while (fieldEnd < end && line.charCodeAt(fieldEnd) !== SPACE) fieldEnd++;
+    }
+    out.starts[f] = pos;
+    out.ends[f] = fieldEnd;
+    if (f === last) return fieldEnd === end;
+    const next = pos + (fieldEnd - pos > width ? fieldEnd - pos : width) + 1;
+    if (next >= end) return false;
+    for (let i = fieldEnd; i < next; i++) if (line.charCodeAt(i) !== SPACE) return false;
+    pos = next;
+  }
+  return false;
+}
+
+/** Unsigned decimal integer as printf %d prints it (no sign, no leading zeros); -1 when not one or above max. */
+export function parseUint(s: string, start: number, end: number, max: number): number {
+  const len = end - start;
+  if (len === 0 || len > 10 || (len > 1 && s.charCodeAt(start) === 0x30)) return -1;
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return -1;
+    value = value * 10 + d;
+  }
+  return value > max ? -1 : value;
+}
+
+/** Non-negative decimal as printf %.Nf prints it ("47.80", "0.000"); NaN for anything else (nan, inf, -1, 1e3). */
+export function parseDecimal(s: string, start: number, end: number): number {
+  let i = start;
+  while (i < end && isDigit(s.charCodeAt(i))) i++;
+  if (i === start) return NaN;
+  if (i < end) {
+    if (s.charCodeAt(i) !== 0x2e) return NaN;
+    const fraction = ++i;
+    while (i < end && isDigit(s.charCodeAt(i))) i++;
+    if (i === fraction || i !== end) return NaN;
+  }
+  const value = Number(s.slice(start, end));
+  return Number.isFinite(value) ? value : NaN;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
+
+/** End of the line without trailing spaces, tabs and CR (a replayed file may have CRLF line ends). */
+export function trimmedEnd(line: string): number {
+  let end = line.length;
+  while (end > 0) {
+    const c = line.charCodeAt(end - 1);
+    if (c !== SPACE && c !== 0x09 && c !== 0x0d) break;
+    end--;
+  }
+  return end;
+}
+
+/** printf("%-Ns", text) */
+export function padRight(text: string, width: number): string {
+  return text.length >= width ? text : text + ' '.repeat(width - text.length);
+}
+
+export const SKIP: DecodeResult = Object.freeze({ kind: 'skip' });
+
+export function reject(reason: RejectReason, detail: string): DecodeResult {
+  return { kind: 'reject', reason, detail };
+}
+
+/** Printable excerpt of untrusted text for a rejection detail (never echo control characters into logs). */
+export function excerpt(s: string, start: number, end: number): string {
+  const text = s.slice(start, Math.min(end, start + 48));
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    out += c < 0x20 || c >= 0x7f ? '?' : text[i];
+  }
+  return JSON.stringify(out);
+}

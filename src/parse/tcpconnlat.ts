@@ -1,0 +1,115 @@
+// libbpf-tools tcpconnlat output (libbpf-tools/tcpconnlat.c; the Debian 0.26 build adds -L):
+//   header  [%-9s "TIME(s)"] "%-6s %-12s %-2s %-16s [%-6s] %-16s %-5s %s"  PID COMM IP SADDR [LPORT] DADDR DPORT LAT(ms)
+//   event   [%-9.3f secs]    "%-6d %-12.12s %-2d %-16s [%-6d] %-16s %-5d %.2f"
+// -t adds TIME(s) (seconds since the first event; ignored: events are timed when read), -L adds LPORT.
+
+import type { ConnectEvent } from '../event.ts';
+import { displayComm } from './comm.ts';
+import {
+  type ColumnLayout, type Columns, excerpt, makeColumns, padRight, parseDecimal, parseUint, reject, scanColumns,
+} from './columns.ts';
+import { ipVersionOf } from './ip.ts';
+import type { DecodeResult } from './types.ts';
+
+/** Linux PID_MAX_LIMIT: no pid is larger. */
+export const PID_MAX = 4194304;
+
+export interface TcpconnlatOptions {
+  /** -t: leading TIME(s) column */
+  readonly time: boolean;
+  /** -L: LPORT column between SADDR and DADDR */
+  readonly lport: boolean;
+}
+
+export interface TcpconnlatFormat extends TcpconnlatOptions {
+  readonly header: string;
+  readonly layout: ColumnLayout;
+}
+
+function makeFormat(time: boolean, lport: boolean): TcpconnlatFormat {
+  const widths: number[] = [];
+  let header = '';
+  if (time) {
+    widths.push(9);
+    header += padRight('TIME(s)', 9) + ' ';
+  }
+  widths.push(6, 12, 2, 16);
+  header += [padRight('PID', 6), padRight('COMM', 12), padRight('IP', 2), padRight('SADDR', 16)].join(' ') + ' ';
+  if (lport) {
+    widths.push(6);
+    header += padRight('LPORT', 6) + ' ';
+  }
+  widths.push(16, 5, 0);
+  header += [padRight('DADDR', 16), padRight('DPORT', 5), 'LAT(ms)'].join(' ');
+  return { time, lport, header, layout: { widths, comm: time ? 2 : 1 } };
+}
+
+/** The four output variants, plain first (the order shape detection tries them in). */
+export const TCPCONNLAT_FORMATS: readonly TcpconnlatFormat[] = [
+  makeFormat(false, false),
+  makeFormat(true, false),
+  makeFormat(false, true),
+  makeFormat(true, true),
+];
+
+const cols: Columns = makeColumns();
+
+/** One tcpconnlat event line (not a header) -> event or rejection. `end` excludes trailing whitespace. */
+export function parseTcpconnlatLine(line: string, end: number, format: TcpconnlatFormat, timeMs: number): DecodeResult {
+  if (!scanColumns(line, end, format.layout, cols)) {
+    return reject('shape', `not a tcpconnlat${format.time ? ' -t' : ''}${format.lport ? ' -L' : ''} line`);
+  }
+  const { starts, ends } = cols;
+  let f = 0;
+  if (format.time && Number.isNaN(parseDecimal(line, starts[f]!, ends[f]!))) {
+    return reject('time', `TIME(s) ${excerpt(line, starts[f]!, ends[f]!)} is not seconds`);
+  }
+  if (format.time) f++;
+  const pid = parseUint(line, starts[f]!, ends[f]!, PID_MAX);
+  if (pid < 1) return reject('pid', `PID ${excerpt(line, starts[f]!, ends[f]!)} is not 1-${PID_MAX}`);
+  const commField = ++f;
+  const ipField = ++f;
+  const family = parseUint(line, starts[ipField]!, ends[ipField]!, 99);
+  if (family !== 4 && family !== 6) {
+    return reject('ip_version', `IP ${excerpt(line, starts[ipField]!, ends[ipField]!)} is not 4 or 6`);
+  }
+  const saddrField = ++f;
+  const saddr = line.slice(starts[saddrField]!, ends[saddrField]!);
+  let sport: number | undefined;
+  if (format.lport) {
+    f++;
+    sport = parseUint(line, starts[f]!, ends[f]!, 65535);
+    if (sport < 1) return reject('port', `LPORT ${excerpt(line, starts[f]!, ends[f]!)} is not 1-65535`);
+  }
+  const daddr = line.slice(starts[++f]!, ends[f]!);
+  const dportField = ++f;
+  const dport = parseUint(line, starts[dportField]!, ends[dportField]!, 65535);
+  const latField = ++f;
+  const latencyMs = parseDecimal(line, starts[latField]!, ends[latField]!);
+
+  const sVersion = ipVersionOf(saddr);
+  if (sVersion === 0) return reject('ip', `SADDR ${excerpt(saddr, 0, saddr.length)} is not an IP address`);
+  const dVersion = ipVersionOf(daddr);
+  if (dVersion === 0) return reject('ip', `DADDR ${excerpt(daddr, 0, daddr.length)} is not an IP address`);
+  if (sVersion !== family || dVersion !== family) {
+    return reject('ip_version', `IP ${family} with SADDR IPv${sVersion} and DADDR IPv${dVersion}`);
+  }
+  if (dport < 1) return reject('port', `DPORT ${excerpt(line, starts[dportField]!, ends[dportField]!)} is not 1-65535`);
+  if (Number.isNaN(latencyMs)) {
+    return reject('latency', `LAT(ms) ${excerpt(line, starts[latField]!, ends[latField]!)} is not a finite number >= 0`);
+  }
+  const event: ConnectEvent = {
+    timeMs,
+    tool: 'tcpconnlat',
+    pid,
+    comm: displayComm(line, starts[commField]!, ends[commField]!),
+    ipVersion: family,
+    saddr,
+    sport,
+    daddr,
+    dport,
+    latencyMs,
+    failed: false,
+  };
+  return { kind: 'event', event };
+}

@@ -1,0 +1,256 @@
+// libbpf-tools tcpstates output (libbpf-tools/tcpstates.c):
+//   header  [%-8s "TIME(s)"] narrow: "%-16s %-7s %-10s %-15s %-5s %-15s %-5s %-11s -> %-11s %s"
+//                            wide:   "%-16s %-7s %-16s %-2s %-26s %-5s %-26s %-5s %-11s -> %-11s %s"
+//   event   [%8s HH:MM:SS]   narrow: "%-16llx %-7d %-10.10s %-15s %-5d %-15s %-5d %-11s -> %-11s %.3f"
+//                            wide:   "%-16llx %-7d %-16s %-2d %-26s %-5d %-26s %-5d %-11s -> %-11s %.3f"
+// fields: SKADDR PID COMM [IP] LADDR LPORT RADDR RPORT OLDSTATE -> NEWSTATE MS (time spent in OLDSTATE).
+// A connect is CLOSE -> SYN_SENT (in the connect() syscall, LPORT still 0) followed by SYN_SENT -> ESTABLISHED
+// (MS = connect latency) or SYN_SENT -> CLOSE (failed; MS = time until failure). Everything else is skipped.
+
+import type { ConnectEvent } from '../event.ts';
+import { displayComm } from './comm.ts';
+import {
+  type ColumnLayout, type Columns, excerpt, makeColumns, padRight, parseDecimal, parseUint, reject, scanColumns, SKIP,
+} from './columns.ts';
+import { ipVersionOf } from './ip.ts';
+import { PID_MAX } from './tcpconnlat.ts';
+import type { DecodeResult } from './types.ts';
+
+export interface TcpstatesOptions {
+  /** -T: leading wall-clock HH:MM:SS column */
+  readonly time: boolean;
+  /** -w: IP column, 16-wide COMM, 26-wide addresses */
+  readonly wide: boolean;
+}
+
+export interface TcpstatesFormat extends TcpstatesOptions {
+  readonly header: string;
+  readonly layout: ColumnLayout;
+}
+
+function makeFormat(time: boolean, wide: boolean): TcpstatesFormat {
+  const head: string[] = [];
+  const widths: number[] = [];
+  const add = (name: string, width: number): void => {
+    head.push(padRight(name, width));
+    widths.push(width);
+  };
+  if (time) add('TIME(s)', 8);
+  const comm = widths.length + 2;
+  add('SKADDR', 16);
+  add('PID', 7);
+  add('COMM', wide ? 16 : 10);
+  if (wide) add('IP', 2);
+  const addr = wide ? 26 : 15;
+  add('LADDR', addr);
+  add('LPORT', 5);
+  add('RADDR', addr);
+  add('RPORT', 5);
+  add('OLDSTATE', 11);
+  add('->', 2);
+  add('NEWSTATE', 11);
+  add('MS', 0);
+  return { time, wide, header: head.join(' '), layout: { widths, comm } };
+}
+
+/** The four output variants, plain first (the order shape detection tries them in). */
+export const TCPSTATES_FORMATS: readonly TcpstatesFormat[] = [
+  makeFormat(false, false),
+  makeFormat(true, false),
+  makeFormat(false, true),
+  makeFormat(true, true),
+];
+
+/** tcp_states[] in tcpstates.c: the only names it prints. */
+const STATES: ReadonlySet<string> = new Set([
+  'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK',
+  'LISTEN', 'CLOSING', 'NEW_SYN_RECV', 'UNKNOWN',
+]);
+
+/** One validated tcpstates line. */
+export interface TcpstatesLine {
+  kind: 'transition';
+  skaddr: string;
+  /** 0 when the tracepoint ran in kernel context with no task (softirq on an idle CPU). */
+  pid: number;
+  comm: string;
+  ipVersion: 4 | 6;
+  laddr: string;
+  /** 0 while the socket has no local port yet (CLOSE -> SYN_SENT, LISTEN). */
+  lport: number;
+  raddr: string;
+  rport: number;
+  oldState: string;
+  newState: string;
+  ms: number;
+}
+
+type Reject = Extract<DecodeResult, { kind: 'reject' }>;
+
+const cols: Columns = makeColumns();
+
+function isTime(s: string, start: number, end: number): boolean {
+  if (end - start !== 8) return false;
+  for (let i = 0; i < 8; i++) {
+    const c = s.charCodeAt(start + i);
+    if (i === 2 || i === 5 ? c !== 0x3a : c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
+
+function isSkaddr(s: string, start: number, end: number): boolean {
+  if (end - start > 16) return false;
+  for (let i = start; i < end; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+  }
+  return true;
+}
+
+/** One tcpstates event line (not a header) -> its fields, all validated, or a rejection. */
+export function parseTcpstatesLine(line: string, end: number, format: TcpstatesFormat): TcpstatesLine | Reject {
+  if (!scanColumns(line, end, format.layout, cols)) {
+    return reject('shape', `not a tcpstates${format.time ? ' -T' : ''}${format.wide ? ' -w' : ''} line`) as Reject;
+  }
+  const { starts, ends } = cols;
+  let f = 0;
+  if (format.time) {
+    if (!isTime(line, starts[0]!, ends[0]!)) return bad('time', 'TIME(s) %s is not HH:MM:SS', line, 0);
+    f++;
+  }
+  const skaddrField = f++;
+  if (!isSkaddr(line, starts[skaddrField]!, ends[skaddrField]!)) {
+    return bad('skaddr', 'SKADDR %s is not a hex address', line, skaddrField);
+  }
+  const pidField = f++;
+  const pid = parseUint(line, starts[pidField]!, ends[pidField]!, PID_MAX);
+  if (pid < 0) return bad('pid', `PID %s is not 0-${PID_MAX}`, line, pidField);
+  const commField = f++;
+  let family = 0;
+  if (format.wide) {
+    family = parseUint(line, starts[f]!, ends[f]!, 99);
+    if (family !== 4 && family !== 6) return bad('ip_version', 'IP %s is not 4 or 6', line, f);
+    f++;
+  }
+  const laddrField = f++;
+  const lportField = f++;
+  const raddrField = f++;
+  const rportField = f++;
+  const oldField = f++;
+  const arrowField = f++;
+  const newField = f++;
+  const msField = f;
+  if (line.charCodeAt(starts[arrowField]!) !== 0x2d || line.charCodeAt(starts[arrowField]! + 1) !== 0x3e ||
+    ends[arrowField]! - starts[arrowField]! !== 2) {
+    return bad('shape', 'expected "->" between the states, got %s', line, arrowField);
+  }
+  const laddr = line.slice(starts[laddrField]!, ends[laddrField]!);
+  const raddr = line.slice(starts[raddrField]!, ends[raddrField]!);
+  const lVersion = ipVersionOf(laddr);
+  if (lVersion === 0) return bad('ip', 'LADDR %s is not an IP address', line, laddrField);
+  const rVersion = ipVersionOf(raddr);
+  if (rVersion === 0) return bad('ip', 'RADDR %s is not an IP address', line, raddrField);
+  if (lVersion !== rVersion || (family !== 0 && family !== lVersion)) {
+    return reject('ip_version', `${family ? `IP ${family} with ` : ''}LADDR IPv${lVersion} and RADDR IPv${rVersion}`) as Reject;
+  }
+  const lport = parseUint(line, starts[lportField]!, ends[lportField]!, 65535);
+  if (lport < 0) return bad('port', 'LPORT %s is not 0-65535', line, lportField);
+  const rport = parseUint(line, starts[rportField]!, ends[rportField]!, 65535);
+  if (rport < 0) return bad('port', 'RPORT %s is not 0-65535', line, rportField);
+  const oldState = line.slice(starts[oldField]!, ends[oldField]!);
+  if (!STATES.has(oldState)) return bad('state', 'OLDSTATE %s is not a TCP state', line, oldField);
+  const newState = line.slice(starts[newField]!, ends[newField]!);
+  if (!STATES.has(newState)) return bad('state', 'NEWSTATE %s is not a TCP state', line, newField);
+  const ms = parseDecimal(line, starts[msField]!, ends[msField]!);
+  if (Number.isNaN(ms)) return bad('latency', 'MS %s is not a finite number >= 0', line, msField);
+  return {
+    kind: 'transition',
+    skaddr: line.slice(starts[skaddrField]!, ends[skaddrField]!),
+    pid,
+    comm: displayComm(line, starts[commField]!, ends[commField]!),
+    ipVersion: lVersion,
+    laddr,
+    lport,
+    raddr,
+    rport,
+    oldState,
+    newState,
+    ms,
+  };
+}
+
+function bad(reason: Reject['reason'], detail: string, line: string, field: number): Reject {
+  return reject(reason, detail.replace('%s', () => excerpt(line, cols.starts[field]!, cols.ends[field]!))) as Reject;
+}
+
+export interface SocketOwner {
+  readonly pid: number;
+  readonly comm: string;
+}
+
+/**
+ * Who called connect() on each socket still in SYN_SENT, keyed by SKADDR. SYN_SENT -> ESTABLISHED runs when the
+ * SYN-ACK arrives, often in softirq context, where the tool's PID/COMM are whatever task was interrupted; CLOSE ->
+ * SYN_SENT runs inside connect() itself, so its PID/COMM are right. Bounded: the oldest entry goes first (sockets
+ * whose outcome was never seen, e.g. lost perf events).
+ */
+export class ConnectingSockets {
+  readonly #max: number;
+  readonly #owners = new Map<string, SocketOwner>();
+
+  constructor(maxEntries = 65536) {
+    if (!(maxEntries >= 1)) throw new RangeError(`maxEntries must be >= 1, got ${maxEntries}`);
+    this.#max = maxEntries;
+  }
+
+  get size(): number {
+    return this.#owners.size;
+  }
+
+  remember(skaddr: string, owner: SocketOwner): void {
+    if (this.#owners.delete(skaddr) || this.#owners.size < this.#max) {
+      this.#owners.set(skaddr, owner);
+      return;
+    }
+    const oldest = this.#owners.keys().next();
+    if (!oldest.done) this.#owners.delete(oldest.value);
+    this.#owners.set(skaddr, owner);
+  }
+
+  /** The owner of a socket leaving SYN_SENT, forgotten as it is returned. */
+  take(skaddr: string): SocketOwner | undefined {
+    const owner = this.#owners.get(skaddr);
+    if (owner !== undefined) this.#owners.delete(skaddr);
+    return owner;
+  }
+}
+
+/** A validated transition -> a connect event, a skip, or a rejection; updates `sockets`. */
+export function transitionResult(t: TcpstatesLine, sockets: ConnectingSockets, timeMs: number): DecodeResult {
+  if (t.oldState !== 'SYN_SENT') {
+    if (t.newState === 'SYN_SENT' && t.pid > 0) sockets.remember(t.skaddr, { pid: t.pid, comm: t.comm });
+    return SKIP;
+  }
+  const owner = sockets.take(t.skaddr);
+  const failed = t.newState === 'CLOSE';
+  if (!failed && t.newState !== 'ESTABLISHED') return SKIP; // SYN_SENT -> SYN_RECV: simultaneous open
+  const pid = owner !== undefined ? owner.pid : t.pid;
+  if (pid < 1) return reject('pid', 'connect with no owning process (PID 0 and connect() not seen)');
+  if (t.rport < 1) return reject('port', 'RPORT 0 on a connect');
+  // LPORT 0 on a failed connect is real: connect() failed before a local port was bound (EADDRNOTAVAIL).
+  if (t.lport < 1 && !failed) return reject('port', 'LPORT 0 on an established connect');
+  const event: ConnectEvent = {
+    timeMs,
+    tool: 'tcpstates',
+    pid,
+    comm: owner !== undefined ? owner.comm : t.comm,
+    ipVersion: t.ipVersion,
+    saddr: t.laddr,
+    sport: t.lport,
+    daddr: t.raddr,
+    dport: t.rport,
+    latencyMs: t.ms,
+    failed,
+  };
+  return { kind: 'event', event };
+}
