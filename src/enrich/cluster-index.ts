@@ -78,6 +78,34 @@ interface EndpointEntry {
 
 const keyOf = (m: { uid: string; namespace: string | undefined; name: string }) => m.uid || `${m.namespace ?? ''}/${m.name}`;
 
+/** Records by key, and by IP for those that `ownsIps` says hold their IPs. */
+class IndexedRecords<T extends { metadata: { uid: string; namespace: string | undefined; name: string }; ips: string[] }> {
+  readonly byKey = new Map<string, T>();
+  readonly byIp: IpTable<T>;
+  readonly #ownsIps: (rec: T) => boolean;
+
+  constructor(compare: (a: T, b: T) => number, ownsIps: (rec: T) => boolean = () => true) {
+    this.byIp = new IpTable(compare);
+    this.#ownsIps = ownsIps;
+  }
+
+  upsert(rec: T): void {
+    this.delete(rec);
+    this.byKey.set(keyOf(rec.metadata), rec);
+    if (this.#ownsIps(rec)) for (const ip of rec.ips) this.byIp.add(ip, rec);
+  }
+
+  /** Removes the stored version of `rec` (same key) and returns it. */
+  delete(rec: T): T | undefined {
+    const key = keyOf(rec.metadata);
+    const old = this.byKey.get(key);
+    if (old === undefined) return undefined;
+    this.byKey.delete(key);
+    for (const ip of old.ips) this.byIp.remove(ip, old);
+    return old;
+  }
+}
+
 function freezeIdentity(fields: PeerIdentity): PeerIdentity {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(fields)) if (v !== undefined && v !== '') out[k] = v;
@@ -99,16 +127,12 @@ export interface IndexSizes {
 export class ClusterIndex {
   /** The node this agent runs on; its own identity when a connection comes from a host process. */
   readonly nodeName: string | undefined;
-  readonly #pods = new Map<string, PodRecord>();
-  readonly #podIps = new IpTable<PodRecord>(podOrder);
-  readonly #localPods = new Map<string, PodRecord>();
-  readonly #localIps = new IpTable<PodRecord>(podOrder);
+  readonly #pods = new IndexedRecords<PodRecord>(podOrder, ownsIps);
+  readonly #localPods = new IndexedRecords<PodRecord>(podOrder, ownsIps);
   /** metadata.uid and, for static pods, the config hash their cgroups are named after */
   readonly #localByUid = new Map<string, PodRecord>();
-  readonly #services = new Map<string, ServiceRecord>();
-  readonly #serviceIps = new IpTable<ServiceRecord>(byKey);
-  readonly #nodes = new Map<string, NodeRecord>();
-  readonly #nodeIps = new IpTable<NodeRecord>(byKey);
+  readonly #services = new IndexedRecords<ServiceRecord>(byKey);
+  readonly #nodes = new IndexedRecords<NodeRecord>(byKey);
   readonly #slices = new Map<string, EndpointEntry[]>();
   readonly #endpointIps = new IpTable<EndpointEntry>((a, b) => (a.sliceKey < b.sliceKey ? -1 : 1));
   readonly #controllers = new Map<string, ControllerRecord>();
@@ -123,12 +147,12 @@ export class ClusterIndex {
 
   sizes(): IndexSizes {
     return {
-      pods: this.#pods.size,
-      podIps: this.#podIps.size,
-      localPods: this.#localPods.size,
-      services: this.#services.size,
-      serviceIps: this.#serviceIps.size,
-      nodes: this.#nodes.size,
+      pods: this.#pods.byKey.size,
+      podIps: this.#pods.byIp.size,
+      localPods: this.#localPods.byKey.size,
+      services: this.#services.byKey.size,
+      serviceIps: this.#services.byIp.size,
+      nodes: this.#nodes.byKey.size,
       endpointIps: this.#endpointIps.size,
       controllers: this.#controllers.size,
     };
@@ -137,65 +161,43 @@ export class ClusterIndex {
   // ---- updates (from watches) ----
 
   upsertPod(rec: PodRecord): void {
-    this.deletePod(rec);
-    this.#pods.set(keyOf(rec.metadata), rec);
-    if (ownsIps(rec)) for (const ip of rec.ips) this.#podIps.add(ip, rec);
+    this.#pods.upsert(rec);
   }
 
   deletePod(rec: PodRecord): void {
-    const key = keyOf(rec.metadata);
-    const old = this.#pods.get(key);
-    if (old === undefined) return;
-    this.#pods.delete(key);
-    for (const ip of old.ips) this.#podIps.remove(ip, old);
+    this.#pods.delete(rec);
   }
 
   /** A pod on this node, with its containers (source side). */
   upsertLocalPod(rec: PodRecord): void {
     this.deleteLocalPod(rec);
     if (terminated(rec)) return; // its processes are gone; a new pod may reuse its IP
-    this.#localPods.set(keyOf(rec.metadata), rec);
-    if (ownsIps(rec)) for (const ip of rec.ips) this.#localIps.add(ip, rec);
+    this.#localPods.upsert(rec);
     if (rec.metadata.uid) this.#localByUid.set(rec.metadata.uid, rec);
     if (rec.mirrorHash) this.#localByUid.set(rec.mirrorHash, rec);
   }
 
   deleteLocalPod(rec: PodRecord): void {
-    const key = keyOf(rec.metadata);
-    const old = this.#localPods.get(key);
+    const old = this.#localPods.delete(rec);
     if (old === undefined) return;
-    this.#localPods.delete(key);
-    for (const ip of old.ips) this.#localIps.remove(ip, old);
     if (old.metadata.uid && this.#localByUid.get(old.metadata.uid) === old) this.#localByUid.delete(old.metadata.uid);
     if (old.mirrorHash && this.#localByUid.get(old.mirrorHash) === old) this.#localByUid.delete(old.mirrorHash);
   }
 
   upsertService(rec: ServiceRecord): void {
-    this.deleteService(rec);
-    this.#services.set(keyOf(rec.metadata), rec);
-    for (const ip of rec.ips) this.#serviceIps.add(ip, rec);
+    this.#services.upsert(rec);
   }
 
   deleteService(rec: ServiceRecord): void {
-    const key = keyOf(rec.metadata);
-    const old = this.#services.get(key);
-    if (old === undefined) return;
-    this.#services.delete(key);
-    for (const ip of old.ips) this.#serviceIps.remove(ip, old);
+    this.#services.delete(rec);
   }
 
   upsertNode(rec: NodeRecord): void {
-    this.deleteNode(rec);
-    this.#nodes.set(keyOf(rec.metadata), rec);
-    for (const ip of rec.ips) this.#nodeIps.add(ip, rec);
+    this.#nodes.upsert(rec);
   }
 
   deleteNode(rec: NodeRecord): void {
-    const key = keyOf(rec.metadata);
-    const old = this.#nodes.get(key);
-    if (old === undefined) return;
-    this.#nodes.delete(key);
-    for (const ip of old.ips) this.#nodeIps.remove(ip, old);
+    this.#nodes.delete(rec);
   }
 
   upsertEndpointSlice(rec: EndpointSliceRecord): void {
@@ -296,11 +298,11 @@ export class ClusterIndex {
 
   /** Destination: Service (ClusterIP, external/LB IP) > Pod > Node > EndpointSlice endpoint > External. */
   resolveDestination(ip: string): PeerIdentity {
-    const svc = this.#serviceIps.get(ip);
+    const svc = this.#services.byIp.get(ip);
     if (svc !== undefined) return svc.identity;
-    const pod = this.#podIps.get(ip);
+    const pod = this.#pods.byIp.get(ip);
     if (pod !== undefined) return this.podIdentity(pod);
-    const node = this.#nodeIps.get(ip);
+    const node = this.#nodes.byIp.get(ip);
     if (node !== undefined) return node.identity;
     const ep = this.#endpointIps.get(ip);
     if (ep !== undefined) return ep.identity;
@@ -309,7 +311,7 @@ export class ClusterIndex {
 
   /** A pod on this node that owns this IP (not hostNetwork, not terminated). */
   localPodByIp(ip: string): PodRecord | undefined {
-    return this.#localIps.get(ip);
+    return this.#localPods.byIp.get(ip);
   }
 
   /** A pod on this node by metadata.uid, or by the config hash a static pod's cgroup is named after. */
@@ -319,7 +321,7 @@ export class ClusterIndex {
 
   /** Any pod by IP, cluster-wide (source side when NODE_NAME is not known). */
   podByIp(ip: string): PodRecord | undefined {
-    return this.#podIps.get(ip);
+    return this.#pods.byIp.get(ip);
   }
 
   /** This node, as a peer: a connection from a host process outside any pod. */
