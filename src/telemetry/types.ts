@@ -25,6 +25,10 @@ export interface TelemetryOptions {
   slowLogBurst: number;
   /** 'cumulative' (default: remote-write backends drop delta histograms) or 'delta'. */
   temporality: 'cumulative' | 'delta';
+  /** Monotonic clock in ms for the slow-log token bucket; default performance.now (tests drive it by hand). */
+  now?: () => number;
+  /** Where a failed export is reported (one warning per failed export); default: not reported, only counted. */
+  logger?: { warn(msg: string): void };
 }
 
 /** Self-observability counters, recorded through the same pipeline as connect metrics. */

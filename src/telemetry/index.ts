@@ -1,0 +1,143 @@
+// record + export: the connect-latency histogram, the failure counter, slow-connection logs and connlat's own
+// counters, all through one MeterProvider / LoggerProvider with one reader / processor per export target.
+import { SeverityNumber, ValueType, type Counter, type Histogram } from '@opentelemetry/api';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
+import {
+  AggregationTemporality,
+  AggregationType,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+  type ViewOptions,
+} from '@opentelemetry/sdk-metrics';
+import type { ConnectEvent } from '../event.ts';
+import { logAttributes, MetricAttributeCache } from './attributes.ts';
+import { countLogExportFailures, countMetricExportFailures, createLogExporter, createMetricExporter } from './exporters.ts';
+import { slowConnectBody, TokenBucket } from './slow-log.ts';
+import type { SelfMetrics, Telemetry, TelemetryOptions } from './types.ts';
+
+export type { ExportTarget, SelfMetrics, Telemetry, TelemetryOptions } from './types.ts';
+
+export const CONNECT_DURATION = 'tcp.connect.duration';
+export const CONNECT_FAILURES = 'tcp.connect.failures';
+export const SLOW_EVENT_NAME = 'tcp.connect.slow';
+const SCOPE = 'connlat';
+
+/** Explicit bucket boundaries in seconds, 50 us .. 10 s. */
+export const CONNECT_DURATION_BUCKETS = [
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+/** Entries in the per-destination attribute cache (bounded; the SDK's cardinality limit bounds the series). */
+const ATTRIBUTE_CACHE_ENTRIES = 4096;
+
+function views(opts: TelemetryOptions): ViewOptions[] {
+  const limit = opts.cardinalityLimit;
+  return [
+    {
+      instrumentName: CONNECT_DURATION,
+      meterName: SCOPE,
+      aggregationCardinalityLimit: limit,
+      aggregation:
+        opts.histogram === 'exponential'
+          ? { type: AggregationType.EXPONENTIAL_HISTOGRAM }
+          : { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: CONNECT_DURATION_BUCKETS } },
+    },
+    { instrumentName: CONNECT_FAILURES, meterName: SCOPE, aggregationCardinalityLimit: limit },
+  ];
+}
+
+export function createTelemetry(opts: TelemetryOptions): Telemetry {
+  if (!(opts.cardinalityLimit >= 2)) throw new Error(`telemetry: cardinalityLimit must be >= 2 (got ${opts.cardinalityLimit})`);
+  if (!(opts.exportIntervalMs > 0)) throw new Error(`telemetry: exportIntervalMs must be > 0 (got ${opts.exportIntervalMs})`);
+  const temporality = opts.temporality === 'delta' ? AggregationTemporality.DELTA : AggregationTemporality.CUMULATIVE;
+  const resource = resourceFromAttributes(opts.resource);
+
+  // Export failures are counted by wrapping each exporter; the counter exists before the exporters report.
+  let exportFailures: Counter | undefined;
+  const failed = (signal: 'metrics' | 'logs') => (error: Error | undefined) => {
+    exportFailures?.add(1, { signal });
+    opts.logger?.warn(`telemetry: ${signal} export failed: ${error?.message ?? 'unknown error'}`);
+  };
+
+  const readers = opts.exports.map(
+    (target) =>
+      new PeriodicExportingMetricReader({
+        exporter: countMetricExportFailures(createMetricExporter(target, temporality), failed('metrics')),
+        exportIntervalMillis: opts.exportIntervalMs,
+      }),
+  );
+  const meterProvider = new MeterProvider({ resource, readers, views: views(opts) });
+  const loggerProvider = new LoggerProvider({
+    resource,
+    processors: opts.exports.map(
+      (target) => new BatchLogRecordProcessor({ exporter: countLogExportFailures(createLogExporter(target), failed('logs')) }),
+    ),
+  });
+
+  const meter = meterProvider.getMeter(SCOPE);
+  const duration: Histogram = meter.createHistogram(CONNECT_DURATION, {
+    description: 'Duration of successful TCP connects (SYN sent to established), measured in the kernel by eBPF.',
+    unit: 's',
+    advice: { explicitBucketBoundaries: CONNECT_DURATION_BUCKETS },
+  });
+  const counter = (name: string, unit: string, description: string): Counter =>
+    meter.createCounter(name, { description, unit, valueType: ValueType.INT });
+  const failures = counter(CONNECT_FAILURES, '{connection}', 'TCP connects that failed (SYN_SENT -> CLOSE).');
+  const linesRejected = counter('connlat.lines.rejected', '{line}', 'Tool output lines that could not be parsed, by reason.');
+  const toolRestarts = counter('connlat.tool.restarts', '{restart}', 'Restarts of the eBPF tool process, by tool.');
+  const lostEvents = counter('connlat.tool.lost_events', '{event}', 'Events the eBPF tool reported as lost.');
+  const logsDropped = counter('connlat.logs.dropped', '{log_record}', 'Slow-connection log records dropped by the rate limit.');
+  exportFailures = counter('connlat.export.failures', '{export}', 'Exports that did not succeed, by signal (metrics or logs).');
+
+  const logger = loggerProvider.getLogger(SCOPE);
+  const cache = new MetricAttributeCache(opts.metricAttributes, ATTRIBUTE_CACHE_ENTRIES);
+  const bucket = new TokenBucket(opts.slowLogRatePerSec, opts.slowLogBurst, opts.now);
+  const slowMs = opts.slowMs;
+
+  const self: SelfMetrics = {
+    lineRejected: (reason) => linesRejected.add(1, { reason }),
+    toolRestarted: (tool) => toolRestarts.add(1, { tool }),
+    lostEvents: (count) => {
+      if (count > 0) lostEvents.add(count);
+    },
+  };
+
+  function record(event: ConnectEvent): void {
+    const attrs = cache.get(event);
+    if (event.failed) failures.add(1, attrs);
+    else duration.record(event.latencyMs / 1000, attrs);
+    if (event.latencyMs > slowMs) {
+      if (!bucket.take()) {
+        logsDropped.add(1);
+        return;
+      }
+      logger.emit({
+        eventName: SLOW_EVENT_NAME,
+        timestamp: event.timeMs,
+        severityNumber: SeverityNumber.WARN,
+        severityText: 'WARN',
+        body: slowConnectBody(event),
+        attributes: logAttributes(event),
+      });
+    }
+  }
+
+  async function flush(): Promise<void> {
+    // Logs first: a failed log export is then counted in the metrics exported right after.
+    await loggerProvider.forceFlush();
+    await meterProvider.forceFlush();
+  }
+
+  let shutdownPromise: Promise<void> | undefined;
+  function shutdown(): Promise<void> {
+    shutdownPromise ??= (async () => {
+      await flush();
+      await loggerProvider.shutdown();
+      await meterProvider.shutdown();
+    })();
+    return shutdownPromise;
+  }
+
+  return { record, self, flush, shutdown };
+}

@@ -1,0 +1,154 @@
+// OTLP/JSON file exporters: one ExportMetricsServiceRequest / ExportLogsServiceRequest per line, in the encoding
+// the OpenTelemetry Collector's file exporter writes (the OTLP/JSON rules: lowerCamelCase names, 64-bit integers as
+// decimal strings, enums as integers, trace/span ids as hex, fields holding their default value left out).
+// @opentelemetry/otlp-transformer builds the request tree; its JSON differs in those details, so it is normalized.
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { JsonLogsSerializer, JsonMetricsSerializer } from '@opentelemetry/otlp-transformer';
+import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import type { AggregationTemporality, InstrumentType, PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+
+/** int64/uint64/fixed64 fields in the metrics and logs protos: strings in OTLP/JSON. */
+const INT64_FIELDS = new Set([
+  'intValue',
+  'asInt',
+  'count',
+  'bucketCounts',
+  'zeroCount',
+  'timeUnixNano',
+  'startTimeUnixNano',
+  'observedTimeUnixNano',
+]);
+
+/** Fields with presence (oneof members, proto3 `optional`): written even when they hold a zero value. */
+const PRESENCE_FIELDS = new Set([
+  'stringValue',
+  'boolValue',
+  'intValue',
+  'doubleValue',
+  'bytesValue',
+  'asInt',
+  'asDouble',
+  'sum',
+  'min',
+  'max',
+]);
+
+function toInt64String(value: unknown): string {
+  return typeof value === 'bigint' ? value.toString() : String(value);
+}
+
+/** Rewrite otlp-transformer's JSON tree into the Collector's OTLP/JSON form. */
+export function normalizeOtlpJson(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(normalizeOtlpJson);
+  if (node === null || typeof node !== 'object') return node;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
+    if (value === undefined || value === null) continue;
+    const keep = PRESENCE_FIELDS.has(key);
+    if (INT64_FIELDS.has(key)) {
+      if (Array.isArray(value)) {
+        if (value.length > 0) out[key] = value.map(toInt64String);
+      } else if (keep || (value !== 0 && value !== '0')) {
+        out[key] = toInt64String(value);
+      }
+      continue;
+    }
+    if (!keep) {
+      if (value === 0 || value === false || value === '') continue;
+      if (Array.isArray(value) && value.length === 0) continue;
+    }
+    out[key] = normalizeOtlpJson(value);
+  }
+  return out;
+}
+
+/** Serialize one request with otlp-transformer and normalize it to one OTLP/JSON line. */
+export function metricsRequestLine(metrics: ResourceMetrics): string {
+  const bytes = JsonMetricsSerializer.serializeRequest(metrics);
+  if (bytes === undefined) throw new Error('otlp-json: metrics serializer returned nothing');
+  return JSON.stringify(normalizeOtlpJson(JSON.parse(new TextDecoder().decode(bytes)))) + '\n';
+}
+
+export function logsRequestLine(logs: ReadableLogRecord[]): string {
+  const bytes = JsonLogsSerializer.serializeRequest(logs);
+  if (bytes === undefined) throw new Error('otlp-json: logs serializer returned nothing');
+  return JSON.stringify(normalizeOtlpJson(JSON.parse(new TextDecoder().decode(bytes)))) + '\n';
+}
+
+/**
+ * Appends whole lines to a file with one synchronous write each (O_APPEND), so a flush() followed by process exit
+ * leaves only complete lines, and a metrics and a logs writer can share one file.
+ */
+class LineAppender {
+  readonly #path: string;
+  #fd: number | undefined;
+
+  constructor(path: string) {
+    this.#path = path;
+    this.#fd = openSync(path, 'a');
+  }
+
+  append(line: string): void {
+    if (this.#fd === undefined) throw new Error(`otlp-json: ${this.#path} is closed`);
+    const buf = Buffer.from(line, 'utf8');
+    let off = 0;
+    while (off < buf.length) off += writeSync(this.#fd, buf, off, buf.length - off);
+  }
+
+  close(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+  }
+}
+
+function run(write: () => void, resultCallback: (result: ExportResult) => void): void {
+  try {
+    write();
+    resultCallback({ code: ExportResultCode.SUCCESS });
+  } catch (err) {
+    resultCallback({ code: ExportResultCode.FAILED, error: err instanceof Error ? err : new Error(String(err)) });
+  }
+}
+
+export class OtlpJsonFileMetricExporter implements PushMetricExporter {
+  readonly #out: LineAppender;
+  readonly #temporality: AggregationTemporality;
+
+  constructor(path: string, temporality: AggregationTemporality) {
+    this.#out = new LineAppender(path);
+    this.#temporality = temporality;
+  }
+
+  export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
+    run(() => this.#out.append(metricsRequestLine(metrics)), resultCallback);
+  }
+
+  selectAggregationTemporality(_instrumentType: InstrumentType): AggregationTemporality {
+    return this.#temporality;
+  }
+
+  async forceFlush(): Promise<void> {}
+
+  async shutdown(): Promise<void> {
+    this.#out.close();
+  }
+}
+
+export class OtlpJsonFileLogExporter implements LogRecordExporter {
+  readonly #out: LineAppender;
+
+  constructor(path: string) {
+    this.#out = new LineAppender(path);
+  }
+
+  export(logs: ReadableLogRecord[], resultCallback: (result: ExportResult) => void): void {
+    run(() => this.#out.append(logsRequestLine(logs)), resultCallback);
+  }
+
+  async forceFlush(): Promise<void> {}
+
+  async shutdown(): Promise<void> {
+    this.#out.close();
+  }
+}

@@ -1,0 +1,81 @@
+// Throughput of Telemetry.record() (run: npx node test/telemetry/bench-record.ts [events] [destinations]).
+// Not a test: prints events/s for record() and for the SDK calls it makes, measured in the same run so the ratios
+// mean something on a noisy machine.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MeterProvider, PeriodicExportingMetricReader, AggregationType } from '@opentelemetry/sdk-metrics';
+import type { ConnectEvent } from '../../src/event.ts';
+import { allMetricAttributes, MetricAttributeCache, METRIC_ATTRIBUTE_KEYS } from '../../src/telemetry/attributes.ts';
+import { OtlpJsonFileMetricExporter } from '../../src/telemetry/otlp-json.ts';
+import { createTelemetry, CONNECT_DURATION_BUCKETS } from '../../src/telemetry/index.ts';
+import { NINE_CONNECTS, options } from './helpers.ts';
+
+const N = Number(process.argv[2] ?? 1_000_000);
+const DESTS = Number(process.argv[3] ?? 1000);
+const dir = mkdtempSync(join(tmpdir(), 'connlat-bench-'));
+
+function makeEvents(slowEvery: number): ConnectEvent[] {
+  const base = NINE_CONNECTS[0]!;
+  return Array.from({ length: N }, (_, i) => {
+    const d = i % DESTS;
+    return { ...base, pid: 1000 + (i % 97), daddr: `10.${d >> 16}.${(d >> 8) & 255}.${d & 255}`, latencyMs: slowEvery && i % slowEvery === 0 ? 150 : 0.2 + (i % 1000) / 100 };
+  });
+}
+
+function time(label: string, events: ConnectEvent[], fn: (e: ConnectEvent) => void): number {
+  for (let i = 0; i < Math.min(events.length, 50_000); i++) fn(events[i]!); // warm up
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < events.length; i++) fn(events[i]!);
+  const ns = Number(process.hrtime.bigint() - t0);
+  const rate = events.length / (ns / 1e9);
+  console.log(`${label.padEnd(58)} ${(rate / 1e3).toFixed(0).padStart(6)} k events/s  ${(ns / events.length).toFixed(0).padStart(5)} ns/event`);
+  return rate;
+}
+
+function sdkHistogram() {
+  const provider = new MeterProvider({
+    readers: [new PeriodicExportingMetricReader({ exporter: new OtlpJsonFileMetricExporter(join(dir, 'sdk.jsonl'), 1), exportIntervalMillis: 3_600_000 })],
+    views: [{ instrumentName: 'h', aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: CONNECT_DURATION_BUCKETS } }, aggregationCardinalityLimit: 2000 }],
+  });
+  return { provider, h: provider.getMeter('bench').createHistogram('h', { unit: 's' }) };
+}
+
+const events = makeEvents(0);
+const slowEvents = makeEvents(100);
+console.log(`${N} events, ${DESTS} distinct destinations, node ${process.version}`);
+
+let sink = 0;
+const loop = time('baseline: loop reading latencyMs', events, (e) => {
+  sink += e.latencyMs;
+});
+
+const cache = new MetricAttributeCache([...METRIC_ATTRIBUTE_KEYS]);
+const cacheOnly = time('MetricAttributeCache.get only (our per-event work)', events, (e) => {
+  sink += cache.get(e) === undefined ? 0 : 1;
+});
+
+const pre = sdkHistogram();
+const prebuilt = events.slice(0, DESTS).map((e) => allMetricAttributes(e));
+let j = 0;
+const sdkOnly = time('SDK histogram.record, attributes prebuilt per destination', events, (e) => {
+  pre.h.record(e.latencyMs / 1000, prebuilt[j++ % DESTS]!);
+});
+
+const fresh = sdkHistogram();
+const sdkFresh = time('SDK histogram.record, fresh attribute object per event', events, (e) => fresh.h.record(e.latencyMs / 1000, allMetricAttributes(e)));
+
+const t = createTelemetry(options({ exports: [{ kind: 'otlp-json', path: join(dir, 'telemetry.jsonl') }], slowMs: 1e9, metricAttributes: [...METRIC_ATTRIBUTE_KEYS] }));
+const rec = time('Telemetry.record (cached attributes), no slow logs', events, (e) => t.record(e));
+
+const t2 = createTelemetry(options({ exports: [{ kind: 'otlp-json', path: join(dir, 'telemetry2.jsonl') }], slowMs: 100, slowLogRatePerSec: 100, slowLogBurst: 100 }));
+const recSlow = time('Telemetry.record, 1% slow (rate-limited logs)', slowEvents, (e) => t2.record(e));
+
+console.log(`cache-only ${(cacheOnly / 1e3).toFixed(0)} k/s; ratios: record/sdk-prebuilt ${(rec / sdkOnly).toFixed(2)}, record/sdk-fresh ${(rec / sdkFresh).toFixed(2)}, loop/record ${(loop / rec).toFixed(0)}`);
+console.log(`rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (sink ${sink > 0})`);
+await t.shutdown();
+await t2.shutdown();
+await pre.provider.shutdown();
+await fresh.provider.shutdown();
+void recSlow;
+rmSync(dir, { recursive: true, force: true });
