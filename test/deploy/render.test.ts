@@ -1,0 +1,159 @@
+// deploy/: the agent DaemonSet's privileges are exactly the documented ones, its flags are ones connlat accepts, the
+// embedded copies match their sources, and the Helm chart renders the same objects as the kustomize base.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parseCommandLine } from '../../src/config.ts';
+import { byKey, helmLint, kustomizeDir, parseObjects, renderHelm, renderKustomize, renderTools, repoRoot, type K8sObject } from './support/render.ts';
+
+// A narrow view of the pod spec fields the checks read.
+interface Container {
+  name: string;
+  args?: string[];
+  env?: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
+  ports?: Array<{ name: string; containerPort: number }>;
+  livenessProbe?: { httpGet?: { path: string; port: string | number } };
+  readinessProbe?: { httpGet?: { path: string; port: string | number } };
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  securityContext?: Record<string, unknown> & { capabilities?: { add?: string[]; drop?: string[] } };
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+}
+interface PodSpec {
+  hostPID?: boolean;
+  hostNetwork?: boolean;
+  hostIPC?: boolean;
+  priorityClassName?: string;
+  tolerations?: Array<Record<string, string>>;
+  securityContext?: Record<string, unknown>;
+  containers: Container[];
+  volumes: Array<{ name: string; hostPath?: { path: string } }>;
+}
+const podSpec = (o: K8sObject) => (o as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+
+async function baseObjects(file: string): Promise<K8sObject[]> {
+  return parseObjects(await readFile(join(kustomizeDir, file), 'utf8'));
+}
+
+function checkAgentPolicy(ds: K8sObject, expectCaps: string[]): void {
+  const spec = podSpec(ds);
+  assert.equal(spec.hostPID ?? false, false, 'no hostPID');
+  assert.equal(spec.hostNetwork ?? false, false, 'no hostNetwork');
+  assert.equal(spec.hostIPC ?? false, false, 'no hostIPC');
+  assert.deepEqual(spec.tolerations, [{ operator: 'Exists' }], 'tolerates every taint');
+  assert.ok(spec.priorityClassName, 'has a priority class');
+  assert.equal(spec.containers.length, 1);
+  const c = spec.containers[0]!;
+  const sc = c.securityContext!;
+  assert.equal(sc.privileged, false, 'not privileged');
+  assert.equal(sc.allowPrivilegeEscalation, false);
+  assert.equal(sc.readOnlyRootFilesystem, true);
+  assert.deepEqual(sc.capabilities?.drop, ['ALL']);
+  assert.deepEqual([...(sc.capabilities?.add ?? [])].sort(), [...expectCaps].sort());
+  // Every hostPath is mounted read-only, and only /proc and tracefs come from the host.
+  const hostVolumes = spec.volumes.filter((v) => v.hostPath).map((v) => v.name);
+  assert.deepEqual(spec.volumes.filter((v) => v.hostPath).map((v) => v.hostPath!.path).sort(), ['/proc', '/sys/kernel/tracing']);
+  for (const m of c.volumeMounts ?? []) if (hostVolumes.includes(m.name)) assert.equal(m.readOnly, true, `${m.mountPath} read-only`);
+  // Probes on the agent's own health endpoints, on the port its --health-addr listens on.
+  const healthPort = c.ports!.find((p) => p.name === 'health')!.containerPort;
+  assert.deepEqual(c.livenessProbe?.httpGet, { path: '/healthz', port: 'health' });
+  assert.deepEqual(c.readinessProbe?.httpGet, { path: '/readyz', port: 'health' });
+  assert.ok(c.args?.includes(`--health-addr=0.0.0.0:${healthPort}`));
+  for (const k of ['cpu', 'memory']) {
+    assert.ok(c.resources?.requests?.[k], `requests.${k}`);
+    assert.ok(c.resources?.limits?.[k], `limits.${k}`);
+  }
+  const downward = Object.fromEntries((c.env ?? []).filter((e) => e.valueFrom?.fieldRef).map((e) => [e.name, e.valueFrom!.fieldRef!.fieldPath]));
+  assert.deepEqual(downward, { NODE_NAME: 'spec.nodeName', POD_NAME: 'metadata.name', POD_NAMESPACE: 'metadata.namespace', POD_UID: 'metadata.uid' });
+  const strategy = (ds as unknown as { spec: { updateStrategy: { rollingUpdate: { maxSurge: unknown; maxUnavailable: unknown } } } }).spec.updateStrategy;
+  assert.equal(strategy.rollingUpdate.maxSurge, 0, 'never two agents on a node');
+  assert.ok(strategy.rollingUpdate.maxUnavailable, 'a rolling-update budget');
+}
+
+test('agent DaemonSet: not privileged; drop ALL + BPF, PERFMON; read-only host mounts; probes, Downward API, tolerations', async () => {
+  const [ds] = await baseObjects('agent-daemonset.yaml');
+  checkAgentPolicy(ds!, ['BPF', 'PERFMON']);
+});
+
+test("agent DaemonSet: its flags and env are settings connlat accepts, and point at the gateway Service", async () => {
+  const [ds] = await baseObjects('agent-daemonset.yaml');
+  const c = podSpec(ds!).containers[0]!;
+  const env = Object.fromEntries((c.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+  const { command, config } = parseCommandLine(c.args!, env);
+  assert.equal(command, 'run');
+  assert.equal(config.source, 'auto');
+  assert.equal(config.hostProc, '/host/proc');
+  assert.equal(config.healthAddr, '0.0.0.0:9300');
+  assert.ok(c.volumeMounts!.some((m) => m.mountPath === config.hostProc));
+  assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://connlat-gateway.connlat.svc:4317');
+  const service = (await baseObjects('gateway-deployment.yaml')).find((o) => o.kind === 'Service')!;
+  assert.equal(`http://${service.metadata.name}.${service.metadata.namespace}.svc:4317`, env.OTEL_EXPORTER_OTLP_ENDPOINT);
+});
+
+test('embedded copies (kustomize configMapGenerator files, Helm files/) equal their sources; else run deploy/sync-config.sh', async () => {
+  const pairs: Array<[string, string]> = [
+    ['otel-config/gateway.yaml', 'deploy/kustomize/base/otel-config/gateway.yaml'],
+    ['otel-config/gateway.yaml', 'deploy/helm/connlat/files/gateway.yaml'],
+    ['otel-config/k8s-attributes.yaml', 'deploy/kustomize/base/otel-config/k8s-attributes.yaml'],
+    ['otel-config/k8s-attributes.yaml', 'deploy/helm/connlat/files/k8s-attributes.yaml'],
+    ['deploy/kustomize/base/agent-rbac.yaml', 'deploy/helm/connlat/files/agent-rbac.yaml'],
+  ];
+  for (const [source, copy] of pairs) {
+    const [a, b] = await Promise.all([readFile(join(repoRoot, source), 'utf8'), readFile(join(repoRoot, copy), 'utf8')]);
+    assert.ok(a === b, `${copy} differs from ${source}: run deploy/sync-config.sh`);
+  }
+});
+
+test('kustomize and Helm (default values) render the same objects', async (t) => {
+  const tools = await renderTools();
+  if (typeof tools === 'string') return t.skip(tools);
+  const [k, h] = await Promise.all([renderKustomize(tools), renderHelm(tools)]);
+  const kMap = byKey(k);
+  const hMap = byKey(h);
+  assert.deepEqual([...hMap.keys()].sort(), [...kMap.keys()].sort());
+  for (const [key, obj] of kMap) assert.deepEqual(hMap.get(key), obj, key);
+  t.diagnostic(`${kMap.size} objects: ${[...kMap.keys()].sort().join(', ')}`);
+  // What the brief asks to exist, by kind.
+  const kinds = new Set(k.map((o) => o.kind));
+  for (const kind of ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'DaemonSet', 'Deployment', 'Service', 'PodDisruptionBudget', 'HorizontalPodAutoscaler', 'ConfigMap', 'PriorityClass']) {
+    assert.ok(kinds.has(kind), kind);
+  }
+  // The gateway mounts the generated (hash-suffixed) ConfigMap, whose data are the two source files.
+  const cm = k.find((o) => o.kind === 'ConfigMap')!;
+  assert.match(cm.metadata.name, /^connlat-gateway-config-[a-z0-9]{10}$/);
+  const data = (cm as unknown as { data: Record<string, string> }).data;
+  assert.equal(data['gateway.yaml'], await readFile(join(repoRoot, 'otel-config/gateway.yaml'), 'utf8'));
+  assert.equal(data['k8s-attributes.yaml'], await readFile(join(repoRoot, 'otel-config/k8s-attributes.yaml'), 'utf8'));
+  const gateway = k.find((o) => o.kind === 'Deployment')!;
+  const volumes = (podSpec(gateway).volumes as Array<{ configMap?: { name: string } }>).filter((v) => v.configMap);
+  assert.deepEqual(volumes.map((v) => v.configMap!.name), [cm.metadata.name]);
+  checkAgentPolicy(k.find((o) => o.kind === 'DaemonSet')!, ['BPF', 'PERFMON']);
+});
+
+test('Helm values: kernel switches add SYS_RESOURCE / SYS_ADMIN; another namespace moves every namespaced object', async (t) => {
+  const tools = await renderTools();
+  if (typeof tools === 'string') return t.skip(tools);
+  const old = await renderHelm(tools, ['--set', 'agent.kernel.before511=true', '--set', 'agent.kernel.before58=true', '--set', 'agent.clusterName=prod-eu'], 'observability');
+  const ds = old.find((o) => o.kind === 'DaemonSet')!;
+  checkAgentPolicy(ds, ['BPF', 'PERFMON', 'SYS_RESOURCE', 'SYS_ADMIN']);
+  const env = podSpec(ds).containers[0]!.env!;
+  assert.deepEqual(env.find((e) => e.name === 'CONNLAT_CLUSTER_NAME'), { name: 'CONNLAT_CLUSTER_NAME', value: 'prod-eu' });
+  assert.equal(env.find((e) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT')!.value, 'http://connlat-gateway.observability.svc:4317');
+  const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'PriorityClass']);
+  for (const o of old) {
+    if (o.kind === 'Namespace') assert.equal(o.metadata.name, 'observability');
+    else if (clusterScoped.has(o.kind)) assert.equal(o.metadata.namespace, undefined, o.kind);
+    else assert.equal(o.metadata.namespace, 'observability', `${o.kind}/${o.metadata.name}`);
+    for (const s of (o as { subjects?: Array<{ namespace?: string }> }).subjects ?? []) assert.equal(s.namespace, 'observability');
+  }
+  // A Localhost seccomp profile instead of Unconfined.
+  const localhost = await renderHelm(tools, ['--set', 'agent.seccompProfile.type=Localhost', '--set', 'agent.seccompProfile.localhostProfile=profiles/connlat.json']);
+  assert.deepEqual(podSpec(localhost.find((o) => o.kind === 'DaemonSet')!).securityContext, { seccompProfile: { type: 'Localhost', localhostProfile: 'profiles/connlat.json' } });
+});
+
+test('helm lint --strict', async (t) => {
+  const tools = await renderTools();
+  if (typeof tools === 'string') return t.skip(tools);
+  const { code, output } = await helmLint(tools);
+  assert.equal(code, 0, output);
+});
