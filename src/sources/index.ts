@@ -1,0 +1,45 @@
+// createSource: the one place a source spec ('auto' | 'tcpconnlat' | 'tcpstates' | 'file:PATH' | '-') becomes a Source.
+import type { Readable } from 'node:stream';
+import type { Source } from './types.ts';
+import type { BackoffOptions } from './backoff.ts';
+import { AutoSource } from './auto.ts';
+import { ReplaySource } from './replay.ts';
+import { ToolSource } from './tool.ts';
+
+export interface CreateSourceOptions {
+  tcpconnlatPath?: string;
+  tcpstatesPath?: string;
+  stdbufPath?: string;
+  backoff?: Partial<BackoffOptions>;
+  stopTimeoutMs?: number;
+  /** For '-' (default process.stdin). */
+  stdin?: Readable;
+  logger?: { debug(msg: string): void };
+}
+
+export const DEFAULT_TCPCONNLAT_PATH = '/usr/sbin/tcpconnlat';
+export const DEFAULT_TCPSTATES_PATH = '/usr/sbin/tcpstates';
+
+export function createSource(spec: string, opts: CreateSourceOptions = {}): Source {
+  const tcpconnlatPath = opts.tcpconnlatPath ?? DEFAULT_TCPCONNLAT_PATH;
+  const tcpstatesPath = opts.tcpstatesPath ?? DEFAULT_TCPSTATES_PATH;
+  const common = {
+    ...(opts.stdbufPath ? { stdbufPath: opts.stdbufPath } : {}),
+    ...(opts.backoff ? { backoff: opts.backoff } : {}),
+    ...(opts.stopTimeoutMs !== undefined ? { stopTimeoutMs: opts.stopTimeoutMs } : {}),
+  };
+  if (spec === 'auto') {
+    return new AutoSource({ tcpconnlatPath, tcpstatesPath, ...common, ...(opts.logger ? { logger: opts.logger } : {}) });
+  }
+  // No min-latency argument for tcpconnlat: we want every connect, the slow threshold is ours.
+  if (spec === 'tcpconnlat') return new ToolSource({ tool: 'tcpconnlat', path: tcpconnlatPath, ...common });
+  if (spec === 'tcpstates') return new ToolSource({ tool: 'tcpstates', path: tcpstatesPath, ...common });
+  if (spec === '-') return new ReplaySource({ stdin: opts.stdin ?? process.stdin });
+  if (spec.startsWith('file:') && spec.length > 'file:'.length) return new ReplaySource({ path: spec.slice('file:'.length) });
+  throw new Error(`unknown source '${spec}': expected auto, tcpconnlat, tcpstates, file:PATH or '-'`);
+}
+
+export type { Source, SourceHooks } from './types.ts';
+export { AutoSource } from './auto.ts';
+export { ReplaySource } from './replay.ts';
+export { ToolSource } from './tool.ts';

@@ -1,0 +1,187 @@
+// Classifies the stderr of libbpf-tools and turns known failures into one actionable line each. Strings come from
+// libbpf-tools (tcpconnlat.c, tcpstates.c, trace_helpers.c) and libbpf (libbpf.c). Stderr is untrusted and may flood:
+// each failure kind is reported once per source, unknown lines only up to a cap.
+import type { ToolName } from '../event.ts';
+
+export type StderrKind =
+  | 'lost' // "lost N events on CPU #x"
+  | 'permission' // EPERM loading/attaching BPF
+  | 'memlock' // RLIMIT_MEMLOCK could not be raised (kernels before 5.11 charge BPF memory to it)
+  | 'tracefs' // tracefs/debugfs not mounted, tracepoint id unreadable
+  | 'attach' // kprobe/fentry/tracepoint attach failed
+  | 'btf' // no kernel BTF for CO-RE
+  | 'missing' // the tool binary is not there (stdbuf could not run it)
+  | 'other';
+
+export interface StderrClass {
+  kind: StderrKind;
+  /** For 'lost': the number of events lost. */
+  lost?: number;
+}
+
+const LOST = /^lost (\d+) events on CPU #\d+/;
+
+/** Pure: what one stderr line means. Order matters: the most specific cause wins. */
+export function classifyStderrLine(line: string): StderrClass {
+  const lost = LOST.exec(line);
+  if (lost) return { kind: 'lost', lost: Number(lost[1]) };
+  const l = line.toLowerCase();
+  if (
+    l.includes('failed to set temporary rlimit_memlock') ||
+    l.includes('failed to bump rlimit_memlock') ||
+    l.includes('failed to increase rlimit')
+  ) {
+    return { kind: 'memlock' };
+  }
+  if (
+    l.includes("couldn't load trivial bpf program") ||
+    l.includes('operation not permitted') ||
+    l.includes('permission denied') ||
+    /\beperm\b/.test(l) ||
+    /failed to load bpf object: -1\b/.test(l)
+  ) {
+    return { kind: 'permission' };
+  }
+  if (
+    (l.includes('tracepoint') && l.includes('no such file or directory')) ||
+    l.includes('/sys/kernel/tracing') ||
+    l.includes('/sys/kernel/debug/tracing') ||
+    l.includes('tracefs') ||
+    l.includes('debugfs')
+  ) {
+    return { kind: 'tracefs' };
+  }
+  if (
+    l.includes('failed to auto-attach') ||
+    l.includes('failed to attach') ||
+    l.includes('kprobe') ||
+    l.includes('fentry') ||
+    l.includes('failed to create tracepoint')
+  ) {
+    return { kind: 'attach' };
+  }
+  if (l.includes('btf')) return { kind: 'btf' };
+  if (l.startsWith('stdbuf: failed to run command')) return { kind: 'missing' };
+  return { kind: 'other' };
+}
+
+/** Parses "6.18.44-fc" -> [6, 18]; undefined when unparsable. */
+export function kernelVersion(release: string): [number, number] | undefined {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
+}
+
+function atLeast(release: string, major: number, minor: number): boolean | undefined {
+  const v = kernelVersion(release);
+  if (!v) return undefined;
+  return v[0] > major || (v[0] === major && v[1] >= minor);
+}
+
+/** Which capabilities this kernel needs for BPF tracing, as one phrase. */
+export function capabilityAdvice(release: string): string {
+  const modern = atLeast(release, 5, 8);
+  if (modern === true) return `kernel ${release} needs CAP_BPF and CAP_PERFMON (or root)`;
+  if (modern === false) return `kernel ${release} is older than 5.8 and needs CAP_SYS_ADMIN (or root)`;
+  return `needs CAP_BPF and CAP_PERFMON (kernel 5.8+) or CAP_SYS_ADMIN (older kernels)`;
+}
+
+/** One actionable line for a failure kind; undefined for kinds that are not failures. */
+export function diagnosticFor(kind: StderrKind, tool: ToolName, release: string, detail = ''): string | undefined {
+  const seen = detail ? ` (${detail})` : '';
+  switch (kind) {
+    case 'permission':
+      return `${tool}: not permitted to load BPF programs${seen}: ${capabilityAdvice(release)}; in Kubernetes add them to securityContext.capabilities.add or run privileged`;
+    case 'memlock': {
+      const before511 = atLeast(release, 5, 11) === false;
+      return before511
+        ? `${tool}: could not raise RLIMIT_MEMLOCK${seen}: kernel ${release} is older than 5.11 and charges BPF maps to it; grant CAP_SYS_RESOURCE or run with an unlimited memlock limit (ulimit -l unlimited)`
+        : `${tool}: could not raise RLIMIT_MEMLOCK${seen}: grant CAP_SYS_RESOURCE or set an unlimited memlock limit (ulimit -l unlimited); kernel ${release} should not need it, so check the capabilities too (${capabilityAdvice(release)})`;
+    }
+    case 'tracefs':
+      return `${tool}: tracefs is not mounted${seen}: mount it with 'mount -t tracefs nodev /sys/kernel/tracing' (in Kubernetes: a hostPath volume for /sys/kernel/tracing)`;
+    case 'attach':
+      return `${tool}: could not attach its BPF program${seen}: the kernel lacks usable kprobes/fentry for it; the 'auto' source falls back to tcpstates (tracepoint sock:inet_sock_set_state)`;
+    case 'btf':
+      return `${tool}: no kernel BTF for CO-RE${seen}: needs a kernel built with CONFIG_DEBUG_INFO_BTF (/sys/kernel/btf/vmlinux)`;
+    case 'missing':
+      return `${tool}: the tool binary could not be run${seen}: install libbpf-tools or set its path`;
+    default:
+      return undefined;
+  }
+}
+
+/** Makes untrusted text safe for a one-line log: no control characters, bounded length. */
+export function sanitize(text: string, max = 200): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = text.replace(/[\x00-\x1f\x7f-\x9f]/g, '?');
+  return clean.length > max ? `${clean.slice(0, max)}...` : clean;
+}
+
+export interface StderrSink {
+  lostEvents(count: number): void;
+  diagnostic(message: string): void;
+}
+
+/** Unknown stderr lines passed through verbatim per source before we go quiet. */
+export const MAX_OTHER_LINES = 10;
+
+/**
+ * Per-source stderr state: sums lost events, reports each failure kind once per source (not once per restart), and
+ * passes through at most MAX_OTHER_LINES unknown lines, then one line saying the rest are suppressed.
+ */
+export class StderrDiagnoser {
+  readonly #tool: ToolName;
+  readonly #release: string;
+  readonly #sink: StderrSink;
+  readonly #reported = new Set<StderrKind>();
+  #otherLines = 0;
+  /** Kinds seen in the current run of the tool (reset by beginRun). */
+  readonly runKinds = new Set<StderrKind>();
+  /** First line of each failure kind in the current run, for callers that explain a fallback. */
+  readonly runFirstLine = new Map<StderrKind, string>();
+  lostTotal = 0;
+
+  constructor(tool: ToolName, release: string, sink: StderrSink) {
+    this.#tool = tool;
+    this.#release = release;
+    this.#sink = sink;
+  }
+
+  beginRun(): void {
+    this.runKinds.clear();
+    this.runFirstLine.clear();
+  }
+
+  /** Stops reporting a kind (a caller that handles it itself, e.g. auto's fallback on attach failure). */
+  silence(kind: StderrKind): void {
+    this.#reported.add(kind);
+  }
+
+  handle(line: string): StderrClass {
+    const c = classifyStderrLine(line);
+    if (c.kind === 'lost') {
+      this.lostTotal += c.lost ?? 0;
+      this.#sink.lostEvents(c.lost ?? 0);
+      return c;
+    }
+    if (!this.runKinds.has(c.kind)) this.runFirstLine.set(c.kind, line);
+    this.runKinds.add(c.kind);
+    if (c.kind === 'other') {
+      if (line.trim() === '') return c;
+      this.#otherLines++;
+      if (this.#otherLines <= MAX_OTHER_LINES) {
+        this.#sink.diagnostic(`${this.#tool} stderr: ${sanitize(line)}`);
+      } else if (this.#otherLines === MAX_OTHER_LINES + 1) {
+        this.#sink.diagnostic(`${this.#tool} stderr: further unrecognised lines suppressed`);
+      }
+      return c;
+    }
+    // An attach failure caused by missing tracefs or permissions is explained by that cause already.
+    if (c.kind === 'attach' && (this.runKinds.has('tracefs') || this.runKinds.has('permission'))) return c;
+    if (this.#reported.has(c.kind)) return c;
+    this.#reported.add(c.kind);
+    const message = diagnosticFor(c.kind, this.#tool, this.#release, sanitize(line, 160));
+    if (message) this.#sink.diagnostic(message);
+    return c;
+  }
+}

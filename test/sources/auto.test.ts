@@ -1,0 +1,86 @@
+// AutoSource against real processes: a fake tcpconnlat that fails exactly like the real one on a kernel without
+// kprobes, a fake one that attaches, and (as root) the real tools of this machine.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { access, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AutoSource } from '../../src/sources/auto.ts';
+import { FAKE_TOOLS, recorder, waitFor } from './helpers.ts';
+
+const tmp = await mkdtemp(join(tmpdir(), 'connlat-auto-'));
+
+test('auto falls back to tcpstates when tcpconnlat cannot attach, and says why exactly once', async () => {
+  const src = new AutoSource({
+    tcpconnlatPath: join(FAKE_TOOLS, 'tcpconnlat-attach-fail.sh'),
+    tcpstatesPath: join(FAKE_TOOLS, 'tcpstates-ok.sh'),
+    backoff: { initialMs: 10, maxMs: 50, resetAfterMs: 60_000 },
+  });
+  assert.equal(src.format(), 'tcpconnlat');
+  const r = recorder();
+  const done = src.run(r);
+  await waitFor(() => r.lines.length === 2 && src.ready(), 5000, 'tcpstates header and line');
+  assert.equal(src.format(), 'tcpstates');
+  assert.match(src.description, /tcpstates-ok\.sh/);
+  assert.equal(r.selected.length, 1);
+  assert.equal(r.selected[0]!.tool, 'tcpstates');
+  assert.match(r.selected[0]!.reason, /tcpconnlat could not attach its kprobe\/fentry programs .*failed to .*kprobe/);
+  assert.match(r.selected[0]!.reason, /using tcpstates/);
+  assert.equal(r.restarts.length, 0, 'the failed tcpconnlat is not restarted');
+  assert.deepEqual(r.diagnostics, [], 'the fallback reason is the only message, no separate attach diagnostic');
+  assert.match(r.lines[0]!.text, /^SKADDR/);
+  await src.stop();
+  await done;
+  assert.equal(r.selected.length, 1);
+  assert.equal(src.ready(), false);
+});
+
+test('auto keeps tcpconnlat when it attaches', async () => {
+  const src = new AutoSource({
+    tcpconnlatPath: join(FAKE_TOOLS, 'crash-after-lines.sh'),
+    tcpconnlatArgs: ['2', '0', join(tmp, 'connlat-ok-state'), 'tcpconnlat'],
+    tcpstatesPath: join(FAKE_TOOLS, 'tcpstates-ok.sh'),
+  });
+  const r = recorder();
+  const done = src.run(r);
+  await waitFor(() => r.lines.length === 3 && src.ready(), 5000, 'tcpconnlat header and lines');
+  await src.stop();
+  await done;
+  assert.deepEqual(r.selected.map((s) => s.tool), ['tcpconnlat']);
+  assert.match(r.selected[0]!.reason, /attached/);
+  assert.equal(src.format(), 'tcpconnlat');
+  assert.match(r.lines[0]!.text, /^PID +COMM +IP/);
+});
+
+test('auto uses tcpstates when there is no tcpconnlat binary', async () => {
+  const src = new AutoSource({ tcpconnlatPath: join(tmp, 'missing-tcpconnlat'), tcpstatesPath: join(FAKE_TOOLS, 'tcpstates-ok.sh') });
+  const r = recorder();
+  const done = src.run(r);
+  await waitFor(() => r.lines.length === 2, 5000, 'tcpstates output');
+  await src.stop();
+  await done;
+  assert.deepEqual(r.selected.map((s) => s.tool), ['tcpstates']);
+  assert.match(r.selected[0]!.reason, /tcpconnlat not found at .*missing-tcpconnlat/);
+});
+
+test('auto on the real tools of this machine picks one tool, once, and format() follows it', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to load BPF programs');
+  const ok = await Promise.all(['/usr/sbin/tcpconnlat', '/usr/sbin/tcpstates'].map((p) => access(p).then(() => true, () => false)));
+  if (!ok.every(Boolean)) return t.skip('libbpf-tools (/usr/sbin/tcpconnlat, /usr/sbin/tcpstates) not installed');
+  const src = new AutoSource({ tcpconnlatPath: '/usr/sbin/tcpconnlat', tcpstatesPath: '/usr/sbin/tcpstates' });
+  const r = recorder();
+  const done = src.run(r);
+  try {
+    await waitFor(() => src.ready(), 15_000, `a real tool to attach (diagnostics: ${r.diagnostics.join(' | ')})`);
+  } catch (e) {
+    await src.stop();
+    await done;
+    return t.skip(`BPF cannot run here: ${(e as Error).message}`);
+  }
+  await src.stop();
+  await done;
+  assert.equal(r.selected.length, 1);
+  assert.equal(src.format(), r.selected[0]!.tool);
+  if (r.selected[0]!.tool === 'tcpstates') assert.match(r.selected[0]!.reason, /tcpconnlat/);
+  console.log(`auto on this machine: ${r.selected[0]!.tool}: ${r.selected[0]!.reason}`);
+});

@@ -1,0 +1,30 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { AutoSource, createSource, ReplaySource, ToolSource } from '../../src/sources/index.ts';
+
+test('createSource maps every spec to its source', () => {
+  const auto = createSource('auto');
+  assert.ok(auto instanceof AutoSource);
+  assert.equal(auto.format(), 'tcpconnlat');
+  const connlat = createSource('tcpconnlat', { tcpconnlatPath: '/opt/x/tcpconnlat' });
+  assert.ok(connlat instanceof ToolSource);
+  assert.equal(connlat.description, 'tcpconnlat (/opt/x/tcpconnlat)');
+  assert.equal(connlat.format(), 'tcpconnlat');
+  const states = createSource('tcpstates');
+  assert.equal(states.description, 'tcpstates (/usr/sbin/tcpstates)');
+  assert.equal(states.format(), 'tcpstates');
+  const file = createSource('file:/tmp/rec.txt');
+  assert.ok(file instanceof ReplaySource);
+  assert.equal(file.description, 'file:/tmp/rec.txt');
+  assert.equal(file.format(), 'detect');
+  const stdin = createSource('-', { stdin: Readable.from([]) });
+  assert.equal(stdin.description, 'stdin');
+  assert.equal(stdin.ready(), false);
+});
+
+test('createSource rejects an unknown spec in one line', () => {
+  for (const bad of ['', 'file:', 'tcpconnlat 1', 'kprobe']) {
+    assert.throws(() => createSource(bad), /^Error: unknown source '.*': expected auto, tcpconnlat, tcpstates, file:PATH or '-'$/);
+  }
+});

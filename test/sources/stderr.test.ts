@@ -1,0 +1,100 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  classifyStderrLine,
+  diagnosticFor,
+  MAX_OTHER_LINES,
+  StderrDiagnoser,
+  type StderrKind,
+} from '../../src/sources/stderr.ts';
+
+// Real lines: libbpf-tools (tcpconnlat.c, tcpstates.c, trace_helpers.c), libbpf.c, and what /usr/sbin/tcpconnlat and
+// /usr/sbin/tcpstates printed on this machine (no kprobes; tracefs unmounted in a private mount namespace).
+const table: [string, StderrKind, number?][] = [
+  ['lost 7 events on CPU #1', 'lost', 7],
+  ['lost 18446744073709551 events on CPU #12', 'lost', 18446744073709551],
+  ["libbpf: failed to add legacy kprobe event for 'tcp_v4_connect+0x0': No such file or directory", 'attach'],
+  ["libbpf: prog 'tcp_v4_connect': failed to create kprobe 'tcp_v4_connect+0x0' perf event: No such file or directory", 'attach'],
+  ["libbpf: prog 'tcp_v4_connect': failed to auto-attach: -2", 'attach'],
+  ["libbpf: prog 'fentry_tcp_v4_connect': failed to attach: ERROR: strerror_r(-524)=22", 'attach'],
+  ['failed to attach BPF programs: -2', 'attach'],
+  ["libbpf: failed to determine tracepoint 'sock/inet_sock_set_state' perf event ID: No such file or directory", 'tracefs'],
+  ["libbpf: prog 'handle_set_state': failed to create tracepoint 'sock/inet_sock_set_state' perf event: No such file or directory", 'tracefs'],
+  ["libbpf: Error in bpf_object__probe_loading():Operation not permitted(1). Couldn't load trivial BPF program. Make sure your kernel supports BPF (CONFIG_BPF_SYSCALL=y) and/or that RLIMIT_MEMLOCK is set to big enough value.", 'permission'],
+  ['libbpf: map \'events\': failed to create: Operation not permitted(-1)', 'permission'],
+  ['failed to load BPF object: -1', 'permission'],
+  ['libbpf: Failed to bump RLIMIT_MEMLOCK (err = -1), you might need to do it explicitly!', 'memlock'],
+  ['failed to set temporary RLIMIT_MEMLOCK: operation not permitted', 'memlock'],
+  ['failed to increase rlimit: -1', 'memlock'],
+  ['failed to fetch necessary BTF for CO-RE: No such file or directory', 'btf'],
+  ['libbpf: failed to find valid kernel BTF', 'btf'],
+  ["stdbuf: failed to run command '/nope/tcpstates': No such file or directory", 'missing'],
+  ['something else entirely', 'other'],
+  ['', 'other'],
+];
+
+for (const [line, kind, lost] of table) {
+  test(`classify: ${kind}: ${line.slice(0, 70)}`, () => {
+    const c = classifyStderrLine(line);
+    assert.equal(c.kind, kind);
+    if (lost !== undefined) assert.equal(c.lost, lost);
+  });
+}
+
+test('capability advice depends on the kernel version', () => {
+  const modern = diagnosticFor('permission', 'tcpstates', '6.18.44-fc')!;
+  assert.match(modern, /CAP_BPF and CAP_PERFMON/);
+  assert.match(modern, /6\.18\.44-fc/);
+  const old = diagnosticFor('permission', 'tcpstates', '5.4.0-150-generic')!;
+  assert.match(old, /CAP_SYS_ADMIN/);
+  assert.doesNotMatch(old, /CAP_BPF/);
+  assert.match(diagnosticFor('memlock', 'tcpconnlat', '5.10.0')!, /older than 5\.11.*CAP_SYS_RESOURCE/);
+  assert.match(diagnosticFor('memlock', 'tcpconnlat', '6.1.0')!, /CAP_SYS_RESOURCE/);
+  assert.match(diagnosticFor('attach', 'tcpconnlat', '6.1.0')!, /falls back to tcpstates/);
+  assert.match(diagnosticFor('tracefs', 'tcpstates', '6.1.0')!, /mount -t tracefs nodev \/sys\/kernel\/tracing/);
+  assert.equal(diagnosticFor('other', 'tcpstates', '6.1.0'), undefined);
+  assert.equal(diagnosticFor('lost', 'tcpstates', '6.1.0'), undefined);
+});
+
+test('diagnoser: each failure kind once per source across runs, lost events summed, unknown lines capped', () => {
+  const diags: string[] = [];
+  let lost = 0;
+  const d = new StderrDiagnoser('tcpstates', '6.18.0', { diagnostic: (m) => void diags.push(m), lostEvents: (n) => void (lost += n) });
+  for (let run = 0; run < 3; run++) {
+    d.beginRun();
+    for (let i = 0; i < 1000; i++) {
+      d.handle('lost 3 events on CPU #0');
+      d.handle("libbpf: Error in bpf_object__probe_loading():Operation not permitted(1). Couldn't load trivial BPF program.");
+      d.handle(`noise ${i}\x1b[2J`);
+    }
+  }
+  assert.equal(lost, 9000);
+  assert.equal(d.lostTotal, 9000);
+  assert.equal(diags.filter((m) => m.includes('CAP_BPF')).length, 1);
+  const noise = diags.filter((m) => m.includes('stderr: noise'));
+  assert.equal(noise.length, MAX_OTHER_LINES);
+  assert.ok(noise.every((m) => !m.includes('\x1b')), 'control characters are replaced');
+  assert.equal(diags.filter((m) => m.includes('suppressed')).length, 1);
+  assert.equal(diags.length, 1 + MAX_OTHER_LINES + 1);
+});
+
+test('diagnoser: an attach failure caused by missing tracefs is not reported as an attach failure', () => {
+  const diags: string[] = [];
+  const d = new StderrDiagnoser('tcpstates', '6.18.0', { diagnostic: (m) => void diags.push(m), lostEvents: () => {} });
+  d.beginRun();
+  d.handle("libbpf: failed to determine tracepoint 'sock/inet_sock_set_state' perf event ID: No such file or directory");
+  d.handle("libbpf: prog 'handle_set_state': failed to auto-attach: -2");
+  assert.deepEqual([...d.runKinds].sort(), ['attach', 'tracefs']);
+  assert.equal(diags.length, 1);
+  assert.match(diags[0]!, /tracefs/);
+});
+
+test('diagnoser: silenced kinds are not reported', () => {
+  const diags: string[] = [];
+  const d = new StderrDiagnoser('tcpconnlat', '6.18.0', { diagnostic: (m) => void diags.push(m), lostEvents: () => {} });
+  d.silence('attach');
+  d.beginRun();
+  d.handle("libbpf: prog 'tcp_v4_connect': failed to auto-attach: -2");
+  assert.deepEqual(diags, []);
+  assert.equal(d.runFirstLine.get('attach'), "libbpf: prog 'tcp_v4_connect': failed to auto-attach: -2");
+});
