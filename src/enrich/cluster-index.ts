@@ -59,7 +59,7 @@ const phaseRank = (p: PodRecord) => (p.phase === 'Running' ? 0 : 1);
 export function podOrder(a: PodRecord, b: PodRecord): number {
   return phaseRank(a) - phaseRank(b) || b.createdMs - a.createdMs || (a.metadata.uid < b.metadata.uid ? -1 : 1);
 }
-const byKey = <T extends { metadata: { uid: string } }>(a: T, b: T) => (a.metadata.uid < b.metadata.uid ? -1 : 1);
+const byKey = <T extends { metadata: { namespace: string | undefined; name: string } }>(a: T, b: T) => (keyOf(a.metadata) < keyOf(b.metadata) ? -1 : 1);
 
 /** Pods that no longer own their IP (Succeeded/Failed) and hostNetwork pods (their IP is the node's) are not indexed by IP. */
 function ownsIps(p: PodRecord): boolean {
@@ -67,16 +67,26 @@ function ownsIps(p: PodRecord): boolean {
 }
 const terminated = (p: PodRecord) => p.phase === 'Succeeded' || p.phase === 'Failed';
 
+/** One address of an EndpointSlice; its identity is made on first lookup (most are never looked up as such). */
 interface EndpointEntry {
   ip: string;
-  namespace: string | undefined;
-  serviceName: string | undefined;
+  slice: EndpointSliceRecord;
   podName: string | undefined;
-  sliceKey: string;
-  identity: PeerIdentity;
+  identity: PeerIdentity | undefined;
 }
 
-const keyOf = (m: { uid: string; namespace: string | undefined; name: string }) => m.uid || `${m.namespace ?? ''}/${m.name}`;
+/** Namespace/name: what the informer cache keys by, so an object re-created under the same name replaces the old. */
+const keyOf = (m: { namespace: string | undefined; name: string }) => (m.namespace === undefined ? m.name : `${m.namespace}/${m.name}`);
+
+function endpointIdentity(e: EndpointEntry): PeerIdentity {
+  const namespace = e.slice.metadata.namespace;
+  const serviceName = e.slice.serviceName;
+  e.identity ??=
+    e.podName !== undefined
+      ? freezeIdentity({ namespace, name: e.podName, type: 'Pod', podName: e.podName, serviceName })
+      : freezeIdentity({ namespace, name: serviceName, type: 'Service', ownerName: serviceName, ownerType: 'Service', serviceName });
+  return e.identity;
+}
 
 /** Records by key, and by IP for those that `ownsIps` says hold their IPs. */
 class IndexedRecords<T extends { metadata: { uid: string; namespace: string | undefined; name: string }; ips: string[] }> {
@@ -134,7 +144,7 @@ export class ClusterIndex {
   readonly #services = new IndexedRecords<ServiceRecord>(byKey);
   readonly #nodes = new IndexedRecords<NodeRecord>(byKey);
   readonly #slices = new Map<string, EndpointEntry[]>();
-  readonly #endpointIps = new IpTable<EndpointEntry>((a, b) => (a.sliceKey < b.sliceKey ? -1 : 1));
+  readonly #endpointIps = new IpTable<EndpointEntry>((a, b) => (keyOf(a.slice.metadata) < keyOf(b.slice.metadata) ? -1 : 1));
   readonly #controllers = new Map<string, ControllerRecord>();
   /** Bumped when something a pod's identity depends on (its controllers, its services) changes. */
   #epoch = 0;
@@ -202,16 +212,8 @@ export class ClusterIndex {
 
   upsertEndpointSlice(rec: EndpointSliceRecord): void {
     this.deleteEndpointSlice(rec);
-    const sliceKey = keyOf(rec.metadata);
-    const namespace = rec.metadata.namespace;
-    const entries = rec.endpoints.map((e): EndpointEntry => {
-      const identity =
-        e.podName !== undefined
-          ? freezeIdentity({ namespace, name: e.podName, type: 'Pod', podName: e.podName, serviceName: rec.serviceName })
-          : freezeIdentity({ namespace, name: rec.serviceName, type: 'Service', ownerName: rec.serviceName, ownerType: 'Service', serviceName: rec.serviceName });
-      return { ip: e.ip, namespace, serviceName: rec.serviceName, podName: e.podName, sliceKey, identity };
-    });
-    this.#slices.set(sliceKey, entries);
+    const entries = rec.endpoints.map((e): EndpointEntry => ({ ip: e.ip, slice: rec, podName: e.podName, identity: undefined }));
+    this.#slices.set(keyOf(rec.metadata), entries);
     for (const entry of entries) this.#endpointIps.add(entry.ip, entry);
     this.#epoch++;
   }
@@ -264,8 +266,8 @@ export class ClusterIndex {
     let serviceName: string | undefined;
     for (const ip of pod.ips) {
       const ep = this.#endpointIps.get(ip);
-      if (ep !== undefined && ep.namespace === pod.metadata.namespace) {
-        serviceName = ep.serviceName;
+      if (ep !== undefined && ep.slice.metadata.namespace === pod.metadata.namespace) {
+        serviceName = ep.slice.serviceName;
         break;
       }
     }
@@ -305,7 +307,7 @@ export class ClusterIndex {
     const node = this.#nodes.byIp.get(ip);
     if (node !== undefined) return node.identity;
     const ep = this.#endpointIps.get(ip);
-    if (ep !== undefined) return ep.identity;
+    if (ep !== undefined) return endpointIdentity(ep);
     return EXTERNAL;
   }
 

@@ -132,6 +132,15 @@ describe('ClusterIndex destinations', () => {
     assert.equal(idx.resolveDestination('10.0.0.7'), EXTERNAL);
   });
 
+  it('a pod re-created under the same name (new UID, new IP) replaces the old one', () => {
+    const idx = new ClusterIndex();
+    idx.upsertPod(compactPod(pod('db-0', { ip: '10.0.1.1', owner: ['StatefulSet', 'db'] }), false));
+    idx.upsertPod(compactPod(pod('db-0', { ip: '10.0.1.2', owner: ['StatefulSet', 'db'] }), false));
+    assert.equal(idx.resolveDestination('10.0.1.1'), EXTERNAL);
+    assert.equal(idx.resolveDestination('10.0.1.2').name, 'db-0');
+    assert.equal(idx.sizes().pods, 1);
+  });
+
   it('Service ClusterIPs (both families), external and load-balancer IPs; headless has none', () => {
     const idx = new ClusterIndex();
     idx.upsertService(compactService({

@@ -2,7 +2,7 @@
 // real process moved into a kubelet-named cgroup on this machine's cgroup2 (and cgroup v1 pids) hierarchy.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -10,6 +10,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { compactPod } from '../../src/enrich/compact.ts';
 import { KubeEnricher } from '../../src/enrich/kube-enricher.ts';
 import { parseStatStartTime, PidResolver } from '../../src/enrich/proc.ts';
+import { KubeletCgroups, kubeletCgroupSkipReason } from './kubelet-cgroup.ts';
 import type { ConnectEvent } from '../../src/event.ts';
 import { createLogger } from '../../src/log.ts';
 
@@ -82,73 +83,15 @@ describe('PidResolver on a /proc-shaped folder', () => {
   });
 });
 
-/** The mount point of a hierarchy: cgroup2 ("") or a v1 controller such as "pids". */
-function cgroupMount(controller: string): string | undefined {
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [left, right] = line.split(' - ');
-    if (!left || !right) continue;
-    const mountPoint = left.split(' ')[4]!;
-    const [fstype, , options] = right.split(' ');
-    if (controller === '' && fstype === 'cgroup2') return mountPoint;
-    if (controller !== '' && fstype === 'cgroup' && options?.split(',').includes(controller)) return mountPoint;
-  }
-  return undefined;
-}
-
-function realCgroupSkipReason(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root to create cgroups';
-  if (cgroupMount('') === undefined) return 'no cgroup2 hierarchy mounted';
-  return undefined;
-}
-
-describe('a real process in a kubelet-named cgroup', { skip: realCgroupSkipReason() }, () => {
-  const v2 = cgroupMount('')!;
-  const v1 = cgroupMount('pids');
+describe('a real process in a kubelet-named cgroup', { skip: kubeletCgroupSkipReason() }, () => {
   const uid = '3d9a1c2b-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
   const cid = 'feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface';
-  const v2Dirs = [
-    'kubepods.slice',
-    'kubepods.slice/kubepods-besteffort.slice',
-    `kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${uid.replaceAll('-', '_')}.slice`,
-    `kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${uid.replaceAll('-', '_')}.slice/cri-containerd-${cid}.scope`,
-  ].map((d) => join(v2, d));
-  const v1Dirs = v1 ? ['kubepods', 'kubepods/besteffort', `kubepods/besteffort/pod${uid}`, `kubepods/besteffort/pod${uid}/${cid}`].map((d) => join(v1, d)) : [];
-  const children: ChildProcess[] = [];
-  const created: string[] = [];
-
-  after(async () => {
-    for (const child of children) {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGKILL');
-        await exited;
-      }
-    }
-    // A cgroup can be removed once empty; innermost first.
-    for (const dir of created.reverse()) if (existsSync(dir)) rmdirSync(dir);
-  });
-
-  const makeDirs = (dirs: string[]) => {
-    for (const dir of dirs) {
-      if (!existsSync(dir)) {
-        mkdirSync(dir);
-        created.push(dir);
-      }
-    }
-  };
-
-  const spawnInCgroup = async (): Promise<ChildProcess> => {
-    const child = spawn('sleep', ['60'], { stdio: 'ignore' });
-    children.push(child);
-    await new Promise((r) => child.once('spawn', r));
-    writeFileSync(join(v2Dirs.at(-1)!, 'cgroup.procs'), String(child.pid));
-    if (v1Dirs.length > 0) writeFileSync(join(v1Dirs.at(-1)!, 'cgroup.procs'), String(child.pid));
-    return child;
-  };
+  const cgroups = new KubeletCgroups();
+  after(() => cgroups.cleanup());
+  let child: ChildProcess | undefined;
+  const spawnInCgroup = async () => (child ??= await cgroups.spawnInContainer(uid, cid));
 
   it('resolves the PID to the pod UID and container id (cgroup v2 systemd names, v1 cgroupfs names)', async () => {
-    makeDirs(v2Dirs);
-    makeDirs(v1Dirs);
     const child = await spawnInCgroup();
     const text = readFileSync(`/proc/${child.pid}/cgroup`, 'utf8');
     assert.match(text, /kubepods-besteffort-pod/);
@@ -159,7 +102,7 @@ describe('a real process in a kubelet-named cgroup', { skip: realCgroupSkipReaso
   });
 
   it('the enricher labels a hostNetwork pod connection by PID, and a host process as the node', async () => {
-    const child = children[0] ?? (await spawnInCgroup());
+    const child = await spawnInCgroup();
     const kc = new KubeConfig();
     kc.loadFromOptions({
       clusters: [{ name: 'none', server: 'https://127.0.0.1:1' }],

@@ -1,0 +1,192 @@
+// npx node bench/enrich.ts: the enrichment index at cluster scale (50k pods on 500 nodes, 10k services with
+// EndpointSlices, 10k ReplicaSets). Objects shaped like the API's go through the same compactors the watches use.
+// Reports the memory the index keeps (heap and RSS deltas after GC) and the cost of one lookup, against a bare
+// Map<string, object> of the same keys measured in the same run (timings on this machine are noisy: read the ratios).
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { KubeConfig } from '@kubernetes/client-node';
+import { ClusterIndex } from '../src/enrich/cluster-index.ts';
+import { compactController, compactEndpointSlice, compactPod, compactService } from '../src/enrich/compact.ts';
+import { KubeEnricher } from '../src/enrich/kube-enricher.ts';
+import { PidResolver } from '../src/enrich/proc.ts';
+import type { ConnectEvent } from '../src/event.ts';
+import { createLogger } from '../src/log.ts';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+const PODS = Number(process.env.BENCH_PODS ?? 50_000);
+const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
+const NODES = 500;
+const LOOKUPS = Number(process.env.BENCH_LOOKUPS ?? 2_000_000);
+
+const podIp = (i: number) => `10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
+const serviceIp = (i: number) => `10.96.${(i >> 8) & 255}.${i & 255}`;
+const hex = (n: number, len: number) => n.toString(16).padStart(len, '0').slice(-len);
+const uid = (n: number) => `${hex(n, 8)}-0000-4000-8000-${hex(n, 12)}`;
+
+/** A pod as a watch delivers it (labels, annotations, spec, status with conditions): what compaction throws away. */
+function rawPod(i: number): unknown {
+  const ns = `team-${i % 200}`;
+  const deploy = `svc-${Math.floor(i / 5)}`;
+  const hash = hex(i >> 2, 10);
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: `${deploy}-${hash}-${hex(i, 5)}`,
+      namespace: ns,
+      uid: uid(i),
+      resourceVersion: String(1000 + i),
+      creationTimestamp: new Date(1_700_000_000_000 + i * 1000).toISOString(),
+      labels: { app: deploy, 'pod-template-hash': hash, 'app.kubernetes.io/part-of': ns },
+      annotations: { 'kubectl.kubernetes.io/restartedAt': '2026-01-01T00:00:00Z', 'prometheus.io/scrape': 'true' },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${deploy}-${hash}`, uid: uid(i + 10_000_000), controller: true, blockOwnerDeletion: true }],
+    },
+    spec: {
+      nodeName: `node-${i % NODES}`,
+      containers: [{ name: 'app', image: `registry.example/${deploy}:1.2.3`, ports: [{ containerPort: 8080 }], resources: { requests: { cpu: '100m', memory: '128Mi' } } }],
+      serviceAccountName: 'default',
+    },
+    status: {
+      phase: 'Running',
+      hostIP: `192.168.${(i % NODES) >> 8}.${i % NODES}`,
+      podIP: podIp(i),
+      podIPs: [{ ip: podIp(i) }],
+      conditions: ['Initialized', 'Ready', 'ContainersReady', 'PodScheduled'].map((type) => ({ type, status: 'True', lastTransitionTime: '2026-01-01T00:00:00Z' })),
+      containerStatuses: [{ name: 'app', ready: true, restartCount: 0, image: `registry.example/${deploy}:1.2.3`, imageID: 'sha256:abc', containerID: `containerd://${hex(i, 64)}`, state: { running: { startedAt: '2026-01-01T00:00:00Z' } } }],
+    },
+  };
+}
+
+function rawService(i: number): unknown {
+  return {
+    metadata: { name: `svc-${i}`, namespace: `team-${i % 200}`, uid: uid(i + 20_000_000), resourceVersion: '1' },
+    spec: { type: 'ClusterIP', clusterIP: serviceIp(i), clusterIPs: [serviceIp(i)], ports: [{ port: 80, targetPort: 8080, protocol: 'TCP' }], selector: { app: `svc-${i}` } },
+  };
+}
+
+function rawSlice(i: number): unknown {
+  const endpoints = [];
+  for (let p = i * 5; p < i * 5 + 5 && p < PODS; p++) endpoints.push({ addresses: [podIp(p)], targetRef: { kind: 'Pod', name: `pod-${p}`, namespace: `team-${i % 200}` }, conditions: { ready: true } });
+  return { metadata: { name: `svc-${i}-abcde`, namespace: `team-${i % 200}`, uid: uid(i + 30_000_000), labels: { 'kubernetes.io/service-name': `svc-${i}` } }, endpoints };
+}
+
+function memory(): { heap: number; rss: number } {
+  gc();
+  gc();
+  const m = process.memoryUsage();
+  return { heap: m.heapUsed, rss: m.rss };
+}
+
+const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+
+/** ns per call of fn over `keys`, best of 5 runs (the least disturbed by the other core's work). */
+function timePerCall(keys: string[], fn: (key: string) => unknown): { ns: number; sink: number } {
+  let sink = 0;
+  let best = Number.POSITIVE_INFINITY;
+  for (let run = 0; run < 5; run++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < LOOKUPS; i++) if (fn(keys[i % keys.length]!) !== undefined) sink++;
+    best = Math.min(best, Number(process.hrtime.bigint() - t0) / LOOKUPS);
+  }
+  return { ns: best, sink };
+}
+
+/** ListWatch's own cache: namespace -> name -> object (here the compact record, as the watches store it). */
+type InformerCache = Map<string, Map<string, unknown>>;
+function cacheAdd(cache: InformerCache, rec: { metadata: { namespace: string | undefined; name: string } }): void {
+  const ns = rec.metadata.namespace ?? '';
+  let inner = cache.get(ns);
+  if (inner === undefined) cache.set(ns, (inner = new Map()));
+  inner.set(rec.metadata.name, rec);
+}
+
+// ---- memory: the index plus the informer caches holding the same compact records ----
+const before = memory();
+const index = new ClusterIndex('node-0');
+const caches: InformerCache[] = [new Map(), new Map(), new Map(), new Map(), new Map()];
+for (let i = 0; i < PODS; i++) {
+  const raw = rawPod(i);
+  const rec = compactPod(raw, false);
+  index.upsertPod(rec);
+  cacheAdd(caches[0]!, rec);
+  if (i % NODES === 0) {
+    const local = compactPod(raw, true);
+    index.upsertLocalPod(local);
+    cacheAdd(caches[1]!, local);
+  }
+}
+for (let i = 0; i < SERVICES; i++) {
+  const svc = compactService(rawService(i));
+  const slice = compactEndpointSlice(rawSlice(i));
+  const rs = compactController({ metadata: { name: `svc-${i}-rs`, namespace: `team-${i % 200}`, ownerReferences: [{ kind: 'Deployment', name: `svc-${i}` }] } });
+  index.upsertService(svc);
+  index.upsertEndpointSlice(slice);
+  index.upsertController('ReplicaSet', rs);
+  cacheAdd(caches[2]!, svc);
+  cacheAdd(caches[3]!, slice);
+  cacheAdd(caches[4]!, rs);
+}
+const afterIndex = memory();
+
+const baseline = new Map<string, { name: string; namespace: string }>();
+for (let i = 0; i < PODS; i++) baseline.set(podIp(i), { name: `pod-${i}`, namespace: `team-${i % 200}` });
+for (let i = 0; i < SERVICES; i++) baseline.set(serviceIp(i), { name: `svc-${i}`, namespace: `team-${i % 200}` });
+const afterBaseline = memory();
+
+// ---- lookups: a mix of pod IPs, service IPs and external addresses ----
+const keys: string[] = [];
+for (let i = 0; i < 100_000; i++) {
+  const r = (i * 2654435761) >>> 0;
+  keys.push(i % 10 < 6 ? podIp(r % PODS) : i % 10 < 9 ? serviceIp(r % SERVICES) : `203.0.${(r >> 8) & 255}.${r & 255}`);
+}
+const bare = timePerCall(keys, (k) => baseline.get(k));
+const resolve = timePerCall(keys, (k) => index.resolveDestination(k));
+
+// The whole enrich() of an event from a local single-container pod (no /proc read needed).
+const kc = new KubeConfig();
+kc.loadFromOptions({ clusters: [{ name: 'c', server: 'https://127.0.0.1:1' }], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+const enricher = new KubeEnricher({ kubeConfig: kc, nodeName: 'node-0', hostProc: '/proc', logger: createLogger('error') });
+for (let i = 0; i < PODS; i++) {
+  const raw = rawPod(i);
+  enricher.index.upsertPod(compactPod(raw, false));
+  if (i % NODES === 0) enricher.index.upsertLocalPod(compactPod(raw, true));
+}
+for (let i = 0; i < SERVICES; i++) enricher.index.upsertService(compactService(rawService(i)));
+const events: ConnectEvent[] = keys.slice(0, 10_000).map((daddr, i) => ({
+  timeMs: 0, tool: 'tcpconnlat', pid: 1, comm: 'app', ipVersion: 4, saddr: podIp((i % 100) * NODES), sport: undefined, daddr, dport: 80, latencyMs: 1, failed: false,
+}));
+const byAddr = new Map(events.map((e) => [e.daddr, e]));
+const enrich = timePerCall([...byAddr.keys()], (k) => {
+  const e = byAddr.get(k)!;
+  enricher.enrich(e);
+  return e.dst;
+});
+
+// PID -> cgroup for a process whose pod the address cannot tell (hostNetwork): one /proc stat read per event.
+const pids = new PidResolver('/proc');
+const pidCost = (() => {
+  const n = 50_000;
+  pids.resolve(process.pid);
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) pids.resolve(process.pid);
+  return Number(process.hrtime.bigint() - t0) / n;
+})();
+
+const s = index.sizes();
+const rows: Array<[string, string, string]> = [
+  ['objects', `${s.pods} pods (${s.localPods} local), ${s.services} services, ${s.endpointIps} endpoint IPs, ${s.controllers} ReplicaSets`, ''],
+  ['index + informer caches, heap', mib(afterIndex.heap - before.heap), `${((afterIndex.heap - before.heap) / (PODS + SERVICES)).toFixed(0)} B/object`],
+  ['index + informer caches, RSS', mib(afterIndex.rss - before.rss), ''],
+  ['bare Map heap (baseline)', mib(afterBaseline.heap - afterIndex.heap), `${((afterBaseline.heap - afterIndex.heap) / (PODS + SERVICES)).toFixed(0)} B/entry`],
+  ['bare Map.get (baseline)', `${bare.ns.toFixed(1)} ns`, '1.0x'],
+  ['resolveDestination', `${resolve.ns.toFixed(1)} ns`, `${(resolve.ns / bare.ns).toFixed(1)}x`],
+  ['enrich(event), pod source', `${enrich.ns.toFixed(1)} ns`, `${(enrich.ns / bare.ns).toFixed(1)}x`],
+  ['PID -> pod (cached, 1 stat read)', `${pidCost.toFixed(0)} ns`, `${(pidCost / bare.ns).toFixed(0)}x`],
+];
+console.log(`enrichment index: ${PODS} pods, ${SERVICES} services; ${LOOKUPS} lookups per timing (best of 5), Node ${process.version}`);
+const w0 = Math.max(...rows.map((r) => r[0].length));
+const w1 = Math.max(...rows.map((r) => r[1].length));
+for (const [a, b, c] of rows) console.log(`  ${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}`);
+if (resolve.sink === 0 || bare.sink === 0 || enrich.sink === 0 || caches[0]!.size === 0) throw new Error('lookups found nothing: the benchmark is broken');
