@@ -73,6 +73,7 @@ export class Agent {
 
   static async start(opts: AgentOptions): Promise<Agent> {
     const { config, logger } = opts;
+    const exportLog = new SampledLog(60_000);
     const source = createSource(config.source, {
       tcpconnlatPath: config.tcpconnlatPath,
       tcpstatesPath: config.tcpstatesPath,
@@ -90,7 +91,13 @@ export class Agent {
       slowLogRatePerSec: config.slowLogRate,
       slowLogBurst: config.slowLogBurst,
       temporality: config.temporality,
-      logger,
+      // Without a reachable backend every export fails: say so once a minute, not every interval.
+      logger: {
+        warn: (msg: string) => {
+          const sampled = exportLog.sample('export', msg);
+          if (sampled) logger.warn(sampled);
+        },
+      },
     });
     const enricher = await createEnricher(config, opts.env, logger);
     logger.info(enricher.description);

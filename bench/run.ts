@@ -1,0 +1,126 @@
+// npm run bench: 1M recorded tcpconnlat lines through source -> parse -> record -> export (OTLP/JSON file), against
+// a bare readline-and-split loop over the same file in the same run. Each case runs in its own child process so its
+// peak RSS is its own. Prints lines/s, peak RSS and the ratio to the baseline; BENCHMARKS.md records the results.
+import { spawnSync } from 'node:child_process';
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
+
+/** tcpconnlat's own printf: "%-6d %-12.12s %-2d %-16s %-16s %-5d %.2f". */
+function renderLine(pid: number, comm: string, saddr: string, daddr: string, dport: number, lat: number): string {
+  return `${String(pid).padEnd(6)} ${comm.slice(0, 12).padEnd(12)} ${'4'.padEnd(2)} ${saddr.padEnd(16)} ${daddr.padEnd(16)} ${String(dport).padEnd(5)} ${lat.toFixed(2)}`;
+}
+
+function generate(path: string, destinations: number): void {
+  const comms = ['curl', 'kubelet', 'coredns', 'node-cache', 'etcd', 'java', 'python3', 'envoy'];
+  const parts: string[] = ['PID    COMM         IP SADDR            DADDR            DPORT LAT(ms)'];
+  let seed = 42;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  for (let i = 0; i < LINES; i++) {
+    const d = i % destinations;
+    const daddr = `10.${(d >> 16) & 255}.${(d >> 8) & 255}.${d & 255}`;
+    const lat = -Math.log(1 - rand()) * 2; // exponential, mean 2 ms: a few above 100 ms would be rare
+    parts.push(renderLine(1000 + (i % 5000), comms[i % comms.length]!, '10.244.1.7', daddr, 1024 + (d % 50000), lat));
+  }
+  writeFileSync(path, parts.join('\n') + '\n');
+}
+
+interface CaseResult {
+  name: string;
+  lines: number;
+  seconds: number;
+  maxRssMb: number;
+}
+
+async function baseline(file: string): Promise<CaseResult> {
+  const start = performance.now();
+  let lines = 0;
+  let fields = 0;
+  const rl = createInterface({ input: createReadStream(file, { encoding: 'latin1' }), crlfDelay: Infinity });
+  for await (const line of rl) {
+    fields += line.trim().split(/\s+/).length;
+    lines++;
+  }
+  if (fields === 0) throw new Error('baseline read nothing');
+  return { name: 'baseline', lines, seconds: (performance.now() - start) / 1000, maxRssMb: process.resourceUsage().maxRSS / 1024 };
+}
+
+async function pipeline(file: string, out: string, name: string): Promise<CaseResult> {
+  const { ReplaySource } = await import('../src/sources/replay.ts');
+  const { LineDecoder } = await import('../src/parse/decoder.ts');
+  const { createTelemetry } = await import('../src/telemetry/index.ts');
+  const { DEFAULT_METRIC_ATTRIBUTES } = await import('../src/config.ts');
+  const telemetry = createTelemetry({
+    exports: [{ kind: 'otlp-json', path: out }],
+    resource: { 'service.name': 'connlat-bench' },
+    histogram: 'explicit',
+    metricAttributes: [...DEFAULT_METRIC_ATTRIBUTES],
+    cardinalityLimit: 2000,
+    exportIntervalMs: 10_000,
+    slowMs: 100,
+    slowLogRatePerSec: 100,
+    slowLogBurst: 500,
+    temporality: 'cumulative',
+  });
+  const decoder = new LineDecoder('detect');
+  const source = new ReplaySource({ path: file });
+  let lines = 0;
+  let events = 0;
+  const start = performance.now();
+  await source.run({
+    line(text, at) {
+      lines++;
+      const r = decoder.decode(text, at);
+      if (r.kind === 'event') {
+        telemetry.record(r.event);
+        events++;
+      }
+    },
+    lostEvents() {},
+    restart() {},
+    diagnostic() {},
+    toolSelected() {},
+  });
+  await telemetry.shutdown();
+  const seconds = (performance.now() - start) / 1000;
+  if (events !== LINES) throw new Error(`${name}: expected ${LINES} events, got ${events}`);
+  return { name, lines, seconds, maxRssMb: process.resourceUsage().maxRSS / 1024 };
+}
+
+async function child(kind: string, file: string, out: string): Promise<void> {
+  const r = kind === 'baseline' ? await baseline(file) : await pipeline(file, out, kind);
+  process.stdout.write(JSON.stringify(r) + '\n');
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'connlat-bench-'));
+  try {
+    const few = join(dir, 'lines-1k-destinations.txt');
+    const many = join(dir, 'lines-100k-destinations.txt');
+    generate(few, 1000);
+    generate(many, 100_000);
+    const self = fileURLToPath(import.meta.url);
+    const run = (kind: string, file: string) => {
+      const r = spawnSync(process.execPath, [self, '--child', kind, file, join(dir, `${kind}.jsonl`)], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`${kind} failed: ${r.stderr}`);
+      return JSON.parse(r.stdout.trim().split('\n').pop()!) as CaseResult;
+    };
+    const results = [run('baseline', few), run('pipeline (1k destinations)', few), run('baseline', many), run('pipeline (100k destinations)', many)];
+    const base = results[0]!;
+    console.log(`connlat benchmark: ${LINES.toLocaleString('en')} tcpconnlat lines, Node ${process.version}, ${new Date().toISOString()}`);
+    console.log(`${'case'.padEnd(30)} ${'lines/s'.padStart(12)} ${'ratio'.padStart(7)} ${'peak RSS MB'.padStart(12)}`);
+    for (const r of results) {
+      const rate = r.lines / r.seconds;
+      console.log(`${r.name.padEnd(30)} ${Math.round(rate).toLocaleString('en').padStart(12)} ${(rate / (base.lines / base.seconds)).toFixed(2).padStart(7)} ${r.maxRssMb.toFixed(0).padStart(12)}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === '--child') await child(process.argv[3]!, process.argv[4]!, process.argv[5]!);
+else await main();

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the agent on this host from a fresh clone: installs libbpf-tools (Debian/Ubuntu) and the npm packages
+# (including the pinned Node 24) when missing, mounts tracefs, then `npx connlat "$@"`. Needs root, or
+# CAP_BPF + CAP_PERFMON (see `connlat doctor`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ ! -x /usr/sbin/tcpconnlat || ! -x /usr/sbin/tcpstates ]] && command -v apt-get >/dev/null; then
+  echo "connlat: installing libbpf-tools" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libbpf-tools >/dev/null
+fi
+if [[ ! -x node_modules/.bin/node || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  echo "connlat: installing npm packages (npm ci)" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+mountpoint -q /sys/kernel/tracing 2>/dev/null || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+exec npx --no-install connlat "$@"
