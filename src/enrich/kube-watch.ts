@@ -112,7 +112,7 @@ export class SupervisedWatch<R extends KubernetesObject> {
     if (!this.#isListed) {
       this.#isListed = true;
       this.#logger.debug(`Kubernetes ${this.spec.name}: listed ${items.length}`);
-      queueMicrotask(this.#markListed); // after ListWatch has applied the items
+      setImmediate(this.#markListed); // ListWatch applies the items synchronously once this promise settles
     }
     return { items, metadata: { resourceVersion: resourceVersion ?? '' } };
   }
