@@ -274,7 +274,8 @@ async function buildStage(
       }
       case 'RUN': {
         const started = Date.now();
-        const result = await runIn(current, ['/bin/sh', '-c', step.command], { binds: opts.binds ?? [], env: args });
+        const trust = hostTrust();
+        const result = await runIn(current, ['/bin/sh', '-c', step.command], { binds: [...(opts.binds ?? []), ...trust.binds], env: { ...args, ...trust.env } });
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
         if (result.code !== 0) {
           const tail = (result.stderr + result.stdout).trim().split('\n').slice(-15).join('\n');
@@ -288,6 +289,18 @@ async function buildStage(
   if (stage.entrypoint) current.entrypoint = stage.entrypoint;
   if (stage.cmd) current.cmd = stage.cmd;
   return current;
+}
+
+/**
+ * The build machine's extra TLS trust (a proxy's CA), handed to RUN steps the way a build environment would pass its
+ * proxy settings: npm and Node read NODE_EXTRA_CA_CERTS / npm_config_cafile. Nothing is written into the image.
+ */
+function hostTrust(): { binds: Bind[]; env: Record<string, string> } {
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  if (!file || !existsSync(file)) return { binds: [], env: {} };
+  const inside = '/run/connlat-build-ca';
+  const path = posix.join(inside, basename(file));
+  return { binds: [{ host: dirname(file), inside, readOnly: true }], env: { NODE_EXTRA_CA_CERTS: path, npm_config_cafile: path } };
 }
 
 export class StepError extends Error {

@@ -1,0 +1,221 @@
+// dashboards/: every PromQL query of the Grafana dashboard and every alert expression runs against a real Prometheus
+// holding real connlat data: the agent (real tcpstates eBPF source) -> our gateway collector (otel-config/gateway.yaml
+// + the e2e overlay) -> Prometheus remote write. Connects cross a network namespace link with a 150 ms delay (slow),
+// and hit a closed port (refused), so both alerts must fire. The Loki panels' selectors and filters are checked
+// against the slow-connection log records the same gateway exported. promtool checks the rules file.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { ManagedProcess, REPO_ROOT, findCollector, freePort, sleep, startCollector, waitFor, type RunningCollector } from '../support/collector/collector.ts';
+import { readLogRecords } from '../support/collector/file-exporter.ts';
+import { PROMETHEUS_BIN, prometheusSkipReason, startPrometheus, type RunningPrometheus } from '../support/collector/prometheus.ts';
+import { createDelayedLink, netnsSkipReason, removeStaleArtifacts, type DelayedLink } from '../support/netns/netns.ts';
+
+const run = promisify(execFile);
+const DASHBOARD = join(REPO_ROOT, 'dashboards/connlat-dashboard.json');
+const ALERTS = join(REPO_ROOT, 'dashboards/connlat-alerts.yaml');
+const PROMTOOL = join(PROMETHEUS_BIN, '..', 'promtool');
+const CLUSTER = 'dashboards-test';
+const DELAY_MS = 150; // above the 100 ms the slow alert and the "slower than 100 ms" panel use
+const SLOW = 8;
+const REFUSED = 60; // rate over 5m must pass the failure alert's 0.1/s floor: > 30 in the window
+
+interface Target {
+  refId: string;
+  expr: string;
+  datasource: { type: string };
+}
+interface Panel {
+  id: number;
+  title: string;
+  type: string;
+  targets: Target[];
+  datasource: { type: string };
+}
+interface Dashboard {
+  panels: Panel[];
+  templating: { list: Array<{ name: string; type: string; query: unknown; definition?: string }> };
+}
+
+const loadDashboard = async (): Promise<Dashboard> => JSON.parse(await readFile(DASHBOARD, 'utf8')) as Dashboard;
+
+/** Grafana's substitution for the variables the dashboard uses ("All" = .*), and its built-in intervals. */
+function substitute(expr: string, vars: Record<string, string>): string {
+  return expr
+    .replaceAll('$__rate_interval', '1m')
+    .replaceAll('$__range', '5m')
+    .replaceAll('$__interval', '15s')
+    .replace(/\$\{?(\w+)\}?/g, (m, name: string) => vars[name] ?? m);
+}
+
+test('dashboard JSON: unique panel ids, every target names its datasource variable, only known variables', async () => {
+  const d = await loadDashboard();
+  const ids = d.panels.map((p) => p.id);
+  assert.equal(new Set(ids).size, ids.length);
+  const declared = new Set(d.templating.list.map((v) => v.name));
+  for (const p of d.panels) {
+    assert.ok(p.targets.length > 0, p.title);
+    for (const t of p.targets) {
+      assert.ok(['prometheus', 'loki'].includes(t.datasource.type), `${p.title}: ${t.datasource.type}`);
+      for (const [, name] of t.expr.matchAll(/\$\{?(\w+)\}?/g)) {
+        if (!name!.startsWith('__')) assert.ok(declared.has(name!), `${p.title} uses undeclared $${name}`);
+      }
+    }
+  }
+  assert.ok(d.panels.some((p) => p.datasource.type === 'loki' && p.type === 'logs'), 'a Loki logs panel');
+});
+
+test('promtool check rules dashboards/connlat-alerts.yaml', async (t) => {
+  if (!existsSync(PROMTOOL)) return t.skip(`${PROMTOOL} not found (apt-get install prometheus)`);
+  const { stdout } = await run(PROMTOOL, ['check', 'rules', ALERTS]);
+  assert.match(stdout, /SUCCESS: 2 rules found/);
+});
+
+const collector = await findCollector();
+const skip: string | false =
+  collector.skip ??
+  (process.getuid?.() !== 0 ? 'needs root (eBPF tcpstates, network namespaces)' : undefined) ??
+  prometheusSkipReason() ??
+  netnsSkipReason() ??
+  (!existsSync('/usr/sbin/tcpstates') ? '/usr/sbin/tcpstates not found (apt-get install libbpf-tools)' : undefined) ??
+  (!existsSync('/sys/kernel/tracing/events/sock/inet_sock_set_state') ? 'tracefs is not mounted at /sys/kernel/tracing' : undefined) ??
+  false;
+
+describe('dashboard and alert queries against real connlat data in Prometheus', { skip, timeout: 5 * 60_000 }, () => {
+  let outDir = '';
+  let prom: RunningPrometheus;
+  let gateway: RunningCollector;
+  let link: DelayedLink;
+  let agent: ManagedProcess;
+  let slowPort = 0;
+  let closedPort = 0;
+  const vars: Record<string, string> = { namespace: '.*', workload: '.*' };
+
+  before(async () => {
+    await removeStaleArtifacts();
+    outDir = await mkdtemp(join(tmpdir(), 'connlat-dash-'));
+    prom = await startPrometheus();
+    gateway = await startCollector({
+      binary: collector.path!,
+      env: { CONNLAT_TEST_OUT_DIR: outDir, CONNLAT_TEST_REMOTE_WRITE_URL: prom.remoteWriteUrl },
+    });
+    link = await createDelayedLink({ delayMs: DELAY_MS });
+    slowPort = 20000 + Math.floor(Math.random() * 20000);
+    closedPort = slowPort + 1;
+    await link.listen(slowPort);
+    const healthPort = await freePort();
+    agent = new ManagedProcess('connlat', process.execPath, [
+      join(REPO_ROOT, 'src/cli.ts'), '--source', 'tcpstates', '--export', 'otlp', '--slow-ms', '100',
+      '--export-interval-ms', '1000', '--health-addr', `127.0.0.1:${healthPort}`, '--view', 'off', '--kubernetes', 'off',
+    ], {
+      env: {
+        PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+        HOME: process.env.HOME ?? '/root',
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://${gateway.grpc}`,
+        CONNLAT_CLUSTER_NAME: CLUSTER,
+        NODE_NAME: 'node-1',
+        POD_NAME: 'connlat-agent-test',
+        POD_NAMESPACE: 'connlat',
+      },
+    });
+    await waitFor('agent /readyz', async () => {
+      if (!agent.running) throw new Error(`agent exited:\n${agent.tail()}`);
+      return (await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined))?.ok ? true : undefined;
+    }, 30_000);
+    await sleep(500);
+    const attempt = (port: number) =>
+      new Promise<boolean>((resolve) => {
+        const s = connect({ host: link.nsAddr, port, timeout: 5000 });
+        s.once('connect', () => (s.destroy(), resolve(true)));
+        s.once('error', () => resolve(false));
+        s.once('timeout', () => (s.destroy(), resolve(false)));
+      });
+    for (let i = 0; i < SLOW; i++) assert.equal(await attempt(slowPort), true);
+    for (let i = 0; i < REFUSED; i++) assert.equal(await attempt(closedPort), false);
+    await waitFor('the connects in Prometheus', async () => {
+      const ok = await prom.queryScalar(`sum(tcp_connect_duration_seconds_count{server_port="${slowPort}"})`);
+      const failed = await prom.queryScalar(`sum(tcp_connect_failures_total{server_port="${closedPort}"})`);
+      return ok >= SLOW && failed >= REFUSED ? true : undefined;
+    }, 60_000, 500);
+    // The cluster variable's own query (label_values) picks the value the other queries are run with.
+    const values = (await (await fetch(`${prom.url}/api/v1/label/k8s_cluster_name/values?match[]=tcp_connect_duration_seconds_count`)).json()) as { data: string[] };
+    assert.deepEqual(values.data, [CLUSTER]);
+    vars.cluster = values.data[0]!;
+  });
+
+  after(async () => {
+    await agent?.stop('SIGTERM', 15_000);
+    await gateway?.stop();
+    await prom?.stop();
+    await link?.teardown();
+    if (outDir) await rm(outDir, { recursive: true, force: true });
+  });
+
+  test('every Prometheus panel query returns data', async (t) => {
+    const d = await loadDashboard();
+    let n = 0;
+    for (const p of d.panels) {
+      for (const target of p.targets.filter((x) => x.datasource.type === 'prometheus')) {
+        const expr = substitute(target.expr, vars);
+        const samples = await prom.query(expr);
+        const finite = samples.filter((s) => Number.isFinite(s.value));
+        assert.ok(finite.length > 0, `${p.title} [${target.refId}] returned no data: ${expr}`);
+        t.diagnostic(`${p.title} [${target.refId}]: ${finite.map((s) => s.value.toPrecision(3)).join(', ')}`);
+        n++;
+      }
+    }
+    assert.ok(n >= 8, `${n} queries`);
+  });
+
+  test('template variables: label_values queries run (k8s_dst_* are empty without a cluster to enrich from)', async () => {
+    const d = await loadDashboard();
+    for (const v of d.templating.list.filter((x) => x.type === 'query')) {
+      const m = /^label_values\((.*), (\w+)\)$/.exec(v.definition!);
+      assert.ok(m, v.definition);
+      const res = await fetch(`${prom.url}/api/v1/series?match[]=${encodeURIComponent(substitute(m[1]!, vars))}`);
+      const body = (await res.json()) as { status: string; data: unknown[] };
+      assert.equal(body.status, 'success');
+      assert.ok(body.data.length > 0, `${v.name}: no series`);
+    }
+  });
+
+  test('both alerts fire: slow connects to the delayed port, failures to the closed port', async () => {
+    const rules = parseYaml(await readFile(ALERTS, 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
+    const exprs = Object.fromEntries(rules.groups.flatMap((g) => g.rules).map((r) => [r.alert, r.expr]));
+    const slow = await prom.query(exprs.ConnlatSlowConnects!);
+    assert.deepEqual(slow.map((s) => s.metric.server_port), [String(slowPort)]);
+    assert.ok(slow[0]!.value > DELAY_MS / 1000 && slow[0]!.value <= 0.25, `p99 ${slow[0]!.value}`);
+    const failing = await prom.query(exprs.ConnlatConnectFailures!);
+    assert.deepEqual(failing.map((s) => s.metric.server_port), [String(closedPort)]);
+    assert.equal(failing[0]!.value, 1, 'every connect to the closed port failed');
+  });
+
+  test('Loki panels: stream selector labels, line filter and metadata filter match the exported slow-connection logs', async () => {
+    const records = readLogRecords(join(outDir, 'logs-default.jsonl')).filter((r) => r.attributes['server.port'] === slowPort);
+    assert.equal(records.length, SLOW, 'one slow log per slow connect');
+    const d = await loadDashboard();
+    for (const p of d.panels) {
+      for (const target of p.targets.filter((x) => x.datasource.type === 'loki')) {
+        const expr = substitute(target.expr, vars);
+        // Loki's OTLP ingestion indexes resource attributes with dots as underscores (service.name -> service_name).
+        const selector = /\{([^}]*)\}/.exec(expr)![1]!;
+        for (const [, label, op, value] of selector.matchAll(/(\w+)\s*(=~|=)\s*"([^"]*)"/g)) {
+          const attr = label!.replaceAll('_', '.');
+          for (const r of records) {
+            const actual = String(r.resource[attr]);
+            assert.ok(op === '=' ? actual === value : new RegExp(`^(?:${value})$`).test(actual), `${p.title}: ${label}${op}"${value}" vs ${actual}`);
+          }
+        }
+        const lineFilter = /\|~ "([^"]*)"/.exec(expr)![1]!;
+        for (const r of records) assert.match(String(r.body), new RegExp(lineFilter));
+      }
+    }
+  });
+});
