@@ -1,0 +1,346 @@
+// End to end, all real processes: connlat agent (real tcpstates eBPF source) -> OTLP gRPC -> our gateway collector
+// (otel-config/gateway.yaml + the test overlay) -> Prometheus (remote write, standing in for Mimir) and the file
+// exporter (standing in for Loki). Connections cross a link with a 40 ms one-way delay into a network namespace.
+//   Fidelity: N connects -> histogram count +N exactly, median and mean within 10% of 40 ms, N slow-connection logs
+//             carrying the agent's resource.
+//   Routing:  an agent whose resource says k8s.namespace.name=tenant-b lands only in tenant B's exporters.
+//   Teardown: no process, namespace, device or qdisc left.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  ManagedProcess,
+  REPO_ROOT,
+  findCollector,
+  freePort,
+  sleep,
+  startCollector,
+  waitFor,
+  type RunningCollector,
+} from '../support/collector/collector.ts';
+import { readLogRecords, type FlatLogRecord } from '../support/collector/file-exporter.ts';
+import { prometheusSkipReason, startPrometheus, type RunningPrometheus } from '../support/collector/prometheus.ts';
+import {
+  createDelayedLink,
+  listTestArtifacts,
+  netnsSkipReason,
+  processAlive,
+  removeStaleArtifacts,
+  type DelayedLink,
+} from '../support/netns/netns.ts';
+
+const N = 20; // connections across the delayed link for the fidelity check
+const M = 5; // connections for the second tenant
+const DELAY_MS = 40;
+const SLOW_MS = 30; // under DELAY_MS: every connection across the link is "slow"
+const EXPORT_INTERVAL_MS = 1000;
+const TENANT_B = 'tenant-b';
+const CLUSTER = 'e2e-cluster';
+
+const AGENT_CLI = join(REPO_ROOT, 'src/cli.ts');
+const TCPSTATES = '/usr/sbin/tcpstates';
+
+function tracefsReady(): boolean {
+  try {
+    execFileSync('sh', ['-c', 'mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const collector = await findCollector();
+const skip: string | false =
+  collector.skip ??
+  (process.getuid?.() !== 0 ? 'needs root (eBPF tcpstates, network namespaces)' : undefined) ??
+  prometheusSkipReason() ??
+  netnsSkipReason() ??
+  (!existsSync(AGENT_CLI) ? 'the agent CLI (src/cli.ts) does not exist yet' : undefined) ??
+  (!existsSync(TCPSTATES) ? `${TCPSTATES} not found (apt-get install libbpf-tools)` : undefined) ??
+  (!tracefsReady() ? 'tracefs is not mounted and cannot be (mount -t tracefs nodev /sys/kernel/tracing)' : undefined) ??
+  false;
+
+interface AgentIdentity {
+  node: string;
+  pod: string;
+  namespace: string;
+  /** OTEL_RESOURCE_ATTRIBUTES, merged over the Downward-API identity by the agent. */
+  resourceAttributes?: string;
+}
+
+/** Starts `node src/cli.ts` with the tcpstates source exporting OTLP to the gateway; resolves once /readyz says so. */
+async function startAgent(gateway: RunningCollector, id: AgentIdentity): Promise<ManagedProcess> {
+  const healthPort = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://${gateway.grpc}`,
+    CONNLAT_CLUSTER_NAME: CLUSTER,
+    NODE_NAME: id.node,
+    POD_NAME: id.pod,
+    POD_NAMESPACE: id.namespace,
+    POD_UID: `00000000-0000-4000-8000-${String(healthPort).padStart(12, '0')}`,
+    ...(id.resourceAttributes ? { OTEL_RESOURCE_ATTRIBUTES: id.resourceAttributes } : {}),
+  };
+  const args = [
+    AGENT_CLI,
+    '--source', 'tcpstates',
+    '--export', 'otlp',
+    '--slow-ms', String(SLOW_MS),
+    '--export-interval-ms', String(EXPORT_INTERVAL_MS),
+    '--health-addr', `127.0.0.1:${healthPort}`,
+    '--view', 'off',
+    '--kubernetes', 'off',
+  ];
+  const agent = new ManagedProcess(`connlat ${id.pod}`, process.execPath, args, { env });
+  try {
+    await waitFor(
+      `agent ${id.pod} /readyz`,
+      async () => {
+        if (!agent.running) throw new Error(`agent exited early`);
+        const res = await fetch(`http://127.0.0.1:${healthPort}/readyz`, { signal: AbortSignal.timeout(1000) });
+        return res.status === 200 ? true : undefined;
+      },
+      30_000,
+    );
+  } catch (err) {
+    await agent.stop('SIGKILL');
+    throw new Error(`${(err as Error).message}\nagent output:\n${agent.tail()}`);
+  }
+  // Ready means tcpstates printed its header; give the attached tracepoint a moment before connecting.
+  await sleep(500);
+  return agent;
+}
+
+/** Stops an agent the way Kubernetes does (SIGTERM) and asserts it flushed and exited 0. */
+async function stopAgent(agent: ManagedProcess): Promise<void> {
+  const { code, signal } = await agent.stop('SIGTERM', 15_000);
+  assert.equal(code, 0, `agent exited ${code ?? signal}:\n${agent.tail()}`);
+}
+
+/** n sequential TCP connects from the root namespace to host:port; each is closed as soon as it is established. */
+async function connectN(host: string, port: number, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    await new Promise<void>((resolve, reject) => {
+      const sock = connect({ host, port, timeout: 5000 });
+      sock.once('connect', () => {
+        sock.destroy();
+        resolve();
+      });
+      sock.once('timeout', () => reject(new Error(`connect to ${host}:${port} timed out`)));
+      sock.once('error', reject);
+    });
+    await sleep(50);
+  }
+}
+
+const latencyFromBody = (r: FlatLogRecord): number => {
+  const m = /connect took ([\d.]+) ms/.exec(String(r.body));
+  assert.ok(m, `log body without a latency: ${String(r.body)}`);
+  return Number(m[1]);
+};
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function assertWithin(actual: number, expected: number, tolerance: number, what: string): void {
+  assert.ok(
+    Math.abs(actual - expected) <= expected * tolerance,
+    `${what}: ${actual.toFixed(4)} is not within ${tolerance * 100}% of ${expected}`,
+  );
+}
+
+describe('gateway collector end to end: agent (tcpstates) -> otelcol-connlat -> Prometheus + files', { skip }, () => {
+  let outDir = '';
+  let prom: RunningPrometheus | undefined;
+  let gateway: RunningCollector | undefined;
+  let link: DelayedLink | undefined;
+  const processes: ManagedProcess[] = [];
+  let portA = 0;
+  let portB = 0;
+  let tornDown: Promise<string[]> | undefined;
+
+  const logsDefault = () => readLogRecords(join(outDir, 'logs-default.jsonl'));
+  const logsTenantB = () => readLogRecords(join(outDir, 'logs-tenant-b.jsonl'));
+  const onPort = (port: number) => (r: FlatLogRecord) => r.attributes['server.port'] === port;
+
+  /** Stops everything this suite started; idempotent; returns what failed instead of throwing half-way. */
+  const teardownAll = () => {
+    tornDown ??= (async () => {
+      const errors: string[] = [];
+      const step = async (what: string, fn: () => Promise<unknown>) => {
+        await fn().catch((err: unknown) => errors.push(`${what}: ${(err as Error).message}`));
+      };
+      for (const p of processes) await step(p.name, () => p.stop('SIGTERM', 15_000));
+      if (gateway) await step('collector', () => gateway!.stop());
+      if (prom) await step('prometheus', () => prom!.stop());
+      if (link) await step('netns link', () => link!.teardown());
+      if (outDir) await step('output dir', () => rm(outDir, { recursive: true, force: true }));
+      return errors;
+    })();
+    return tornDown;
+  };
+
+  before(async () => {
+    await removeStaleArtifacts();
+    outDir = await mkdtemp(join(tmpdir(), 'connlat-e2e-gw-'));
+    try {
+      prom = await startPrometheus();
+      gateway = await startCollector({
+        binary: collector.path!,
+        env: {
+          CONNLAT_TEST_OUT_DIR: outDir,
+          CONNLAT_TEST_REMOTE_WRITE_URL: prom.remoteWriteUrl,
+          CONNLAT_TENANT_B: TENANT_B,
+          CONNLAT_CLUSTER_NAME: 'gateway-default-cluster',
+        },
+      });
+      link = await createDelayedLink({ delayMs: DELAY_MS });
+      portA = 20000 + Math.floor(Math.random() * 20000);
+      portB = portA + 1;
+      await link.listen(portA);
+    } catch (err) {
+      await teardownAll();
+      throw err;
+    }
+  });
+
+  after(async () => {
+    const errors = await teardownAll();
+    assert.deepEqual(errors, [], 'teardown failed');
+  });
+
+  test(`fidelity: ${N} connects across a ${DELAY_MS} ms link arrive exactly, with the right latency and resource`, async () => {
+    const promql = (m: string) => `${m}{server_port="${portA}"}`;
+    const countQ = `sum(${promql('tcp_connect_duration_seconds_count')})`;
+    assert.equal(await prom!.queryScalar(countQ), 0, 'fresh Prometheus already has data for the port');
+
+    const agent = await startAgent(gateway!, { node: 'e2e-node-a', pod: 'connlat-e2e-a', namespace: 'connlat-system' });
+    processes.push(agent);
+    await connectN(link!.nsAddr, portA, N);
+
+    const diag = () => `\nagent:\n${agent.tail()}\ncollector:\n${gateway!.process.tail()}`;
+    await waitFor(`histogram count ${N} for server_port=${portA}`, async () => ((await prom!.queryScalar(countQ)) >= N ? true : undefined), 30_000, 500)
+      .catch((err: Error) => assert.fail(`${err.message}; PromQL ${countQ} = ${String(err)}${diag()}`));
+    // Let a few more cumulative exports land: the count must stay N (no duplicates, e.g. passive opens counted).
+    await sleep(3 * EXPORT_INTERVAL_MS + 500);
+    assert.equal(await prom!.queryScalar(countQ), N, `histogram count for server_port=${portA}${diag()}`);
+
+    // The series is under the default tenant only, with the agent's identity as labels.
+    const series = await prom!.query(promql('tcp_connect_duration_seconds_count'));
+    assert.ok(series.length >= 1);
+    for (const s of series) {
+      assert.equal(s.metric.connlat_tenant, 'default', JSON.stringify(s.metric));
+      assert.equal(s.metric.k8s_cluster_name, CLUSTER, JSON.stringify(s.metric));
+      assert.equal(s.metric.k8s_node_name, 'e2e-node-a', JSON.stringify(s.metric));
+      assert.equal(s.metric.server_address, link!.nsAddr, JSON.stringify(s.metric));
+      assert.equal(s.metric.network_transport, 'tcp', JSON.stringify(s.metric));
+    }
+
+    // Median from the histogram (PromQL) and mean from _sum/_count: both within 10% of the link delay.
+    const medianQ = `histogram_quantile(0.5, sum by (le) (${promql('tcp_connect_duration_seconds_bucket')}))`;
+    const promMedian = await prom!.queryScalar(medianQ);
+    assertWithin(promMedian, DELAY_MS / 1000, 0.1, `PromQL ${medianQ}`);
+    const meanQ = `sum(${promql('tcp_connect_duration_seconds_sum')}) / sum(${promql('tcp_connect_duration_seconds_count')})`;
+    const promMean = await prom!.queryScalar(meanQ);
+    assertWithin(promMean, DELAY_MS / 1000, 0.1, `PromQL ${meanQ}`);
+
+    // N slow-connection log records in the default tenant's file (Loki stand-in), with the agent's resource.
+    const records = await waitFor(
+      `${N} slow-connection log records`,
+      async () => {
+        const rs = logsDefault().filter(onPort(portA));
+        return rs.length >= N ? rs : undefined;
+      },
+      30_000,
+      500,
+    ).catch((err: Error) => assert.fail(`${err.message}: have ${logsDefault().filter(onPort(portA)).length}${diag()}`));
+    await stopAgent(agent);
+    await sleep(500); // file exporter flush_interval is 100 ms
+    const final = logsDefault().filter(onPort(portA));
+    assert.equal(final.length, N, 'exactly N log records (no duplicates after the shutdown flush)');
+    for (const r of records) {
+      assert.equal(r.eventName, 'tcp.connect.slow');
+      assert.equal(r.severityText, 'WARN');
+      assert.equal(r.severityNumber, 13);
+      assert.equal(r.attributes['server.address'], link!.nsAddr);
+      assert.equal(r.resource['service.name'], 'connlat');
+      assert.equal(r.resource['host.name'], 'e2e-node-a');
+      assert.equal(r.resource['k8s.node.name'], 'e2e-node-a');
+      assert.equal(r.resource['k8s.pod.name'], 'connlat-e2e-a');
+      assert.equal(r.resource['k8s.namespace.name'], 'connlat-system');
+      assert.equal(r.resource['k8s.cluster.name'], CLUSTER, 'the agent sets it; the gateway only inserts when missing');
+    }
+    const logMedianMs = median(final.map(latencyFromBody));
+    assertWithin(logMedianMs, DELAY_MS, 0.1, 'median latency from the log records');
+    assert.equal(logsTenantB().filter(onPort(portA)).length, 0, 'tenant B received default-tenant logs');
+    process.stdout.write(
+      `# ${link!.method} link: PromQL median ${(promMedian * 1000).toFixed(2)} ms, mean ${(promMean * 1000).toFixed(2)} ms, ` +
+        `log median ${logMedianMs.toFixed(2)} ms over ${N} connects\n`,
+    );
+  });
+
+  test(`routing: an agent with k8s.namespace.name=${TENANT_B} reaches only tenant B's exporters`, async () => {
+    await link!.listen(portB);
+    const agent = await startAgent(gateway!, {
+      node: 'e2e-node-b',
+      pod: 'connlat-e2e-b',
+      namespace: 'connlat-system',
+      resourceAttributes: `k8s.namespace.name=${TENANT_B}`,
+    });
+    processes.push(agent);
+    await connectN(link!.nsAddr, portB, M);
+    const diag = () => `\nagent:\n${agent.tail()}\ncollector:\n${gateway!.process.tail()}`;
+
+    const countB = `sum(tcp_connect_duration_seconds_count{server_port="${portB}", connlat_tenant="${TENANT_B}"})`;
+    await waitFor(`tenant B count ${M}`, async () => ((await prom!.queryScalar(countB)) >= M ? true : undefined), 30_000, 500)
+      .catch((err: Error) => assert.fail(`${err.message}${diag()}`));
+    await waitFor(`${M} tenant B log records`, async () => (logsTenantB().filter(onPort(portB)).length >= M ? true : undefined), 30_000, 500)
+      .catch((err: Error) => assert.fail(`${err.message}${diag()}`));
+    await stopAgent(agent);
+    await sleep(3 * EXPORT_INTERVAL_MS);
+
+    assert.equal(await prom!.queryScalar(countB), M);
+    const leaked = await prom!.query(`tcp_connect_duration_seconds_count{server_port="${portB}", connlat_tenant!="${TENANT_B}"}`);
+    assert.deepEqual(leaked, [], 'tenant B metrics reached another tenant');
+    assert.deepEqual(
+      await prom!.query(`tcp_connect_duration_seconds_count{server_port="${portA}", connlat_tenant="${TENANT_B}"}`),
+      [],
+      'default-tenant metrics reached tenant B',
+    );
+    const bLogs = logsTenantB().filter(onPort(portB));
+    assert.equal(bLogs.length, M);
+    for (const r of bLogs) {
+      assert.equal(r.resource['k8s.namespace.name'], TENANT_B);
+      assert.equal(r.resource['k8s.node.name'], 'e2e-node-b');
+    }
+    assert.equal(logsDefault().filter(onPort(portB)).length, 0, 'tenant B logs reached the default tenant');
+  });
+
+  test('teardown leaves no process, namespace, device or qdisc behind', async () => {
+    const pids = [
+      ...processes.map((p) => p.child.pid),
+      gateway?.process.child.pid,
+      prom?.process.child.pid,
+      ...(link?.pids() ?? []),
+    ];
+    const devices = link?.devices ?? [];
+    const ns = link?.ns;
+    const errors = await teardownAll();
+    assert.deepEqual(errors, []);
+    for (const pid of pids) assert.equal(processAlive(pid), false, `process ${pid} still running`);
+    const left = await listTestArtifacts();
+    assert.ok(!left.namespaces.includes(ns!), `namespace ${ns} still exists`);
+    for (const d of devices) assert.ok(!left.links.includes(d), `device ${d} still exists`);
+    assert.deepEqual(left.netemQdiscs.filter((q) => devices.some((d) => q.includes(d))), []);
+    assert.equal(existsSync(outDir), false);
+  });
+});

@@ -1,0 +1,242 @@
+// Our gateway collector (otelcol-connlat, built by scripts/build-collector.sh) as a real process for tests:
+// find the binary, validate configs, start it on free loopback ports and wait for its health_check.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const OTEL_CONFIG_DIR = `${REPO_ROOT}otel-config`;
+export const BUILD_SCRIPT = `${REPO_ROOT}scripts/build-collector.sh`;
+/** The test variant: merged over otel-config/gateway.yaml, swaps backends for local stand-ins. */
+export const E2E_OVERLAY = fileURLToPath(new URL('./e2e-overlay.yaml', import.meta.url));
+
+export type CollectorBinary = { path: string; skip?: undefined } | { path?: undefined; skip: string };
+
+/**
+ * Where the built collector is. CONNLAT_OTELCOL overrides; otherwise the cache path scripts/build-collector.sh
+ * reports for the current manifest. `skip` says why it cannot run and how to build it.
+ */
+export async function findCollector(): Promise<CollectorBinary> {
+  const override = process.env.CONNLAT_OTELCOL;
+  if (override) {
+    return existsSync(override) ? { path: override } : { skip: `CONNLAT_OTELCOL=${override} does not exist` };
+  }
+  let path: string;
+  try {
+    path = (await run(BUILD_SCRIPT, ['--path'], { env: process.env, timeoutMs: 10_000 })).stdout.trim();
+  } catch (err) {
+    return { skip: `cannot locate the collector (${(err as Error).message.split('\n')[0]})` };
+  }
+  if (!existsSync(path)) {
+    return { skip: `collector not built (${path}); build it with: scripts/build-collector.sh` };
+  }
+  return { path };
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program to completion (never rejects on a non-zero exit; rejects only if it cannot start or times out). */
+export function run(
+  file: string,
+  args: string[],
+  opts: { env: NodeJS.ProcessEnv; timeoutMs: number; cwd?: string },
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      file,
+      args,
+      { env: opts.env, timeout: opts.timeoutMs, cwd: opts.cwd ?? REPO_ROOT, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const e = err as (NodeJS.ErrnoException & { killed?: boolean; code?: unknown; signal?: NodeJS.Signals }) | null;
+        if (e && (typeof e.code === 'string' || e.killed)) {
+          reject(new Error(`${file} ${args.join(' ')}: ${e.killed ? `timed out after ${opts.timeoutMs} ms` : e.message}`));
+          return;
+        }
+        resolve({
+          code: e ? (typeof e.code === 'number' ? e.code : null) : 0,
+          signal: e?.signal ?? null,
+          stdout,
+          stderr,
+        });
+      },
+    );
+  });
+}
+
+/** `otelcol-connlat validate --config A --config B ...` with exactly `env` (plus PATH/HOME). */
+export function validateConfigs(binary: string, configs: string[], env: Record<string, string>): Promise<RunResult> {
+  const args = ['validate', ...configs.map((c) => `--config=${c}`)];
+  return run(binary, args, { env: baseEnv(env), timeoutMs: 30_000 });
+}
+
+/** A minimal environment: nothing from the developer's shell leaks into what a config sees. */
+export function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...extra };
+}
+
+/** A TCP port free on 127.0.0.1 right now (the kernel picks it; tiny race with other processes, fine for tests). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `probe` until it returns a value (not undefined) or the deadline passes; then throws with `what`. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > deadline) {
+      const why = lastErr instanceof Error ? `: ${lastErr.message}` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
+    }
+    await sleep(everyMs);
+  }
+}
+
+/** A long-running child process with its output kept for diagnostics, stopped by signal with a kill fallback. */
+export class ManagedProcess {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private out = '';
+  private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+
+  constructor(name: string, file: string, args: string[], opts: { env: NodeJS.ProcessEnv; cwd?: string }) {
+    this.name = name;
+    this.child = spawn(file, args, { env: opts.env, cwd: opts.cwd ?? REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const keep = (chunk: Buffer) => {
+      this.out += chunk.toString('utf8');
+      if (this.out.length > 4 << 20) this.out = this.out.slice(-(2 << 20)); // bounded: keep the recent half
+    };
+    this.child.stdout?.on('data', keep);
+    this.child.stderr?.on('data', keep);
+    this.exited = new Promise((resolve) => {
+      this.child.on('error', (err) => {
+        this.out += `\n[spawn error] ${err.message}\n`;
+        this.exitInfo ??= { code: null, signal: null };
+        resolve(this.exitInfo);
+      });
+      this.child.on('exit', (code, signal) => {
+        this.exitInfo = { code, signal };
+        resolve(this.exitInfo);
+      });
+    });
+    liveProcesses.add(this);
+    void this.exited.then(() => liveProcesses.delete(this));
+  }
+
+  get output(): string {
+    return this.out;
+  }
+
+  get running(): boolean {
+    return this.exitInfo === undefined;
+  }
+
+  /** Sends `signal`, waits up to graceMs, then SIGKILL. Resolves with how it exited. Idempotent. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.running) {
+      this.child.kill(signal);
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    return this.exited;
+  }
+
+  /** The last `lines` lines of output, for assertion messages. */
+  tail(lines = 40): string {
+    return this.out.split('\n').slice(-lines).join('\n');
+  }
+}
+
+// Last resort: if the test runner exits with children still up (a crash between start and teardown), kill them
+// so no collector/Prometheus/agent outlives the test run.
+const liveProcesses = new Set<ManagedProcess>();
+process.on('exit', () => {
+  for (const p of liveProcesses) p.child.kill('SIGKILL');
+});
+
+export interface StartCollectorOptions {
+  binary: string;
+  /** --config files, merged in order. Default: gateway.yaml + the e2e test overlay. */
+  configs?: string[];
+  /** Extra env for the configs (CONNLAT_TEST_OUT_DIR, CONNLAT_TEST_REMOTE_WRITE_URL, tenant settings ...). */
+  env?: Record<string, string>;
+  startTimeoutMs?: number;
+}
+
+export interface RunningCollector {
+  process: ManagedProcess;
+  /** host:port of the OTLP gRPC receiver; agents use http://<grpc> as OTEL_EXPORTER_OTLP_ENDPOINT. */
+  grpc: string;
+  http: string;
+  healthUrl: string;
+  selfMetricsUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Starts the collector on free loopback ports and resolves once its health_check reports ready. */
+export async function startCollector(opts: StartCollectorOptions): Promise<RunningCollector> {
+  const configs = opts.configs ?? [`${OTEL_CONFIG_DIR}/gateway.yaml`, E2E_OVERLAY];
+  const [grpcPort, httpPort, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const grpc = `127.0.0.1:${grpcPort}`;
+  const http = `127.0.0.1:${httpPort}`;
+  const env = baseEnv({
+    CONNLAT_GATEWAY_OTLP_GRPC_ENDPOINT: grpc,
+    CONNLAT_GATEWAY_OTLP_HTTP_ENDPOINT: http,
+    CONNLAT_GATEWAY_HEALTH_ENDPOINT: `127.0.0.1:${healthPort}`,
+    CONNLAT_GATEWAY_SELF_METRICS_HOST: '127.0.0.1',
+    CONNLAT_GATEWAY_SELF_METRICS_PORT: String(metricsPort),
+    ...opts.env,
+  });
+  const proc = new ManagedProcess('otelcol-connlat', opts.binary, configs.map((c) => `--config=${c}`), { env });
+  const healthUrl = `http://127.0.0.1:${healthPort}/`;
+  try {
+    await waitFor(
+      'the collector health_check',
+      async () => {
+        if (!proc.running) throw new Error(`collector exited early:\n${proc.tail()}`);
+        const res = await fetch(healthUrl, { signal: AbortSignal.timeout(1000) });
+        return res.status === 200 ? true : undefined;
+      },
+      opts.startTimeoutMs ?? 30_000,
+    );
+  } catch (err) {
+    await proc.stop('SIGKILL');
+    throw new Error(`${(err as Error).message}\ncollector output:\n${proc.tail()}`);
+  }
+  return {
+    process: proc,
+    grpc,
+    http,
+    healthUrl,
+    selfMetricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+    async stop() {
+      await proc.stop('SIGTERM', 15_000);
+    },
+  };
+}

@@ -1,0 +1,95 @@
+// A real Prometheus (Debian's /usr/bin/prometheus) on a loopback port with a temporary TSDB, accepting remote
+// write: the stand-in for Mimir in the gateway e2e test. Queried with PromQL over its HTTP API.
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ManagedProcess, freePort, waitFor } from './collector.ts';
+
+export const PROMETHEUS_BIN = process.env.CONNLAT_PROMETHEUS ?? '/usr/bin/prometheus';
+
+export interface PromSample {
+  metric: Record<string, string>;
+  /** The sample value as a number (NaN stays NaN). */
+  value: number;
+}
+
+export interface RunningPrometheus {
+  process: ManagedProcess;
+  url: string;
+  /** Where remote-write clients send: http://127.0.0.1:PORT/api/v1/write */
+  remoteWriteUrl: string;
+  /** Instant PromQL query; throws on an API error (with Prometheus's message). */
+  query(promql: string): Promise<PromSample[]>;
+  /** Sum of an instant query's values (0 when it returns no series). */
+  queryScalar(promql: string): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Why Prometheus cannot run here, or undefined when it can. */
+export function prometheusSkipReason(): string | undefined {
+  return existsSync(PROMETHEUS_BIN) ? undefined : `${PROMETHEUS_BIN} not found (apt-get install prometheus)`;
+}
+
+export async function startPrometheus(): Promise<RunningPrometheus> {
+  const dir = await mkdtemp(join(tmpdir(), 'connlat-prom-'));
+  const port = await freePort();
+  const config = join(dir, 'prometheus.yml');
+  // No scrape jobs: every sample comes through remote write.
+  await writeFile(config, 'global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\n');
+  const proc = new ManagedProcess(
+    'prometheus',
+    PROMETHEUS_BIN,
+    [
+      `--config.file=${config}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--web.enable-remote-write-receiver', // the flag in Prometheus 2.33+ (replaces --enable-feature=remote-write-receiver)
+      '--storage.tsdb.retention.time=1d',
+      '--log.level=warn',
+    ],
+    { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: dir },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const cleanup = async () => {
+    await proc.stop('SIGTERM', 10_000);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(
+      'Prometheus /-/ready',
+      async () => {
+        if (!proc.running) throw new Error(`prometheus exited early:\n${proc.tail()}`);
+        const res = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) });
+        return res.status === 200 ? true : undefined;
+      },
+      30_000,
+    );
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+
+  const query = async (promql: string): Promise<PromSample[]> => {
+    const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(promql)}`, { signal: AbortSignal.timeout(5000) });
+    const body = (await res.json()) as {
+      status: string;
+      error?: string;
+      data?: { resultType: string; result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+    };
+    if (body.status !== 'success' || !body.data) throw new Error(`PromQL ${promql}: ${body.error ?? res.status}`);
+    if (body.data.resultType !== 'vector') throw new Error(`PromQL ${promql}: expected a vector, got ${body.data.resultType}`);
+    return body.data.result.map((r) => ({ metric: r.metric, value: Number(r.value[1]) }));
+  };
+
+  return {
+    process: proc,
+    url,
+    remoteWriteUrl: `${url}/api/v1/write`,
+    query,
+    async queryScalar(promql: string) {
+      return (await query(promql)).reduce((sum, s) => sum + s.value, 0);
+    },
+    stop: cleanup,
+  };
+}
