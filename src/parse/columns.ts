@@ -32,6 +32,7 @@ export function makeColumns(): Columns {
  */
 export function scanColumns(line: string, end: number, layout: ColumnLayout, out: Columns): boolean {
   const { widths, comm } = layout;
+  const { starts, ends } = out;
   const last = widths.length - 1;
   let pos = 0;
   for (let f = 0; f <= last; f++) {
@@ -45,12 +46,13 @@ export function scanColumns(line: string, end: number, layout: ColumnLayout, out
       fieldEnd = pos + 1;
       while (fieldEnd < end && line.charCodeAt(fieldEnd) !== SPACE) fieldEnd++;
     }
-    out.starts[f] = pos;
-    out.ends[f] = fieldEnd;
+    starts[f] = pos;
+    ends[f] = fieldEnd;
     if (f === last) return fieldEnd === end;
     const next = pos + (fieldEnd - pos > width ? fieldEnd - pos : width) + 1;
     if (next >= end) return false;
-    for (let i = fieldEnd; i < next; i++) if (line.charCodeAt(i) !== SPACE) return false;
+    // the padding and the separator are spaces: nothing hides between two fields
+    while (fieldEnd < next) if (line.charCodeAt(fieldEnd++) !== SPACE) return false;
     pos = next;
   }
   return false;

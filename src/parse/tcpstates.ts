@@ -61,11 +61,21 @@ export const TCPSTATES_FORMATS: readonly TcpstatesFormat[] = [
   makeFormat(true, true),
 ];
 
-/** tcp_states[] in tcpstates.c: the only names it prints. */
-const STATES: ReadonlySet<string> = new Set([
-  'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK',
-  'LISTEN', 'CLOSING', 'NEW_SYN_RECV', 'UNKNOWN',
-]);
+/** tcp_states[] in tcpstates.c are the only names it prints: the one at s[start, end) as a constant, or undefined. */
+function stateAt(s: string, start: number, end: number): string | undefined {
+  const is = (name: string): boolean => s.startsWith(name, start);
+  switch (end - start) {
+    case 11: return is('ESTABLISHED') ? 'ESTABLISHED' : undefined;
+    case 8: return is('SYN_SENT') ? 'SYN_SENT' : is('SYN_RECV') ? 'SYN_RECV' : is('LAST_ACK') ? 'LAST_ACK' : undefined;
+    case 5: return is('CLOSE') ? 'CLOSE' : undefined;
+    case 9: return is('FIN_WAIT1') ? 'FIN_WAIT1' : is('FIN_WAIT2') ? 'FIN_WAIT2' : is('TIME_WAIT') ? 'TIME_WAIT' : undefined;
+    case 10: return is('CLOSE_WAIT') ? 'CLOSE_WAIT' : undefined;
+    case 6: return is('LISTEN') ? 'LISTEN' : undefined;
+    case 7: return is('CLOSING') ? 'CLOSING' : is('UNKNOWN') ? 'UNKNOWN' : undefined;
+    case 12: return is('NEW_SYN_RECV') ? 'NEW_SYN_RECV' : undefined;
+    default: return undefined;
+  }
+}
 
 /** One validated tcpstates line. */
 export interface TcpstatesLine {
@@ -157,10 +167,10 @@ export function parseTcpstatesLine(line: string, end: number, format: TcpstatesF
   if (lport < 0) return bad('port', 'LPORT %s is not 0-65535', line, lportField);
   const rport = parseUint(line, starts[rportField]!, ends[rportField]!, 65535);
   if (rport < 0) return bad('port', 'RPORT %s is not 0-65535', line, rportField);
-  const oldState = line.slice(starts[oldField]!, ends[oldField]!);
-  if (!STATES.has(oldState)) return bad('state', 'OLDSTATE %s is not a TCP state', line, oldField);
-  const newState = line.slice(starts[newField]!, ends[newField]!);
-  if (!STATES.has(newState)) return bad('state', 'NEWSTATE %s is not a TCP state', line, newField);
+  const oldState = stateAt(line, starts[oldField]!, ends[oldField]!);
+  if (oldState === undefined) return bad('state', 'OLDSTATE %s is not a TCP state', line, oldField);
+  const newState = stateAt(line, starts[newField]!, ends[newField]!);
+  if (newState === undefined) return bad('state', 'NEWSTATE %s is not a TCP state', line, newField);
   const ms = parseDecimal(line, starts[msField]!, ends[msField]!);
   if (Number.isNaN(ms)) return bad('latency', 'MS %s is not a finite number >= 0', line, msField);
   return {
