@@ -5,7 +5,7 @@ import { release as osRelease } from 'node:os';
 import { execa } from 'execa';
 import type { ToolName } from '../event.ts';
 import { readLines } from './lines.ts';
-import { capabilityAdvice, classifyStderrLine, kernelVersion, sanitize } from './stderr.ts';
+import { capabilityAdvice, kernelVersion, sanitize, StderrDiagnoser } from './stderr.ts';
 import { findExecutable } from './tool.ts';
 import { TRACEFS_HOWTO, tracefsMountPoint } from './tracefs.ts';
 
@@ -60,8 +60,9 @@ export interface ProbeResult {
 export async function probeTool(stdbuf: string, path: string, timeoutMs: number): Promise<ProbeResult> {
   const child = execa(stdbuf, ['-oL', path], { reject: false, buffer: false, stdin: 'ignore', forceKillAfterDelay: false });
   let attached = false;
-  let failure: string | undefined;
   let firstStderr: string | undefined;
+  const diagnoser = new StderrDiagnoser('tcpstates', osRelease(), { diagnostic: () => {}, lostEvents: () => {} });
+  diagnoser.beginRun();
   let timedOut = false;
   const kill = setTimeout(() => {
     timedOut = true;
@@ -77,8 +78,7 @@ export async function probeTool(stdbuf: string, path: string, timeoutMs: number)
   const err = child.stderr
     ? readLines(child.stderr, (line) => {
         firstStderr ??= line;
-        const { kind } = classifyStderrLine(line);
-        if (kind !== 'other' && kind !== 'lost') failure ??= line;
+        diagnoser.handle(line);
       })
     : Promise.resolve();
   const result = await child;
@@ -86,7 +86,7 @@ export async function probeTool(stdbuf: string, path: string, timeoutMs: number)
   clearTimeout(kill);
   clearTimeout(hardKill);
   if (attached) return { attached, detail: 'attached (printed its header)' };
-  const why = failure ?? firstStderr;
+  const why = diagnoser.primaryCause()?.[1] ?? firstStderr;
   const exit = result.signal ? `killed by ${result.signal}` : `exit ${result.exitCode ?? '?'}`;
   return { attached, detail: `did not attach${timedOut ? ` within ${timeoutMs} ms` : ''} (${exit}${why ? `: ${sanitize(why, 160)}` : ''})` };
 }

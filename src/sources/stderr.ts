@@ -11,6 +11,7 @@ export type StderrKind =
   | 'attach' // kprobe/fentry/tracepoint attach failed
   | 'btf' // no kernel BTF for CO-RE
   | 'missing' // the tool binary is not there (stdbuf could not run it)
+  | 'load' // loading the BPF object failed (a consequence; the cause is usually on an earlier line)
   | 'other';
 
 export interface StderrClass {
@@ -21,47 +22,32 @@ export interface StderrClass {
 
 const LOST = /^lost (\d+) events on CPU #\d+/;
 
-/** Pure: what one stderr line means. Order matters: the most specific cause wins. */
+// Lower-cased substrings (or patterns) per kind, most specific cause first: the first match wins.
+const RULES: [Exclude<StderrKind, 'lost' | 'other'>, (string | RegExp)[]][] = [
+  ['memlock', ['failed to set temporary rlimit_memlock', 'failed to bump rlimit_memlock', 'failed to increase rlimit']],
+  [
+    'permission',
+    ["couldn't load trivial bpf program", 'operation not permitted', 'permission denied', /\beperm\b/, /failed to load bpf object: -1\b/],
+  ],
+  ['tracefs', [/tracepoint.*no such file or directory/, '/sys/kernel/tracing', '/sys/kernel/debug/tracing', 'tracefs', 'debugfs']],
+  ['attach', ['failed to auto-attach', 'failed to attach', 'kprobe', 'fentry', 'failed to create tracepoint']],
+  ['btf', ['btf']],
+  ['missing', ['stdbuf: failed to run command']],
+  ['load', ['failed to load object', 'failed to load bpf skeleton', 'failed to load bpf object', 'failed to open bpf object']],
+];
+
+/** Causes first: the first kind of this list seen in a run is what the run failed of. */
+const PRECEDENCE: StderrKind[] = ['permission', 'btf', 'tracefs', 'missing', 'memlock', 'attach', 'load'];
+const ROOT_CAUSES = new Set<StderrKind>(['permission', 'btf', 'tracefs', 'missing', 'memlock']);
+
+/** Pure: what one stderr line means. */
 export function classifyStderrLine(line: string): StderrClass {
   const lost = LOST.exec(line);
   if (lost) return { kind: 'lost', lost: Number(lost[1]) };
   const l = line.toLowerCase();
-  if (
-    l.includes('failed to set temporary rlimit_memlock') ||
-    l.includes('failed to bump rlimit_memlock') ||
-    l.includes('failed to increase rlimit')
-  ) {
-    return { kind: 'memlock' };
+  for (const [kind, patterns] of RULES) {
+    if (patterns.some((p) => (typeof p === 'string' ? l.includes(p) : p.test(l)))) return { kind };
   }
-  if (
-    l.includes("couldn't load trivial bpf program") ||
-    l.includes('operation not permitted') ||
-    l.includes('permission denied') ||
-    /\beperm\b/.test(l) ||
-    /failed to load bpf object: -1\b/.test(l)
-  ) {
-    return { kind: 'permission' };
-  }
-  if (
-    (l.includes('tracepoint') && l.includes('no such file or directory')) ||
-    l.includes('/sys/kernel/tracing') ||
-    l.includes('/sys/kernel/debug/tracing') ||
-    l.includes('tracefs') ||
-    l.includes('debugfs')
-  ) {
-    return { kind: 'tracefs' };
-  }
-  if (
-    l.includes('failed to auto-attach') ||
-    l.includes('failed to attach') ||
-    l.includes('kprobe') ||
-    l.includes('fentry') ||
-    l.includes('failed to create tracepoint')
-  ) {
-    return { kind: 'attach' };
-  }
-  if (l.includes('btf')) return { kind: 'btf' };
-  if (l.startsWith('stdbuf: failed to run command')) return { kind: 'missing' };
   return { kind: 'other' };
 }
 
@@ -105,6 +91,8 @@ export function diagnosticFor(kind: StderrKind, tool: ToolName, release: string,
       return `${tool}: no kernel BTF for CO-RE${seen}: needs a kernel built with CONFIG_DEBUG_INFO_BTF (/sys/kernel/btf/vmlinux)`;
     case 'missing':
       return `${tool}: the tool binary could not be run${seen}: install libbpf-tools or set its path`;
+    case 'load':
+      return `${tool}: could not load its BPF programs${seen}: run 'connlat doctor' to see what the kernel or the capabilities lack`;
     default:
       return undefined;
   }
@@ -127,7 +115,9 @@ export const MAX_OTHER_LINES = 10;
 
 /**
  * Per-source stderr state: sums lost events, reports each failure kind once per source (not once per restart), and
- * passes through at most MAX_OTHER_LINES unknown lines, then one line saying the rest are suppressed.
+ * passes through at most MAX_OTHER_LINES unknown lines, then one line saying the rest are suppressed. Failures seen
+ * while the tool starts are held until endOfStartup() (header printed or tool exited) so that the cause is reported
+ * and its consequences (attach/load failures, libbpf's memlock warning on a kernel that does not need it) are not.
  */
 export class StderrDiagnoser {
   readonly #tool: ToolName;
@@ -135,9 +125,10 @@ export class StderrDiagnoser {
   readonly #sink: StderrSink;
   readonly #reported = new Set<StderrKind>();
   #otherLines = 0;
+  #started = false;
   /** Kinds seen in the current run of the tool (reset by beginRun). */
   readonly runKinds = new Set<StderrKind>();
-  /** First line of each failure kind in the current run, for callers that explain a fallback. */
+  /** First line of each kind in the current run, for callers that explain a failure or a fallback. */
   readonly runFirstLine = new Map<StderrKind, string>();
   lostTotal = 0;
 
@@ -150,6 +141,7 @@ export class StderrDiagnoser {
   beginRun(): void {
     this.runKinds.clear();
     this.runFirstLine.clear();
+    this.#started = false;
   }
 
   /** Stops reporting a kind (a caller that handles it itself, e.g. auto's fallback on attach failure). */
@@ -176,12 +168,34 @@ export class StderrDiagnoser {
       }
       return c;
     }
-    // An attach failure caused by missing tracefs or permissions is explained by that cause already.
-    if (c.kind === 'attach' && (this.runKinds.has('tracefs') || this.runKinds.has('permission'))) return c;
-    if (this.#reported.has(c.kind)) return c;
-    this.#reported.add(c.kind);
-    const message = diagnosticFor(c.kind, this.#tool, this.#release, sanitize(line, 160));
-    if (message) this.#sink.diagnostic(message);
+    if (this.#started) this.#report(c.kind);
     return c;
+  }
+
+  /** The tool printed its header or exited: report the failures of its start, causes only. */
+  endOfStartup(): void {
+    if (this.#started) return;
+    this.#started = true;
+    const hasCause = PRECEDENCE.some((k) => ROOT_CAUSES.has(k) && this.runKinds.has(k));
+    const modernMemlock = atLeast(this.#release, 5, 11) === true;
+    for (const kind of PRECEDENCE) {
+      if (!this.runKinds.has(kind)) continue;
+      if ((kind === 'attach' || kind === 'load') && hasCause) continue;
+      if (kind === 'memlock' && modernMemlock && this.runKinds.has('permission')) continue;
+      this.#report(kind);
+    }
+  }
+
+  /** The most likely cause of this run's failure and its first line, if any. */
+  primaryCause(): [StderrKind, string] | undefined {
+    const kind = PRECEDENCE.find((k) => this.runKinds.has(k));
+    return kind ? [kind, this.runFirstLine.get(kind) ?? ''] : undefined;
+  }
+
+  #report(kind: StderrKind): void {
+    if (this.#reported.has(kind)) return;
+    this.#reported.add(kind);
+    const message = diagnosticFor(kind, this.#tool, this.#release, sanitize(this.runFirstLine.get(kind) ?? '', 160));
+    if (message) this.#sink.diagnostic(message);
   }
 }

@@ -164,6 +164,7 @@ export class ToolSource implements Source {
       ? readLines(child.stdout, (text, readAtMs) => {
           if (this.#headerAtMs === undefined) {
             this.#headerAtMs = readAtMs;
+            diagnoser.endOfStartup();
             this.#opts.onHeader?.();
           }
           hooks.line(text, readAtMs);
@@ -173,9 +174,10 @@ export class ToolSource implements Source {
     const result = await child;
     this.#childAlive = false;
     await Promise.allSettled([out, err]);
+    diagnoser.endOfStartup();
     if (result.signal) return `${tool} killed by ${result.signal}`;
     if (result.exitCode === undefined) return `${tool} could not be started: ${sanitize(result.shortMessage ?? '')}`;
-    const failure = [...diagnoser.runFirstLine].find(([kind]) => kind !== 'other' && kind !== 'lost');
+    const failure = diagnoser.primaryCause();
     return `${tool} exited with code ${result.exitCode}${failure ? ` (${sanitize(failure[1], 160)})` : ''}`;
   }
 

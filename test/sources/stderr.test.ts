@@ -23,6 +23,9 @@ const table: [string, StderrKind, number?][] = [
   ["libbpf: Error in bpf_object__probe_loading():Operation not permitted(1). Couldn't load trivial BPF program. Make sure your kernel supports BPF (CONFIG_BPF_SYSCALL=y) and/or that RLIMIT_MEMLOCK is set to big enough value.", 'permission'],
   ['libbpf: map \'events\': failed to create: Operation not permitted(-1)', 'permission'],
   ['failed to load BPF object: -1', 'permission'],
+  ["libbpf: failed to load object 'tcpstates_bpf'", 'load'],
+  ["libbpf: failed to load BPF skeleton 'tcpstates_bpf': -1", 'load'],
+  ['failed to open BPF object', 'load'],
   ['libbpf: Failed to bump RLIMIT_MEMLOCK (err = -1), you might need to do it explicitly!', 'memlock'],
   ['failed to set temporary RLIMIT_MEMLOCK: operation not permitted', 'memlock'],
   ['failed to increase rlimit: -1', 'memlock'],
@@ -67,6 +70,7 @@ test('diagnoser: each failure kind once per source across runs, lost events summ
       d.handle("libbpf: Error in bpf_object__probe_loading():Operation not permitted(1). Couldn't load trivial BPF program.");
       d.handle(`noise ${i}\x1b[2J`);
     }
+    d.endOfStartup();
   }
   assert.equal(lost, 9000);
   assert.equal(d.lostTotal, 9000);
@@ -84,6 +88,7 @@ test('diagnoser: an attach failure caused by missing tracefs is not reported as 
   d.beginRun();
   d.handle("libbpf: failed to determine tracepoint 'sock/inet_sock_set_state' perf event ID: No such file or directory");
   d.handle("libbpf: prog 'handle_set_state': failed to auto-attach: -2");
+  d.endOfStartup();
   assert.deepEqual([...d.runKinds].sort(), ['attach', 'tracefs']);
   assert.equal(diags.length, 1);
   assert.match(diags[0]!, /tracefs/);
@@ -95,6 +100,53 @@ test('diagnoser: silenced kinds are not reported', () => {
   d.silence('attach');
   d.beginRun();
   d.handle("libbpf: prog 'tcp_v4_connect': failed to auto-attach: -2");
+  d.endOfStartup();
   assert.deepEqual(diags, []);
   assert.equal(d.runFirstLine.get('attach'), "libbpf: prog 'tcp_v4_connect': failed to auto-attach: -2");
+});
+
+// What the real /usr/sbin/tcpstates printed here when run as nobody (no capabilities).
+const UNPRIVILEGED = [
+  'libbpf: Failed to bump RLIMIT_MEMLOCK (err = -1), you might need to do it explicitly!',
+  "libbpf: Error in bpf_object__probe_loading():Operation not permitted(1). Couldn't load trivial BPF program. Make sure your kernel supports BPF (CONFIG_BPF_SYSCALL=y) and/or that RLIMIT_MEMLOCK is set to big enough value.",
+  "libbpf: failed to load object 'tcpstates_bpf'",
+  "libbpf: failed to load BPF skeleton 'tcpstates_bpf': -1",
+  'failed to load BPF object: -1',
+];
+
+test('diagnoser: an unprivileged start reports the missing capabilities, not its consequences', () => {
+  for (const [release, wantMemlock] of [['6.18.0', false], ['5.10.0', true]] as const) {
+    const diags: string[] = [];
+    const d = new StderrDiagnoser('tcpstates', release, { diagnostic: (m) => void diags.push(m), lostEvents: () => {} });
+    for (let run = 0; run < 5; run++) {
+      d.beginRun();
+      for (const line of UNPRIVILEGED) d.handle(line);
+      d.endOfStartup();
+      assert.equal(d.primaryCause()?.[0], 'permission');
+    }
+    assert.equal(diags.length, wantMemlock ? 2 : 1, diags.join(' | '));
+    assert.match(diags[0]!, /not permitted to load BPF programs/);
+    if (wantMemlock) assert.match(diags[1]!, /older than 5\.11.*CAP_SYS_RESOURCE/);
+  }
+});
+
+test('diagnoser: a failure after the header is reported at once', () => {
+  const diags: string[] = [];
+  const d = new StderrDiagnoser('tcpstates', '6.18.0', { diagnostic: (m) => void diags.push(m), lostEvents: () => {} });
+  d.beginRun();
+  d.endOfStartup();
+  d.handle("libbpf: failed to determine tracepoint 'sock/inet_sock_set_state' perf event ID: No such file or directory");
+  assert.equal(diags.length, 1);
+});
+
+test('diagnoser: a load failure without a known cause is reported once, pointing at the doctor', () => {
+  const diags: string[] = [];
+  const d = new StderrDiagnoser('tcpstates', '6.18.0', { diagnostic: (m) => void diags.push(m), lostEvents: () => {} });
+  for (let run = 0; run < 3; run++) {
+    d.beginRun();
+    d.handle("libbpf: failed to load object 'tcpstates_bpf'");
+    d.endOfStartup();
+  }
+  assert.equal(diags.length, 1);
+  assert.match(diags[0]!, /connlat doctor/);
 });
