@@ -74,6 +74,7 @@ export class ToolSource implements Source {
   #done: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #tracefs: Promise<void> | undefined;
+  #killTimer: NodeJS.Timeout | undefined;
   /** Times the tool was restarted by supervision. */
   restarts = 0;
 
@@ -107,17 +108,19 @@ export class ToolSource implements Source {
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#wake?.();
-    const child = this.#child;
-    let timer: NodeJS.Timeout | undefined;
-    if (child && this.#childAlive) {
-      child.kill('SIGINT');
-      timer = setTimeout(() => child.kill('SIGKILL'), this.#opts.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
-    }
+    if (this.#child && this.#childAlive) this.#interrupt(this.#child);
     try {
       await this.#done?.catch(() => undefined);
     } finally {
-      clearTimeout(timer);
+      clearTimeout(this.#killTimer);
     }
+  }
+
+  /** SIGINT (the tools flush and exit on it), SIGKILL if it is still running after stopTimeoutMs. */
+  #interrupt(child: ResultPromise): void {
+    child.kill('SIGINT');
+    clearTimeout(this.#killTimer);
+    this.#killTimer = setTimeout(() => child.kill('SIGKILL'), this.#opts.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
   }
 
   async #supervise(hooks: SourceHooks): Promise<void> {
@@ -159,7 +162,7 @@ export class ToolSource implements Source {
     });
     this.#child = child;
     this.#childAlive = true;
-    if (this.#stopping) child.kill('SIGINT');
+    if (this.#stopping) this.#interrupt(child); // stop() came while we were starting it
     const out = child.stdout
       ? readLines(child.stdout, (text, readAtMs) => {
           if (this.#headerAtMs === undefined) {

@@ -154,3 +154,32 @@ test('a tool that exits cleanly is restarted too', async () => {
   assert.equal(r.lines.length, 0);
   assert.equal(src.ready(), false);
 });
+
+test('stop() during a long backoff returns at once and does not start the tool again', async () => {
+  const src = new ToolSource({
+    tool: 'tcpstates',
+    path: join(FAKE_TOOLS, 'crash-after-lines.sh'),
+    args: ['1', '1000', join(tmp, 'long-backoff-state')],
+    backoff: { initialMs: 10_000, maxMs: 10_000, resetAfterMs: 60_000 },
+    random: () => 1,
+  });
+  const r = recorder();
+  const done = src.run(r);
+  await waitFor(() => r.restarts.length === 1, 5000, 'the first crash');
+  const t0 = Date.now();
+  await src.stop();
+  await done;
+  assert.ok(Date.now() - t0 < 1000, `stop took ${Date.now() - t0} ms`);
+  assert.equal(r.lines.length, 2, 'one run only');
+});
+
+test('stop() right after run() neither hangs nor leaves the tool running', async () => {
+  const src = new ToolSource({ tool: 'tcpstates', path: join(FAKE_TOOLS, 'sigint-flush.mjs'), stopTimeoutMs: 2000 });
+  const r = recorder();
+  const done = src.run(r);
+  await src.stop();
+  await done;
+  assert.equal(src.pid, undefined);
+  assert.equal(src.ready(), false);
+  assert.equal(r.restarts.length, 0);
+});
