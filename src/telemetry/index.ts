@@ -71,7 +71,12 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const loggerProvider = new LoggerProvider({
     resource,
     processors: opts.exports.map(
-      (target) => new BatchLogRecordProcessor({ exporter: countLogExportFailures(createLogExporter(target), failed('logs')) }),
+      (target) =>
+        new BatchLogRecordProcessor({
+          exporter: countLogExportFailures(createLogExporter(target), failed('logs')),
+          // the token bucket bounds the rate; the queue must hold a full burst or the processor drops uncounted
+          maxQueueSize: Math.max(2048, 2 * opts.slowLogBurst),
+        }),
     ),
   });
 

@@ -86,7 +86,11 @@ class LineAppender {
 
   constructor(path: string) {
     this.#path = path;
-    this.#fd = openSync(path, 'a');
+    try {
+      this.#fd = openSync(path, 'a');
+    } catch (err) {
+      throw new Error(`otlp-json export: cannot open ${path} for appending: ${(err as Error).message}`);
+    }
   }
 
   append(line: string): void {

@@ -99,6 +99,24 @@ describe('telemetry: otlp-json file', () => {
     }
   });
 
+  it('keeps a whole burst larger than the SDK default log queue (2048), and counts the rest as dropped', async () => {
+    const file = tempFile();
+    const telemetry = createTelemetry(
+      options({ exports: [{ kind: 'otlp-json', path: file.path }], slowLogBurst: 5000, slowLogRatePerSec: 0, now: () => 0 }),
+    );
+    try {
+      for (let i = 0; i < 6000; i++) telemetry.record({ ...NINE_CONNECTS[0]!, pid: i });
+      await telemetry.flush();
+      const lines = readLines(file.path);
+      assert.equal(logRecords(lines).length, 5000);
+      const dropped = lastMetric(lines, 'connlat.logs.dropped').sum.dataPoints[0].asInt;
+      assert.equal(dropped, '1000');
+    } finally {
+      await telemetry.shutdown();
+      file.cleanup();
+    }
+  });
+
   it('leaves complete lines when the process exits right after flush()', () => {
     const file = tempFile();
     const script = `

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { allMetricAttributes, MetricAttributeCache, METRIC_ATTRIBUTE_KEYS } from '../../src/telemetry/attributes.ts';
-import { normalizeOtlpJson } from '../../src/telemetry/otlp-json.ts';
+import { normalizeOtlpJson, OtlpJsonFileLogExporter } from '../../src/telemetry/otlp-json.ts';
 import { slowConnectBody, TokenBucket } from '../../src/telemetry/slow-log.ts';
 import { FAILURES, NINE_CONNECTS } from './helpers.ts';
 
@@ -86,5 +86,11 @@ describe('normalizeOtlpJson', () => {
       log: { severityNumber: 13, severityText: 'WARN', body: { stringValue: '' } },
       exp: { positive: {} },
     });
+  });
+});
+
+describe('otlp-json exporter', () => {
+  it('names the path when the file cannot be opened', () => {
+    assert.throws(() => new OtlpJsonFileLogExporter('/nonexistent-dir/x.jsonl'), /^Error: otlp-json export: cannot open \/nonexistent-dir\/x\.jsonl for appending: ENOENT/);
   });
 });
