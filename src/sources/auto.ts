@@ -4,7 +4,7 @@ import type { ToolName } from '../event.ts';
 import type { Source, SourceHooks } from './types.ts';
 import type { BackoffOptions } from './backoff.ts';
 import { sanitize } from './stderr.ts';
-import { findExecutable, ToolSource, type EarlyExit } from './tool.ts';
+import { findExecutable, ToolSource, type EarlyExit, type ToolSourceOptions } from './tool.ts';
 
 export interface AutoSourceOptions {
   tcpconnlatPath: string;
@@ -57,12 +57,18 @@ export class AutoSource implements Source {
     if (!(await findExecutable(this.#opts.tcpconnlatPath))) {
       fallbackReason = `tcpconnlat not found at ${this.#opts.tcpconnlatPath}`;
     } else {
-      const connlat = this.#make('tcpconnlat', {
+      const connlat: ToolSource = this.#make('tcpconnlat', {
         onHeader: () => select('tcpconnlat', 'tcpconnlat attached (kprobe/fentry on tcp_v4_connect/tcp_v6_connect)'),
+        // The tools exit after an attach failure; should one linger, the diagnosis alone decides.
+        onFailureBeforeHeader: (kind, line) => {
+          if (kind !== 'attach' || this.#selected || fallbackReason !== undefined) return;
+          fallbackReason = explain({ exit: 'attach failed', kinds: new Map([['attach', line]]) });
+          void connlat.stop();
+        },
         onEarlyExit: (info) => {
           // Only the first run decides; once tcpconnlat attached, later failures are restarts like any tool's.
           if (this.#selected) return true;
-          fallbackReason = explain(info);
+          fallbackReason ??= explain(info);
           return false;
         },
       });
@@ -83,7 +89,7 @@ export class AutoSource implements Source {
     await this.#current.stop();
   }
 
-  #make(tool: ToolName, extra: { onHeader?: () => void; onEarlyExit?: (info: EarlyExit) => boolean } = {}): ToolSource {
+  #make(tool: ToolName, extra: Pick<ToolSourceOptions, 'onHeader' | 'onEarlyExit' | 'onFailureBeforeHeader'> = {}): ToolSource {
     const o = this.#opts;
     const args = tool === 'tcpconnlat' ? o.tcpconnlatArgs : o.tcpstatesArgs;
     return new ToolSource({

@@ -36,6 +36,8 @@ export interface ToolSourceOptions {
   kernelRelease?: string;
   /** Called when a run ends before the tool printed its header; return false to stop supervising (run resolves). */
   onEarlyExit?: (info: EarlyExit) => boolean;
+  /** Called for each failure kind on stderr before the header (auto stops a tcpconnlat that failed to attach). */
+  onFailureBeforeHeader?: (kind: StderrKind, line: string) => void;
   /** Called when a run printed its header (the tool attached). */
   onHeader?: () => void;
   /** Failure kinds the caller explains itself (auto's fallback on 'attach'). */
@@ -173,7 +175,12 @@ export class ToolSource implements Source {
           hooks.line(text, readAtMs);
         })
       : Promise.resolve();
-    const err = child.stderr ? readLines(child.stderr, (text) => void diagnoser.handle(text)) : Promise.resolve();
+    const err = child.stderr
+      ? readLines(child.stderr, (text) => {
+          const { kind } = diagnoser.handle(text);
+          if (this.#headerAtMs === undefined && kind !== 'other' && kind !== 'lost') this.#opts.onFailureBeforeHeader?.(kind, text);
+        })
+      : Promise.resolve();
     const result = await child;
     this.#childAlive = false;
     await Promise.allSettled([out, err]);

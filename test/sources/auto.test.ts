@@ -35,6 +35,23 @@ test('auto falls back to tcpstates when tcpconnlat cannot attach, and says why e
   assert.equal(src.ready(), false);
 });
 
+test('auto falls back on the attach diagnosis alone when tcpconnlat lingers instead of exiting', async () => {
+  const src = new AutoSource({
+    tcpconnlatPath: join(FAKE_TOOLS, 'tcpconnlat-attach-fail-linger.sh'),
+    tcpstatesPath: join(FAKE_TOOLS, 'tcpstates-ok.sh'),
+  });
+  const r = recorder();
+  const t0 = Date.now();
+  const done = src.run(r);
+  await waitFor(() => r.lines.length === 2, 5000, 'tcpstates output');
+  assert.ok(Date.now() - t0 < 3000, `fell back in ${Date.now() - t0} ms`);
+  assert.deepEqual(r.selected.map((s) => s.tool), ['tcpstates']);
+  assert.match(r.selected[0]!.reason, /failed to auto-attach/);
+  assert.equal(r.restarts.length, 0);
+  await src.stop();
+  await done;
+});
+
 test('auto keeps tcpconnlat when it attaches', async () => {
   const src = new AutoSource({
     tcpconnlatPath: join(FAKE_TOOLS, 'crash-after-lines.sh'),
