@@ -136,8 +136,8 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
 
   let shutdownPromise: Promise<void> | undefined;
   function shutdown(): Promise<void> {
+    // Each provider's shutdown flushes first (logs before metrics, as in flush()), then releases its exporters.
     shutdownPromise ??= (async () => {
-      await flush();
       await loggerProvider.shutdown();
       await meterProvider.shutdown();
     })();

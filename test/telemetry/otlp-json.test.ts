@@ -93,6 +93,10 @@ describe('telemetry: otlp-json file', () => {
       await telemetry.flush();
       const counts = readLines(file.path).map((l) => lastMetric([l], 'tcp.connect.duration').histogram.dataPoints[0].count);
       assert.deepEqual(counts, ['1', '2']);
+      const first = telemetry.shutdown();
+      assert.equal(telemetry.shutdown(), first, 'shutdown is idempotent');
+      await first;
+      assert.equal(readLines(file.path).length, 3, 'shutdown flushed once more, then closed the file');
     } finally {
       await telemetry.shutdown();
       file.cleanup();
