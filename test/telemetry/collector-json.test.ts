@@ -1,0 +1,141 @@
+// Our otlp-json lines against the real OpenTelemetry Collector's file exporter: the same export goes over gRPC to
+// otelcol-connlat (otlp receiver -> file exporter) and to our otlp-json file; both must hold the same requests.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { createTelemetry } from '../../src/telemetry/index.ts';
+import { FAILURES, NINE_CONNECTS, options } from './helpers.ts';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+
+function collectorBinary(): string | undefined {
+  try {
+    const path = execFileSync('bash', [join(REPO, 'scripts/build-collector.sh'), '--path'], { encoding: 'utf8' }).trim();
+    accessSync(path, constants.X_OK);
+    return path;
+  } catch {
+    return undefined;
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitUntil(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const canConnect = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = createConnection({ host: '127.0.0.1', port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+
+function jsonLines(path: string): any[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l));
+}
+
+/** Collection timestamps differ between the two exports; everything else must match. */
+function comparable(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(comparable);
+  if (node === null || typeof node !== 'object') return node;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(node)) {
+    if (k === 'timeUnixNano' || k === 'startTimeUnixNano' || k === 'observedTimeUnixNano') continue;
+    out[k] = comparable(v);
+  }
+  return out;
+}
+
+const binary = collectorBinary();
+
+describe('telemetry: otlp-json matches the Collector file exporter', () => {
+  it('writes the same metrics and logs requests as otelcol-connlat does', { skip: binary ? false : 'otelcol-connlat not built (scripts/build-collector.sh; .ci/run builds it)' }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'connlat-collector-json-'));
+    const port = await freePort();
+    const collectorOut = join(dir, 'collector.jsonl');
+    const ourOut = join(dir, 'ours.jsonl');
+    const config = join(dir, 'config.yaml');
+    writeFileSync(
+      config,
+      [
+        'receivers:',
+        '  otlp:',
+        '    protocols:',
+        '      grpc:',
+        `        endpoint: 127.0.0.1:${port}`,
+        'exporters:',
+        '  file:',
+        `    path: ${collectorOut}`,
+        '    flush_interval: 100ms',
+        'service:',
+        '  telemetry:',
+        '    metrics:',
+        '      level: none',
+        '  pipelines:',
+        '    metrics: { receivers: [otlp], exporters: [file] }',
+        '    logs: { receivers: [otlp], exporters: [file] }',
+        '',
+      ].join('\n'),
+    );
+    let collector: ChildProcess | undefined;
+    let stderr = '';
+    try {
+      collector = spawn(binary!, [`--config=${config}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+      collector.stderr!.on('data', (d) => (stderr += d));
+      await waitUntil(() => canConnect(port), 30_000, `the collector to listen on ${port}\n${stderr}`);
+
+      const telemetry = createTelemetry(
+        options({ exports: [{ kind: 'otlp', endpoint: `http://127.0.0.1:${port}` }, { kind: 'otlp-json', path: ourOut }] }),
+      );
+      for (const e of [...NINE_CONNECTS, ...FAILURES]) telemetry.record(e);
+      telemetry.self.lineRejected('bad_field_count');
+      await telemetry.shutdown();
+
+      await waitUntil(() => jsonLines(collectorOut).length >= 2, 10_000, 'the collector file exporter to write 2 lines');
+      const theirs = jsonLines(collectorOut);
+      const ours = jsonLines(ourOut);
+      const pick = (lines: any[], key: string) => lines.filter((l) => key in l);
+      assert.equal(pick(theirs, 'resourceMetrics').length, 1);
+      assert.equal(pick(theirs, 'resourceLogs').length, 1);
+      assert.deepEqual(comparable(pick(ours, 'resourceMetrics')), comparable(pick(theirs, 'resourceMetrics')));
+      assert.deepEqual(comparable(pick(ours, 'resourceLogs')), comparable(pick(theirs, 'resourceLogs')));
+      // the log records' own times pass through unchanged
+      assert.deepEqual(
+        pick(ours, 'resourceLogs')[0].resourceLogs[0].scopeLogs[0].logRecords.map((r: any) => r.timeUnixNano),
+        pick(theirs, 'resourceLogs')[0].resourceLogs[0].scopeLogs[0].logRecords.map((r: any) => r.timeUnixNano),
+      );
+    } finally {
+      if (collector && collector.exitCode === null) {
+        const exited = new Promise((r) => collector!.once('exit', r));
+        collector.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
