@@ -11,7 +11,7 @@
 set -euo pipefail
 
 HELM_VERSION=v4.3.1       # helm.sh/helm/v4/cmd/helm
-KUSTOMIZE_VERSION=v5.8.3  # sigs.k8s.io/kustomize/kustomize/v5
+KUSTOMIZE_VERSION=v5.8.2  # sigs.k8s.io/kustomize/kustomize/v5 (v5.8.3 needs Go 1.27; Go here is 1.26)
 
 cache_root=${CONNLAT_CACHE:-$HOME/.cache/connlat}
 helm="$cache_root/helm/$HELM_VERSION/helm"
@@ -37,19 +37,20 @@ export GOMODCACHE="$cache_root/go/mod" GOCACHE="$cache_root/go/build"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
 mkdir -p "$GOMODCACHE" "$GOCACHE"
 
-install_one() { # <module/cmd@version> <final path>
+install_one() { # <module/cmd@version> <final path> [extra ldflags]
   local started=$SECONDS dir tmp
   dir=$(dirname "$2")
   mkdir -p "$dir"
   tmp=$(mktemp -d "$dir/.build.XXXXXX")
   echo "build-helm.sh: go install $1" >&2
-  GOBIN="$tmp" go install -ldflags='-s -w' "$1"
+  GOBIN="$tmp" go install -ldflags="-s -w${3:-}" "$1"
   # Install into place only once built: an interrupted build never leaves a half-written binary behind.
   mv -f "$tmp/$(basename "$2")" "$2"
   rm -rf "$tmp"
   echo "build-helm.sh: built $(basename "$2") in $((SECONDS - started))s" >&2
 }
 
-[[ -x $helm ]] || install_one "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" "$helm"
+# The release build stamps its version; without it `helm version` says v4.3 and chart kubeVersion checks misjudge.
+[[ -x $helm ]] || install_one "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" "$helm" " -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
 [[ -x $kustomize ]] || install_one "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" "$kustomize"
 print_paths

@@ -10,7 +10,8 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { buildDockerfile, ensureBaseTarball, missingPrerequisite, runIn, spawnIn, type BuildResult } from './support/chroot-image.ts';
+import { parse as parseYaml } from 'yaml';
+import { buildDockerfile, ensureBaseTarball, missingPrerequisite, runIn, spawnIn, type Bind, type BuildResult } from './support/chroot-image.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const fixture = join(repoRoot, 'test/fixtures/recordings/tcpconnlat-blog.txt');
@@ -33,6 +34,21 @@ function lastConnectCount(jsonl: string): number {
     }
   }
   return last;
+}
+
+interface AgentDaemonSet {
+  spec: {
+    template: {
+      spec: {
+        containers: Array<{
+          args: string[];
+          securityContext: { capabilities: { add: string[]; drop: string[] }; readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean };
+          volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+        }>;
+        volumes: Array<{ name: string; hostPath?: { path: string } }>;
+      };
+    };
+  };
 }
 
 const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> => {
@@ -103,19 +119,42 @@ test('bpf-tools/Dockerfile.agent: builds in a bookworm root; doctor, replay and 
     assert.equal(lastConnectCount(await readFile(join(shared, 'replay.jsonl'), 'utf8')), events);
   });
 
-  await t.test('live: tcpstates in the image records real loopback connects', async (tt) => {
+  await t.test("live, as the DaemonSet runs it: only its capabilities, read-only root and host mounts, no_new_privs", async (tt) => {
     if (!existsSync('/sys/kernel/tracing/events/sock/inet_sock_set_state')) return tt.skip('tracefs is not mounted at /sys/kernel/tracing');
     if (!existsSync('/sys/kernel/btf/vmlinux')) return tt.skip('no kernel BTF');
+    // The container's security settings, read from the manifest: capability set as the bounding set (what the
+    // runtime gives a uid-0 process: effective = permitted = bounding = the added capabilities), hostPath mounts.
+    const ds = parseYaml(await readFile(join(repoRoot, 'deploy/kustomize/base/agent-daemonset.yaml'), 'utf8')) as AgentDaemonSet;
+    const pod = ds.spec.template.spec;
+    const container = pod.containers[0]!;
+    const sc = container.securityContext;
+    assert.deepEqual(sc.capabilities.drop, ['ALL']);
+    const caps = sc.capabilities.add.map((c) => `+${c.toLowerCase()}`).join(',');
+    const hostPaths = Object.fromEntries(pod.volumes.filter((v) => v.hostPath).map((v) => [v.name, v.hostPath!.path]));
+    const binds: Bind[] = [{ host: shared, inside: '/io' }];
+    for (const m of container.volumeMounts) {
+      if (hostPaths[m.name]) binds.push({ host: hostPaths[m.name]!, inside: m.mountPath, readOnly: m.readOnly === true });
+    }
+    const confine = ['setpriv', `--bounding-set=-all,${caps}`, '--inh-caps=-all', ...(sc.allowPrivilegeEscalation === false ? ['--no-new-privs'] : []), '--'];
+    const runOpts = { binds, readOnlyRoot: sc.readOnlyRootFilesystem === true };
+
+    const doctor = await runIn(image, [...confine, ...entry, 'doctor'], { ...runOpts, timeoutMs: 60_000 });
+    tt.diagnostic(doctor.stdout.trim());
+    assert.match(doctor.stdout, /capabilities\s+CapEff 000000c000000000: CAP_BPF, CAP_PERFMON\b/);
+    assert.match(doctor.stdout, /ok\s+tcpstates attach \(tracepoint\)\s+attached/);
+
     const server = createServer((s) => s.end());
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     tt.after(() => server.close());
     const port = (server.address() as AddressInfo).port;
     const healthPort = port + 1 < 65535 ? port + 1 : port - 1;
-    const agent = spawnIn(
-      image,
-      [...entry, 'run', '--source', 'tcpstates', '--export', `otlp-json:/io/live.jsonl`, '--export-interval-ms', '500', '--view', 'off', '--kubernetes', 'off', '--health-addr', `127.0.0.1:${healthPort}`],
-      { binds: [{ host: shared, inside: '/io' }] },
-    );
+    // The DaemonSet's own args, with the source pinned to tcpstates (tcpconnlat cannot attach on this kernel), the
+    // OTLP exporter swapped for a file and the health endpoint on loopback.
+    const args = container.args
+      .filter((a) => !/^--(source|export|health-addr)=/.test(a))
+      .concat(['--source=tcpstates', '--export=otlp-json:/io/live.jsonl', '--export-interval-ms=500', '--kubernetes=off', `--health-addr=127.0.0.1:${healthPort}`]);
+    assert.ok(args.includes('--host-proc=/host/proc'));
+    const agent = spawnIn(image, [...confine, ...entry, ...args], runOpts);
     let stderr = '';
     agent.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => agent.on('close', r));

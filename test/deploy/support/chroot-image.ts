@@ -104,19 +104,30 @@ export interface StageRoot {
   cmd?: string[];
 }
 
-function chrootArgs(stage: StageRoot, argv: string[], binds: Bind[], extraEnv: Record<string, string>): string[] {
+export interface RunOptions {
+  binds?: Bind[];
+  env?: Record<string, string>;
+  /** As a container with readOnlyRootFilesystem: the root is remounted read-only, /tmp is a fresh tmpfs. */
+  readOnlyRoot?: boolean;
+}
+
+function chrootArgs(stage: StageRoot, argv: string[], opts: RunOptions): string[] {
   const r = stage.root;
+  const binds = opts.binds ?? [];
+  const target = (inside: string) => quote(join(r, inside));
   const mounts = [
-    `mount -t proc proc ${quote(join(r, 'proc'))}`,
-    `mount --rbind /dev ${quote(join(r, 'dev'))}`,
-    `mount --rbind /sys ${quote(join(r, 'sys'))}`,
+    // Mount points first: once the root is read-only nothing can be created in it.
+    ...binds.map((b) => `mkdir -p ${target(b.inside)}`),
+    ...(opts.readOnlyRoot ? [`mount --bind ${quote(r)} ${quote(r)}`, `mount -o remount,bind,ro ${quote(r)}`, `mount -t tmpfs -o size=16m tmpfs ${target('tmp')}`] : []),
+    `mount -t proc proc ${target('proc')}`,
+    `mount --rbind /dev ${target('dev')}`,
+    `mount --rbind /sys ${target('sys')}`,
     ...binds.flatMap((b) => [
-      `mkdir -p ${quote(join(r, b.inside))}`,
-      `mount --bind ${quote(b.host)} ${quote(join(r, b.inside))}`,
-      ...(b.readOnly ? [`mount -o remount,bind,ro ${quote(join(r, b.inside))}`] : []),
+      `mount --bind ${quote(b.host)} ${target(b.inside)}`,
+      ...(b.readOnly ? [`mount -o remount,bind,ro ${target(b.inside)}`] : []),
     ]),
   ];
-  const env = { PATH, HOME: '/root', ...stage.env, ...extraEnv };
+  const env = { PATH, HOME: '/root', ...stage.env, ...opts.env };
   const envArgs = Object.entries(env).map(([k, v]) => quote(`${k}=${v}`));
   const inner = `cd ${quote(stage.workdir)} && exec ${argv.map(quote).join(' ')}`;
   const script = `set -e; ${mounts.join('; ')}; exec chroot ${quote(r)} /usr/bin/env -i ${envArgs.join(' ')} /bin/sh -c ${quote(inner)}`;
@@ -130,7 +141,7 @@ export interface RunResult {
 }
 
 /** Runs argv inside a stage's root (cwd = its WORKDIR); never rejects, the caller checks the code. */
-export function runIn(stage: StageRoot, argv: string[], opts: { binds?: Bind[]; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+export function runIn(stage: StageRoot, argv: string[], opts: RunOptions & { timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolve) => {
     const child = spawnIn(stage, argv, opts);
     let stdout = '';
@@ -146,8 +157,8 @@ export function runIn(stage: StageRoot, argv: string[], opts: { binds?: Bind[]; 
 }
 
 /** Starts argv inside a stage's root; the child's pid ends up being argv[0] itself (every wrapper execs). */
-export function spawnIn(stage: StageRoot, argv: string[], opts: { binds?: Bind[]; env?: Record<string, string> } = {}): ChildProcess {
-  return spawn('unshare', chrootArgs(stage, argv, opts.binds ?? [], opts.env ?? {}), { stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnIn(stage: StageRoot, argv: string[], opts: RunOptions = {}): ChildProcess {
+  return spawn('unshare', chrootArgs(stage, argv, opts), { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 async function expandSources(dir: string, pattern: string): Promise<string[]> {
