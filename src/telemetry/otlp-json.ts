@@ -38,12 +38,50 @@ function toInt64String(value: unknown): string {
   return typeof value === 'bigint' ? value.toString() : String(value);
 }
 
-/** Rewrite otlp-transformer's JSON tree into the Collector's OTLP/JSON form. */
-export function normalizeOtlpJson(node: unknown): unknown {
-  if (Array.isArray(node)) return node.map(normalizeOtlpJson);
+const DATA_POINT = ['attributes', 'startTimeUnixNano', 'timeUnixNano', 'count', 'sum', 'asDouble', 'asInt', 'scale', 'zeroCount', 'positive', 'negative', 'bucketCounts', 'explicitBounds', 'exemplars', 'flags', 'min', 'max', 'zeroThreshold'];
+const AGGREGATION = ['dataPoints', 'aggregationTemporality', 'isMonotonic'];
+
+/**
+ * Field order per message, as the Collector writes it (proto declaration order), keyed by the field that holds the
+ * message. Number, histogram and exponential-histogram points share one list (they agree except for exemplars vs
+ * flags, which connlat never sets).
+ */
+const FIELD_ORDER: Record<string, string[]> = {
+  '': ['resourceMetrics', 'resourceLogs'],
+  resourceMetrics: ['resource', 'scopeMetrics', 'schemaUrl'],
+  resourceLogs: ['resource', 'scopeLogs', 'schemaUrl'],
+  resource: ['attributes', 'droppedAttributesCount', 'entityRefs'],
+  scopeMetrics: ['scope', 'metrics', 'schemaUrl'],
+  scopeLogs: ['scope', 'logRecords', 'schemaUrl'],
+  scope: ['name', 'version', 'attributes', 'droppedAttributesCount'],
+  metrics: ['name', 'description', 'unit', 'gauge', 'sum', 'histogram', 'exponentialHistogram', 'summary', 'metadata'],
+  gauge: AGGREGATION,
+  sum: AGGREGATION,
+  histogram: AGGREGATION,
+  exponentialHistogram: AGGREGATION,
+  dataPoints: DATA_POINT,
+  positive: ['offset', 'bucketCounts'],
+  negative: ['offset', 'bucketCounts'],
+  attributes: ['key', 'value'],
+  logRecords: ['timeUnixNano', 'observedTimeUnixNano', 'severityNumber', 'severityText', 'body', 'attributes', 'droppedAttributesCount', 'flags', 'traceId', 'spanId', 'eventName'],
+};
+
+function ordered(entries: [string, unknown][], parentKey: string): [string, unknown][] {
+  const order = FIELD_ORDER[parentKey];
+  if (order === undefined) return entries;
+  const rank = (k: string) => {
+    const i = order.indexOf(k);
+    return i === -1 ? order.length : i;
+  };
+  return entries.sort((a, b) => rank(a[0]) - rank(b[0])); // stable: unknown fields keep their order, at the end
+}
+
+/** Rewrite otlp-transformer's JSON tree into the Collector's OTLP/JSON form (values, omissions and field order). */
+export function normalizeOtlpJson(node: unknown, parentKey = ''): unknown {
+  if (Array.isArray(node)) return node.map((item) => normalizeOtlpJson(item, parentKey));
   if (node === null || typeof node !== 'object') return node;
   const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
+  for (const [key, value] of ordered(Object.entries(node as Record<string, unknown>), parentKey)) {
     if (value === undefined || value === null) continue;
     const keep = PRESENCE_FIELDS.has(key);
     if (INT64_FIELDS.has(key)) {
@@ -58,7 +96,7 @@ export function normalizeOtlpJson(node: unknown): unknown {
       if (value === 0 || value === false || value === '') continue;
       if (Array.isArray(value) && value.length === 0) continue;
     }
-    out[key] = normalizeOtlpJson(value);
+    out[key] = normalizeOtlpJson(value, key);
   }
   return out;
 }

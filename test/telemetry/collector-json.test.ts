@@ -74,68 +74,71 @@ function comparable(node: unknown): unknown {
 const binary = collectorBinary();
 
 describe('telemetry: otlp-json matches the Collector file exporter', () => {
-  it('writes the same metrics and logs requests as otelcol-connlat does', { skip: binary ? false : 'otelcol-connlat not built (scripts/build-collector.sh; .ci/run builds it)' }, async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'connlat-collector-json-'));
-    const port = await freePort();
-    const collectorOut = join(dir, 'collector.jsonl');
-    const ourOut = join(dir, 'ours.jsonl');
-    const config = join(dir, 'config.yaml');
-    writeFileSync(
-      config,
-      [
-        'receivers:',
-        '  otlp:',
-        '    protocols:',
-        '      grpc:',
-        `        endpoint: 127.0.0.1:${port}`,
-        'exporters:',
-        '  file:',
-        `    path: ${collectorOut}`,
-        '    flush_interval: 100ms',
-        'service:',
-        '  telemetry:',
-        '    metrics:',
-        '      level: none',
-        '  pipelines:',
-        '    metrics: { receivers: [otlp], exporters: [file] }',
-        '    logs: { receivers: [otlp], exporters: [file] }',
-        '',
-      ].join('\n'),
-    );
-    let collector: ChildProcess | undefined;
-    let stderr = '';
-    try {
-      collector = spawn(binary!, [`--config=${config}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-      collector.stderr!.on('data', (d) => (stderr += d));
-      await waitUntil(() => canConnect(port), 30_000, `the collector to listen on ${port}\n${stderr}`);
-
-      const telemetry = createTelemetry(
-        options({ exports: [{ kind: 'otlp', endpoint: `http://127.0.0.1:${port}` }, { kind: 'otlp-json', path: ourOut }] }),
+  for (const histogram of ['explicit', 'exponential'] as const) {
+    it(`writes the same metrics and logs requests as otelcol-connlat does (${histogram} histogram)`, { skip: binary ? false : 'otelcol-connlat not built (scripts/build-collector.sh; .ci/run builds it)' }, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'connlat-collector-json-'));
+      const port = await freePort();
+      const collectorOut = join(dir, 'collector.jsonl');
+      const ourOut = join(dir, 'ours.jsonl');
+      const config = join(dir, 'config.yaml');
+      writeFileSync(
+        config,
+        [
+          'receivers:',
+          '  otlp:',
+          '    protocols:',
+          '      grpc:',
+          `        endpoint: 127.0.0.1:${port}`,
+          'exporters:',
+          '  file:',
+          `    path: ${collectorOut}`,
+          '    flush_interval: 100ms',
+          'service:',
+          '  telemetry:',
+          '    metrics:',
+          '      level: none',
+          '  pipelines:',
+          '    metrics: { receivers: [otlp], exporters: [file] }',
+          '    logs: { receivers: [otlp], exporters: [file] }',
+          '',
+        ].join('\n'),
       );
-      for (const e of [...NINE_CONNECTS, ...FAILURES]) telemetry.record(e);
-      telemetry.self.lineRejected('bad_field_count');
-      await telemetry.shutdown();
+      let collector: ChildProcess | undefined;
+      let stderr = '';
+      try {
+        collector = spawn(binary!, [`--config=${config}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+        collector.stderr!.on('data', (d) => (stderr += d));
+        await waitUntil(() => canConnect(port), 30_000, `the collector to listen on ${port}\n${stderr}`);
 
-      await waitUntil(() => jsonLines(collectorOut).length >= 2, 10_000, 'the collector file exporter to write 2 lines');
-      const theirs = jsonLines(collectorOut);
-      const ours = jsonLines(ourOut);
-      const pick = (lines: any[], key: string) => lines.filter((l) => key in l);
-      assert.equal(pick(theirs, 'resourceMetrics').length, 1);
-      assert.equal(pick(theirs, 'resourceLogs').length, 1);
-      assert.deepEqual(comparable(pick(ours, 'resourceMetrics')), comparable(pick(theirs, 'resourceMetrics')));
-      assert.deepEqual(comparable(pick(ours, 'resourceLogs')), comparable(pick(theirs, 'resourceLogs')));
-      // the log records' own times pass through unchanged
-      assert.deepEqual(
-        pick(ours, 'resourceLogs')[0].resourceLogs[0].scopeLogs[0].logRecords.map((r: any) => r.timeUnixNano),
-        pick(theirs, 'resourceLogs')[0].resourceLogs[0].scopeLogs[0].logRecords.map((r: any) => r.timeUnixNano),
-      );
-    } finally {
-      if (collector && collector.exitCode === null) {
-        const exited = new Promise((r) => collector!.once('exit', r));
-        collector.kill('SIGTERM');
-        await exited;
+        const telemetry = createTelemetry(
+          options({ histogram, exports: [{ kind: 'otlp', endpoint: `http://127.0.0.1:${port}` }, { kind: 'otlp-json', path: ourOut }] }),
+        );
+        for (const e of [...NINE_CONNECTS, ...FAILURES]) telemetry.record(e);
+        telemetry.self.lineRejected('bad_field_count');
+        await telemetry.shutdown();
+
+        await waitUntil(() => jsonLines(collectorOut).length >= 2, 10_000, 'the collector file exporter to write 2 lines');
+        const theirs = jsonLines(collectorOut);
+        const ours = jsonLines(ourOut);
+        const pick = (lines: any[], key: string) => lines.filter((l) => key in l);
+        assert.equal(pick(theirs, 'resourceMetrics').length, 1);
+        assert.equal(pick(theirs, 'resourceLogs').length, 1);
+        // Compared as text, so field order counts too.
+        assert.equal(JSON.stringify(comparable(pick(ours, 'resourceMetrics'))), JSON.stringify(comparable(pick(theirs, 'resourceMetrics'))));
+        assert.equal(JSON.stringify(comparable(pick(ours, 'resourceLogs'))), JSON.stringify(comparable(pick(theirs, 'resourceLogs'))));
+        // the log records' own times pass through unchanged
+        assert.deepEqual(
+          pick(ours, 'resourceLogs')[0].resourceLogs[0].scopeLogs[0].logRecords.map((r: any) => r.timeUnixNano),
+          pick(theirs, 'resourceLogs')[0].resourceLogs[0].scopeLogs[0].logRecords.map((r: any) => r.timeUnixNano),
+        );
+      } finally {
+        if (collector && collector.exitCode === null) {
+          const exited = new Promise((r) => collector!.once('exit', r));
+          collector.kill('SIGTERM');
+          await exited;
+        }
+        rmSync(dir, { recursive: true, force: true });
       }
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    });
+  }
 });
