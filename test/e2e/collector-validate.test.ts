@@ -1,12 +1,23 @@
 // `otelcol-connlat validate` on every configuration in otel-config/ (the base gateway.yaml alone, with each
-// overlay, and with all of them), using our own collector build. Also: an unset required variable fails with a
-// message naming it, and nothing the configs use is deprecated in the pinned release.
+// overlay, and with all of them), using our own collector build; then each one really started on loopback ports:
+// `validate` does not build the pipelines, and deprecated component names only warn when they are built. Also: an
+// unset required variable fails, naming the component at validate and the variable itself at startup.
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { E2E_OVERLAY, OTEL_CONFIG_DIR, findCollector, run, validateConfigs, type RunResult } from '../support/collector/collector.ts';
+import {
+  E2E_OVERLAY,
+  OTEL_CONFIG_DIR,
+  baseEnv,
+  findCollector,
+  loopbackEnv,
+  run,
+  startCollector,
+  validateConfigs,
+  type RunResult,
+} from '../support/collector/collector.ts';
 
 const collector = await findCollector();
 const skip = collector.skip ? `${collector.skip}` : false;
@@ -23,6 +34,8 @@ const OVERLAY_ENV: Record<string, Record<string, string>> = {
   'k8s-attributes.yaml': {},
   'debug.yaml': {},
 };
+/** Overlays that cannot start here: k8s_attributes needs a Kubernetes API (in-cluster service account). */
+const VALIDATE_ONLY = new Set(['k8s-attributes.yaml']);
 /** Files in otel-config/ that are not collector configurations. */
 const NOT_COLLECTOR_CONFIGS = new Set(['builder-config.yaml']);
 
@@ -30,6 +43,28 @@ const GATEWAY = join(OTEL_CONFIG_DIR, 'gateway.yaml');
 
 function combined(r: RunResult): string {
   return `${r.stdout}\n${r.stderr}`;
+}
+
+/** Collector log lines at warn level or above (the console encoder writes the level as its own column). */
+function warnings(output: string): string[] {
+  return output.split('\n').filter((l) => /\t(warn|error|dpanic|panic|fatal)\t/i.test(l) || /deprecat/i.test(l));
+}
+
+/** Starts the collector with `configs`, waits for health_check, stops it; returns everything it logged. */
+async function startStop(binary: string, configs: string[], env: Record<string, string>): Promise<string> {
+  const col = await startCollector({ binary, configs, env });
+  await col.stop();
+  const { code } = await col.process.exited;
+  assert.equal(code, 0, `collector exited ${code} on SIGTERM:\n${col.process.tail()}`);
+  return col.process.output;
+}
+
+/** Starts a configuration that must fail at startup; returns its output. */
+async function startMustFail(binary: string, configs: string[], env: Record<string, string>): Promise<RunResult> {
+  const { grpc: _g, http: _h, health: _he, selfMetrics: _s, ...ports } = await loopbackEnv();
+  const r = await run(binary, configs.map((c) => `--config=${c}`), { env: baseEnv({ ...ports, ...env }), timeoutMs: 20_000 });
+  assert.notEqual(r.code, 0, `the collector should refuse to start:\n${combined(r)}`);
+  return r;
 }
 
 function assertValid(r: RunResult, what: string): void {
@@ -94,20 +129,49 @@ describe('otelcol-connlat validate', { skip }, () => {
     assertValid(r, 'e2e overlay');
   });
 
-  test('auth.yaml without CONNLAT_GATEWAY_BEARER_TOKEN fails, naming the variable and the extension', async () => {
-    const r = await validateConfigs(binary, [GATEWAY, join(OTEL_CONFIG_DIR, 'auth.yaml')], {});
-    const out = combined(r);
-    assert.notEqual(r.code, 0, `validate should fail without the token:\n${out}`);
-    assert.match(out, /unset environment variable.*CONNLAT_GATEWAY_BEARER_TOKEN/is, out);
-    assert.match(out, /bearertokenauth\/agents.*no bearer token provided/is, out);
+  for (const overlay of ['', ...Object.keys(OVERLAY_ENV).filter((o) => !VALIDATE_ONLY.has(o))]) {
+    test(`starts and stops without a warning: gateway.yaml${overlay ? ` + ${overlay}` : ''}`, async () => {
+      const configs = overlay ? [GATEWAY, join(OTEL_CONFIG_DIR, overlay)] : [GATEWAY];
+      const out = await startStop(binary, configs, overlay ? OVERLAY_ENV[overlay]! : {});
+      assert.deepEqual(warnings(out), [], out);
+    });
+  }
+
+  test('starts and stops without a warning: gateway.yaml + every overlay that can start here', async () => {
+    const overlays = Object.keys(OVERLAY_ENV).filter((o) => !VALIDATE_ONLY.has(o));
+    const env = Object.assign({}, ...overlays.map((o) => OVERLAY_ENV[o])) as Record<string, string>;
+    const out = await startStop(binary, [GATEWAY, ...overlays.map((o) => join(OTEL_CONFIG_DIR, o))], env);
+    assert.deepEqual(warnings(out), [], out);
   });
 
-  test('vendor-apm.yaml without CONNLAT_VENDOR_OTLP_ENDPOINT fails, naming the variable and the exporter', async () => {
-    const r = await validateConfigs(binary, [GATEWAY, join(OTEL_CONFIG_DIR, 'vendor-apm.yaml')], {});
-    const out = combined(r);
-    assert.notEqual(r.code, 0, `validate should fail without the endpoint:\n${out}`);
-    assert.match(out, /unset environment variable.*CONNLAT_VENDOR_OTLP_ENDPOINT/is, out);
-    assert.match(out, /otlp_http\/vendor/, out);
+  test('the startup check does catch a deprecated component name (control)', async () => {
+    const out = await startStop(binary, [
+      GATEWAY,
+      'yaml:exporters::otlphttp/control::endpoint: http://127.0.0.1:9',
+      'yaml:service::pipelines::logs/control::receivers: [otlp]',
+      'yaml:service::pipelines::logs/control::exporters: [otlphttp/control]',
+    ], {});
+    assert.match(warnings(out).join('\n'), /"otlphttp" alias is deprecated; use "otlp_http" instead/, out);
+  });
+
+  test('auth.yaml without CONNLAT_GATEWAY_BEARER_TOKEN: validate and startup fail, naming the extension and the variable', async () => {
+    const configs = [GATEWAY, join(OTEL_CONFIG_DIR, 'auth.yaml')];
+    const v = await validateConfigs(binary, configs, {});
+    assert.notEqual(v.code, 0, `validate should fail without the token:\n${combined(v)}`);
+    assert.match(combined(v), /extensions::bearertokenauth\/agents: no bearer token provided/, combined(v));
+    const out = combined(await startMustFail(binary, configs, {}));
+    assert.match(out, /Configuration references unset environment variable\s+\{"name": "CONNLAT_GATEWAY_BEARER_TOKEN"\}/, out);
+    assert.match(out, /extensions::bearertokenauth\/agents: no bearer token provided/, out);
+  });
+
+  test('vendor-apm.yaml without CONNLAT_VENDOR_OTLP_ENDPOINT: validate and startup fail, naming the exporter and the variable', async () => {
+    const configs = [GATEWAY, join(OTEL_CONFIG_DIR, 'vendor-apm.yaml')];
+    const v = await validateConfigs(binary, configs, {});
+    assert.notEqual(v.code, 0, combined(v));
+    assert.match(combined(v), /exporters::otlp_http\/vendor: at least one endpoint must be specified/, combined(v));
+    const out = combined(await startMustFail(binary, configs, {}));
+    assert.match(out, /Configuration references unset environment variable\s+\{"name": "CONNLAT_VENDOR_OTLP_ENDPOINT"\}/, out);
+    assert.match(out, /exporters::otlp_http\/vendor: at least one endpoint must be specified/, out);
   });
 
   test('a misspelt component is rejected (validate really checks)', async () => {

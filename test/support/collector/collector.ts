@@ -199,22 +199,29 @@ export interface RunningCollector {
   stop(): Promise<void>;
 }
 
-/** Starts the collector on free loopback ports and resolves once its health_check reports ready. */
-export async function startCollector(opts: StartCollectorOptions): Promise<RunningCollector> {
-  const configs = opts.configs ?? [`${OTEL_CONFIG_DIR}/gateway.yaml`, E2E_OVERLAY];
+/** Env that puts every listener of gateway.yaml on a free 127.0.0.1 port (receivers, health_check, self metrics). */
+export async function loopbackEnv(): Promise<Record<string, string> & { grpc: string; http: string; health: string; selfMetrics: string }> {
   const [grpcPort, httpPort, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const grpc = `127.0.0.1:${grpcPort}`;
-  const http = `127.0.0.1:${httpPort}`;
-  const env = baseEnv({
-    CONNLAT_GATEWAY_OTLP_GRPC_ENDPOINT: grpc,
-    CONNLAT_GATEWAY_OTLP_HTTP_ENDPOINT: http,
+  return {
+    grpc: `127.0.0.1:${grpcPort}`,
+    http: `127.0.0.1:${httpPort}`,
+    health: `127.0.0.1:${healthPort}`,
+    selfMetrics: `127.0.0.1:${metricsPort}`,
+    CONNLAT_GATEWAY_OTLP_GRPC_ENDPOINT: `127.0.0.1:${grpcPort}`,
+    CONNLAT_GATEWAY_OTLP_HTTP_ENDPOINT: `127.0.0.1:${httpPort}`,
     CONNLAT_GATEWAY_HEALTH_ENDPOINT: `127.0.0.1:${healthPort}`,
     CONNLAT_GATEWAY_SELF_METRICS_HOST: '127.0.0.1',
     CONNLAT_GATEWAY_SELF_METRICS_PORT: String(metricsPort),
-    ...opts.env,
-  });
+  };
+}
+
+/** Starts the collector on free loopback ports and resolves once its health_check reports ready. */
+export async function startCollector(opts: StartCollectorOptions): Promise<RunningCollector> {
+  const configs = opts.configs ?? [`${OTEL_CONFIG_DIR}/gateway.yaml`, E2E_OVERLAY];
+  const { grpc, http, health, selfMetrics, ...ports } = await loopbackEnv();
+  const env = baseEnv({ ...ports, ...opts.env });
   const proc = new ManagedProcess('otelcol-connlat', opts.binary, configs.map((c) => `--config=${c}`), { env });
-  const healthUrl = `http://127.0.0.1:${healthPort}/`;
+  const healthUrl = `http://${health}/`;
   try {
     await waitFor(
       'the collector health_check',
@@ -234,7 +241,7 @@ export async function startCollector(opts: StartCollectorOptions): Promise<Runni
     grpc,
     http,
     healthUrl,
-    selfMetricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+    selfMetricsUrl: `http://${selfMetrics}/metrics`,
     async stop() {
       await proc.stop('SIGTERM', 15_000);
     },
