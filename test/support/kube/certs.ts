@@ -2,6 +2,7 @@
 // a CA, a serving cert for 127.0.0.1/localhost, an admin client cert in group system:masters, and the
 // service-account token signing key pair. EC P-256 keys: generated in milliseconds.
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -38,7 +39,8 @@ async function issue(dir: string, name: string, subject: string, extensions: str
   await writeFile(join(dir, `${name}.ext`), extensions);
   await openssl(dir, ['req', '-new', '-key', key, '-subj', subject, '-out', `${name}.csr`]);
   await openssl(dir, [
-    'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
+    'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key',
+    '-set_serial', `0x${randomBytes(16).toString('hex')}`, // no shared serial file: certs are issued in parallel
     '-days', '2', '-sha256', '-extfile', `${name}.ext`, '-out', `${name}.crt`,
   ]);
   return [join(dir, `${name}.crt`), key];
@@ -51,7 +53,7 @@ export async function makePki(dir: string): Promise<KubePki> {
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
     '-out', 'ca.crt',
   ]);
-  const [servingCert, servingKey] = await issue(dir, 'apiserver', '/CN=kube-apiserver', [
+  const serving = issue(dir, 'apiserver', '/CN=kube-apiserver', [
     'basicConstraints=critical,CA:FALSE',
     'keyUsage=critical,digitalSignature,keyEncipherment',
     'extendedKeyUsage=serverAuth',
@@ -59,14 +61,17 @@ export async function makePki(dir: string): Promise<KubePki> {
     '',
   ].join('\n'));
   // O= becomes the Kubernetes group: system:masters is the bootstrap superuser group.
-  const [adminCert, adminKey] = await issue(dir, 'admin', '/O=system:masters/CN=connlat-test-admin', [
+  const admin = issue(dir, 'admin', '/O=system:masters/CN=connlat-test-admin', [
     'basicConstraints=critical,CA:FALSE',
     'keyUsage=critical,digitalSignature,keyEncipherment',
     'extendedKeyUsage=clientAuth',
     '',
   ].join('\n'));
-  const serviceAccountKey = await ecKey(dir, 'sa.key');
-  await openssl(dir, ['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub']);
+  const serviceAccount = ecKey(dir, 'sa.key').then(async (key) => {
+    await openssl(dir, ['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub']);
+    return key;
+  });
+  const [[servingCert, servingKey], [adminCert, adminKey], serviceAccountKey] = await Promise.all([serving, admin, serviceAccount]);
   return {
     caCert: join(dir, 'ca.crt'),
     servingCert,

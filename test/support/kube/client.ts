@@ -181,6 +181,34 @@ export async function serverSideApply(
   return applied;
 }
 
+export type CreateOptions = Omit<ApplyOptions, 'force'>;
+
+/** Plain create (POST to the collection) of every object in order, with Strict field validation by default. */
+export async function createObjects(
+  kc: KubeConfig,
+  manifest: string | KubernetesObject | KubernetesObject[],
+  opts: CreateOptions = {},
+): Promise<KubernetesObject[]> {
+  const objects = typeof manifest === 'string' ? parseManifests(manifest) : Array.isArray(manifest) ? manifest : [manifest];
+  const created: KubernetesObject[] = [];
+  for (const object of objects) {
+    const { apiVersion, kind, metadata } = object;
+    if (!apiVersion || !kind) throw new Error('every created object needs apiVersion and kind');
+    const path = await objectPath(kc, apiVersion, kind, metadata?.namespace ?? opts.namespace);
+    created.push(
+      await kubeCall<KubernetesObject>(kc, 'POST', path, {
+        body: object,
+        query: {
+          fieldManager: opts.fieldManager ?? 'connlat-test',
+          fieldValidation: opts.fieldValidation ?? 'Strict',
+          dryRun: opts.dryRun ? 'All' : undefined,
+        },
+      }),
+    );
+  }
+  return created;
+}
+
 // ---- identities and authorization ----
 
 export interface AccessQuery {

@@ -13,6 +13,7 @@ import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { kubeBinaries, kubeSkipReason, type KubeBinaries } from './binaries.ts';
 import { makePki } from './certs.ts';
 import {
+  createObjects,
   kubeCall,
   kubeRequest,
   makeKubeConfig,
@@ -23,6 +24,7 @@ import {
   type AccessDecision,
   type AccessQuery,
   type ApplyOptions,
+  type CreateOptions,
   type KubeRequestOptions,
   type KubeResponse,
   type Subject,
@@ -162,7 +164,7 @@ export class KubeHarness {
     started: number,
   ): Promise<KubeHarness> {
     const deadline = started + (options.startTimeoutMs ?? 60_000);
-    const [pki, etcdPort, etcdPeerPort, apiPort] = await Promise.all([makePki(dir), freePort(), freePort(), freePort()]);
+    const [etcdPort, etcdPeerPort, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
     const peerUrl = `http://127.0.0.1:${etcdPeerPort}`;
     const etcdLog = join(dir, 'etcd.log');
@@ -180,6 +182,7 @@ export class KubeHarness {
       '--log-level=warn',
     ], etcdLog);
     processes.push(etcd);
+    const pki = await makePki(dir); // while etcd starts
 
     const apiserver = spawnLogged(binaries.kubeApiserver, [
       `--etcd-servers=${etcdUrl}`,
@@ -259,6 +262,14 @@ export class KubeHarness {
     opts: ApplyOptions & { kubeConfig?: KubeConfig } = {},
   ): Promise<KubernetesObject[]> {
     return await serverSideApply(opts.kubeConfig ?? this.kubeConfig, manifest, opts);
+  }
+
+  /** Plain create (POST), as the admin unless `kubeConfig` is given; fails if the object exists. */
+  async create(
+    manifest: string | KubernetesObject | KubernetesObject[],
+    opts: CreateOptions & { kubeConfig?: KubeConfig } = {},
+  ): Promise<KubernetesObject[]> {
+    return await createObjects(opts.kubeConfig ?? this.kubeConfig, manifest, opts);
   }
 
   /** Creates (applies) a namespace; returns its name. */
