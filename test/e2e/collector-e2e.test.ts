@@ -4,17 +4,23 @@
 //   Fidelity: N connects -> histogram count +N exactly, median and mean within 10% of 40 ms, N slow-connection logs
 //             carrying the agent's resource.
 //   Routing:  an agent whose resource says k8s.namespace.name=tenant-b lands only in tenant B's exporters.
+//   Vendor:   with vendor-apm.yaml merged in, a local OTLP/HTTP endpoint gets both tenants' data with the headers.
 //   Teardown: no process, namespace, device or qdisc left.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
 import {
+  E2E_OVERLAY,
   ManagedProcess,
+  OTEL_CONFIG_DIR,
+  descendantPids,
   REPO_ROOT,
   findCollector,
   freePort,
@@ -117,8 +123,12 @@ async function startAgent(gateway: RunningCollector, id: AgentIdentity): Promise
   return agent;
 }
 
+/** PIDs of the agents' children (stdbuf/tcpstates), recorded before each agent stops, for the leak check. */
+const toolPids: number[] = [];
+
 /** Stops an agent the way Kubernetes does (SIGTERM) and asserts it flushed and exited 0. */
 async function stopAgent(agent: ManagedProcess): Promise<void> {
+  toolPids.push(...descendantPids(agent.child.pid!));
   const { code, signal } = await agent.stop('SIGTERM', 15_000);
   assert.equal(code, 0, `agent exited ${code ?? signal}:\n${agent.tail()}`);
 }
@@ -137,6 +147,32 @@ async function connectN(host: string, port: number, n: number): Promise<void> {
     });
     await sleep(50);
   }
+}
+
+interface CapturedRequest {
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** Body after Content-Encoding is undone (OTLP protobuf: attribute keys and strings appear verbatim). */
+  body: Buffer;
+}
+
+/** A stand-in vendor OTLP/HTTP endpoint that records every request and answers 200 with an empty response. */
+async function startVendorEndpoint(): Promise<{ server: Server; url: string; requests: CapturedRequest[] }> {
+  const requests: CapturedRequest[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      const body = req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw;
+      requests.push({ path: req.url ?? '', headers: req.headers, body });
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const addr = server.address();
+  assert.ok(addr && typeof addr === 'object');
+  return { server, url: `http://127.0.0.1:${addr.port}`, requests };
 }
 
 const latencyFromBody = (r: FlatLogRecord): number => {
@@ -162,6 +198,7 @@ describe('gateway collector end to end: agent (tcpstates) -> otelcol-connlat -> 
   let outDir = '';
   let prom: RunningPrometheus | undefined;
   let gateway: RunningCollector | undefined;
+  let vendor: Awaited<ReturnType<typeof startVendorEndpoint>> | undefined;
   let link: DelayedLink | undefined;
   const processes: ManagedProcess[] = [];
   let portA = 0;
@@ -182,6 +219,7 @@ describe('gateway collector end to end: agent (tcpstates) -> otelcol-connlat -> 
       for (const p of processes) await step(p.name, () => p.stop('SIGTERM', 15_000));
       if (gateway) await step('collector', () => gateway!.stop());
       if (prom) await step('prometheus', () => prom!.stop());
+      if (vendor) await step('vendor endpoint', () => new Promise<void>((r) => vendor!.server.close(() => r())));
       if (link) await step('netns link', () => link!.teardown());
       if (outDir) await step('output dir', () => rm(outDir, { recursive: true, force: true }));
       return errors;
@@ -194,9 +232,13 @@ describe('gateway collector end to end: agent (tcpstates) -> otelcol-connlat -> 
     outDir = await mkdtemp(join(tmpdir(), 'connlat-e2e-gw-'));
     try {
       prom = await startPrometheus();
+      vendor = await startVendorEndpoint();
       gateway = await startCollector({
         binary: collector.path!,
+        configs: [join(OTEL_CONFIG_DIR, 'gateway.yaml'), E2E_OVERLAY, join(OTEL_CONFIG_DIR, 'vendor-apm.yaml')],
         env: {
+          CONNLAT_VENDOR_OTLP_ENDPOINT: vendor.url,
+          CONNLAT_VENDOR_HEADERS: '{"api-key": "e2e-vendor-key"}',
           CONNLAT_TEST_OUT_DIR: outDir,
           CONNLAT_TEST_REMOTE_WRITE_URL: prom.remoteWriteUrl,
           CONNLAT_TENANT_B: TENANT_B,
@@ -225,6 +267,7 @@ describe('gateway collector end to end: agent (tcpstates) -> otelcol-connlat -> 
 
     const agent = await startAgent(gateway!, { node: 'e2e-node-a', pod: 'connlat-e2e-a', namespace: 'connlat-system' });
     processes.push(agent);
+    assert.ok(descendantPids(agent.child.pid!).length > 0, 'the agent runs its tool as a child process');
     await connectN(link!.nsAddr, portA, N);
 
     const diag = () => `\nagent:\n${agent.tail()}\ncollector:\n${gateway!.process.tail()}`;
@@ -325,6 +368,27 @@ describe('gateway collector end to end: agent (tcpstates) -> otelcol-connlat -> 
     assert.equal(logsDefault().filter(onPort(portB)).length, 0, 'tenant B logs reached the default tenant');
   });
 
+  test('vendor APM block: the vendor endpoint got metrics and logs of both tenants, with its headers', async () => {
+    const reqs = vendor!.requests;
+    const byPath = (p: string) => reqs.filter((r) => r.path === p);
+    assert.ok(byPath('/v1/metrics').length > 0, `no metrics export; paths: ${reqs.map((r) => r.path).join(', ')}`);
+    assert.ok(byPath('/v1/logs').length > 0, `no logs export; paths: ${reqs.map((r) => r.path).join(', ')}`);
+    for (const r of reqs) {
+      assert.equal(r.headers['api-key'], 'e2e-vendor-key', `${r.path} without the vendor header`);
+      assert.equal(r.headers['content-type'], 'application/x-protobuf');
+      assert.equal(r.headers['content-encoding'], 'gzip');
+    }
+    const all = (p: string) => Buffer.concat(byPath(p).map((r) => r.body)).toString('latin1');
+    const metrics = all('/v1/metrics');
+    const logs = all('/v1/logs');
+    assert.ok(metrics.includes('tcp.connect.duration'), 'metrics payload without tcp.connect.duration');
+    assert.ok(logs.includes('tcp.connect.slow'), 'logs payload without tcp.connect.slow events');
+    for (const node of ['e2e-node-a', 'e2e-node-b']) {
+      assert.ok(metrics.includes(node) && logs.includes(node), `vendor did not get ${node}'s data`);
+    }
+    assert.ok(logs.includes(TENANT_B), 'vendor did not get tenant B');
+  });
+
   test('teardown leaves no process, namespace, device or qdisc behind', async () => {
     const pids = [
       ...processes.map((p) => p.child.pid),
@@ -337,6 +401,8 @@ describe('gateway collector end to end: agent (tcpstates) -> otelcol-connlat -> 
     const errors = await teardownAll();
     assert.deepEqual(errors, []);
     for (const pid of pids) assert.equal(processAlive(pid), false, `process ${pid} still running`);
+    assert.ok(toolPids.length > 0, 'recorded the agents\' tool processes');
+    for (const pid of toolPids) assert.equal(processAlive(pid), false, `agent child (tcpstates) ${pid} still running`);
     const left = await listTestArtifacts();
     assert.ok(!left.namespaces.includes(ns!), `namespace ${ns} still exists`);
     for (const d of devices) assert.ok(!left.links.includes(d), `device ${d} still exists`);

@@ -1,7 +1,7 @@
 // Our gateway collector (otelcol-connlat, built by scripts/build-collector.sh) as a real process for tests:
 // find the binary, validate configs, start it on free loopback ports and wait for its health_check.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -246,4 +246,31 @@ export async function startCollector(opts: StartCollectorOptions): Promise<Runni
       await proc.stop('SIGTERM', 15_000);
     },
   };
+}
+
+/** PIDs of every live descendant of `pid` (children, grandchildren ...), from /proc. */
+export function descendantPids(pid: number): number[] {
+  const parentOf = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // /proc/PID/stat: "pid (comm) state ppid ..."; comm may contain spaces and parentheses, so split after the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const kids = parentOf.get(ppid) ?? [];
+      kids.push(Number(entry));
+      parentOf.set(ppid, kids);
+    } catch {
+      // exited while we looked
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const k of parentOf.get(p) ?? []) {
+      out.push(k);
+      walk(k);
+    }
+  };
+  walk(pid);
+  return out;
 }
