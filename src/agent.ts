@@ -42,6 +42,28 @@ export function exportTargets(config: Config): ExportTarget[] {
   });
 }
 
+/**
+ * When the exporters must give up at shutdown. The CLI exits hard shutdownTimeoutMs after the signal; telemetry has
+ * until 500 ms before that. Logs drain first and leave metrics a quarter of the budget (at most 2 s) for the last
+ * export, which carries the count of what logs could not deliver. Without a signal (replay EOF) the budget starts
+ * when telemetry shuts down.
+ */
+export class ShutdownDeadlines {
+  private readonly budgetMs: number;
+  private end: number | undefined;
+  constructor(shutdownTimeoutMs: number) {
+    this.budgetMs = Math.max(100, shutdownTimeoutMs - 500);
+  }
+  begin(now = Date.now()): void {
+    this.end ??= now + this.budgetMs;
+  }
+  of(signal: 'metrics' | 'logs', now = Date.now()): number {
+    this.begin(now);
+    const end = this.end!;
+    return signal === 'metrics' ? end : end - Math.min(2000, this.budgetMs / 4);
+  }
+}
+
 export class Agent {
   readonly counters: AgentCounters = { lines: 0, events: 0, rejected: 0, restarts: 0, lostEvents: 0 };
   /** Resolves when the source has ended (replay EOF, or after stop()) and telemetry is flushed. */
@@ -58,6 +80,7 @@ export class Agent {
   private shuttingDown = false;
   private toolInUse: string;
   private readonly rejectLog = new SampledLog(10_000);
+  private deadlines: ShutdownDeadlines | undefined;
 
   private constructor(opts: AgentOptions, source: Source, telemetry: Telemetry, enricher: Enricher) {
     this.opts = opts;
@@ -74,6 +97,7 @@ export class Agent {
   static async start(opts: AgentOptions): Promise<Agent> {
     const { config, logger } = opts;
     const exportLog = new SampledLog(60_000);
+    const deadlines = new ShutdownDeadlines(config.shutdownTimeoutMs);
     const source = createSource(config.source, {
       tcpconnlatPath: config.tcpconnlatPath,
       tcpstatesPath: config.tcpstatesPath,
@@ -91,10 +115,16 @@ export class Agent {
       slowLogRatePerSec: config.slowLogRate,
       slowLogBurst: config.slowLogBurst,
       temporality: config.temporality,
-      // Without a reachable backend every export fails: say so once a minute, not every interval.
+      delivery: {
+        logQueueSize: config.logQueueSize,
+        retry: { initialMs: Math.min(1000, config.exportRetryMaxMs), maxMs: config.exportRetryMaxMs },
+        deadline: (signal) => deadlines.of(signal),
+        onGiveUp: (why) => logger.warn(`telemetry: ${why}`),
+      },
+      // Without a reachable backend every export fails: say so once a minute per kind of message, not every interval.
       logger: {
         warn: (msg: string) => {
-          const sampled = exportLog.sample('export', msg);
+          const sampled = exportLog.sample(msg.split(':').slice(0, 2).join(':'), msg);
           if (sampled) logger.warn(sampled);
         },
       },
@@ -103,6 +133,7 @@ export class Agent {
     logger.info(enricher.description);
     await enricher.start();
     const agent = new Agent(opts, source, telemetry, enricher);
+    agent.deadlines = deadlines;
     if (config.healthAddr !== 'off') {
       agent.health = await startHealthServer(config.healthAddr, {
         alive: () => !agent.shuttingDown,
@@ -197,6 +228,7 @@ export class Agent {
   /** SIGINT the tool, drain its remaining lines, flush metrics and logs. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      this.deadlines?.begin();
       this.shuttingDown = true;
       await this.source.stop();
       await this.done;

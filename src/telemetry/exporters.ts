@@ -1,4 +1,5 @@
-// Exporter construction, in one place so a later stage (retry + bounded queue around OTLP) can wrap it.
+// Exporter construction, in one place: the SDK exporter for each target, wrapped for OTLP in retry (metrics) and a
+// bounded queue with retry (logs), and in failure counting.
 //
 // `otlp` uses the SDK's gRPC exporters. They read OTEL_EXPORTER_OTLP_[METRICS_|LOGS_]ENDPOINT, _HEADERS, _TIMEOUT,
 // _COMPRESSION, _INSECURE, _CERTIFICATE, _CLIENT_KEY and _CLIENT_CERTIFICATE themselves (signal-specific first).
@@ -17,8 +18,10 @@ import {
   type PushMetricExporter,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
+import { QueuedLogExporter, type LogDropReason } from './log-queue.ts';
 import { OtlpJsonFileLogExporter, OtlpJsonFileMetricExporter } from './otlp-json.ts';
-import type { ExportTarget } from './types.ts';
+import { DEFAULT_RETRY, RetryingMetricExporter } from './retry.ts';
+import type { DeliveryOptions, ExportTarget } from './types.ts';
 
 export type Signal = 'metrics' | 'logs';
 
@@ -92,4 +95,63 @@ export function countLogExportFailures(inner: LogRecordExporter, onFailure: Fail
   };
 }
 
+export const DEFAULT_LOG_QUEUE_SIZE = 8192;
+export const DEFAULT_SHUTDOWN_BUDGET_MS = 8000;
+
+function deadlineOf(delivery: DeliveryOptions | undefined, signal: Signal): () => number {
+  const deadline = delivery?.deadline;
+  return deadline ? () => deadline(signal) : () => Date.now() + DEFAULT_SHUTDOWN_BUDGET_MS;
+}
+
+/**
+ * The metric exporter for a target as the reader uses it: OTLP retries retryable failures in the background (see
+ * retry.ts) and counts every failed attempt; the file and console exporters count failures only.
+ */
+export function buildMetricExporter(
+  target: ExportTarget,
+  temporality: AggregationTemporality,
+  onFailure: FailureHandler,
+  delivery?: DeliveryOptions,
+): PushMetricExporter {
+  const inner = createMetricExporter(target, temporality);
+  if (target.kind !== 'otlp') return countMetricExportFailures(inner, onFailure);
+  return new RetryingMetricExporter(
+    inner,
+    {
+    retry: delivery?.retry ?? DEFAULT_RETRY,
+    temporality,
+    deadline: deadlineOf(delivery, 'metrics'),
+    onAttemptFailure: onFailure,
+    ...(delivery?.onGiveUp ? { onGiveUp: delivery.onGiveUp } : {}),
+    },
+    () => createMetricExporter(target, temporality),
+  );
+}
+
+/**
+ * The log exporter for a target as the batch processor uses it: OTLP gets the bounded queue with retry (records it
+ * gives up go to onDropped with a reason); the file and console exporters count failures only.
+ */
+export function buildLogExporter(
+  target: ExportTarget,
+  onFailure: FailureHandler,
+  onDropped: (count: number, reason: LogDropReason, detail: string) => void,
+  delivery?: DeliveryOptions,
+): LogRecordExporter {
+  const inner = createLogExporter(target);
+  if (target.kind !== 'otlp') return countLogExportFailures(inner, onFailure);
+  return new QueuedLogExporter(
+    inner,
+    {
+      maxQueueSize: delivery?.logQueueSize ?? DEFAULT_LOG_QUEUE_SIZE,
+      retry: delivery?.retry ?? DEFAULT_RETRY,
+      deadline: deadlineOf(delivery, 'logs'),
+      onAttemptFailure: onFailure,
+      onDropped,
+    },
+    () => createLogExporter(target),
+  );
+}
+
+export type { LogDropReason };
 export { AggregationTemporality };

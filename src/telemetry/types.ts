@@ -1,10 +1,24 @@
 import type { ConnectEvent } from '../event.ts';
+import type { RetryOptions } from './retry.ts';
 
 /** Where telemetry goes. Repeatable on the command line (--export). */
 export type ExportTarget =
   | { kind: 'otlp'; endpoint?: string } // gRPC; endpoint/headers/TLS/compression also from OTEL_EXPORTER_OTLP_* env
   | { kind: 'otlp-json'; path: string } // one ExportMetricsServiceRequest / ExportLogsServiceRequest per line
   | { kind: 'console' };
+
+/** How OTLP exports survive a gateway outage (see exporters.ts, retry.ts, log-queue.ts). */
+export interface DeliveryOptions {
+  /** Slow-connection log records held while the gateway is unreachable (default 8192); beyond it they are dropped and counted. */
+  logQueueSize?: number;
+  /** Backoff between attempts (default 1 s doubling to 30 s, jittered). */
+  retry?: RetryOptions;
+  /** Epoch ms by which shutdown must have delivered what it can, per signal (logs go first and should leave
+   * metrics time for the last export, which counts what logs dropped). Default: 8 s after shutdown starts. */
+  deadline?: (signal: 'metrics' | 'logs') => number;
+  /** A metric export given up (delta backlog bound, shutdown deadline). */
+  onGiveUp?: (why: string) => void;
+}
 
 export interface TelemetryOptions {
   exports: ExportTarget[];
@@ -27,6 +41,8 @@ export interface TelemetryOptions {
   temporality: 'cumulative' | 'delta';
   /** Monotonic clock in ms for the slow-log token bucket; default performance.now (tests drive it by hand). */
   now?: () => number;
+  /** Retry and queueing of OTLP exports; defaults when absent. */
+  delivery?: DeliveryOptions;
   /** Where a failed export is reported (one warning per failed export); default: not reported, only counted. */
   logger?: { warn(msg: string): void };
 }

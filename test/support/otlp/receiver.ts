@@ -65,7 +65,8 @@ function incomingEncoding(call: grpc.ServerUnaryCall<any, any>): string | undefi
   return undefined;
 }
 
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+/** `port` 0 (default) lets the kernel pick; a fixed port restarts a "gateway" where agents already point. */
+export async function startOtlpReceiver(opts: { port?: number } = {}): Promise<OtlpReceiver> {
   const definition = protoLoader.loadSync(SERVICES, LOADER_OPTIONS);
   const pkg = grpc.loadPackageDefinition(definition);
   const server = new grpc.Server();
@@ -119,7 +120,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   });
 
   receiver.port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    server.bindAsync(`127.0.0.1:${opts.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
   receiver.endpoint = `http://127.0.0.1:${receiver.port}`;
   return receiver;
