@@ -245,4 +245,12 @@ describe('kube harness lifecycle', { skip }, () => {
     assert.equal(existsSync(kube.dir), false, 'temp folder removed');
     assert.equal(await portOpen(kube.server), false, 'kube-apiserver no longer listening');
   });
+
+  it('a kube-apiserver that refuses to start fails start() with its own error, not a timeout', async () => {
+    await assert.rejects(startKubeHarness({ apiserverArgs: ['--authorization-mode=Bogus'] }), (error: Error) => {
+      assert.match(error.message, /^kube-apiserver exited \(1\) during startup/);
+      assert.match(error.message, /authorization-mode \\"Bogus\\" is not a valid mode/);
+      return true;
+    });
+  });
 });
