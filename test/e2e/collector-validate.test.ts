@@ -3,21 +3,27 @@
 // `validate` does not build the pipelines, and deprecated component names only warn when they are built. Also: an
 // unset required variable fails, naming the component at validate and the variable itself at startup.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   E2E_OVERLAY,
   OTEL_CONFIG_DIR,
+  REPO_ROOT,
   baseEnv,
   findCollector,
   loopbackEnv,
   run,
+  sleep,
   startCollector,
   validateConfigs,
+  waitFor,
   type RunResult,
 } from '../support/collector/collector.ts';
+import { readLogRecords } from '../support/collector/file-exporter.ts';
 
 const collector = await findCollector();
 const skip = collector.skip ? `${collector.skip}` : false;
@@ -84,7 +90,7 @@ describe('otelcol-connlat validate', { skip }, () => {
     const r = await run(
       'openssl',
       ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=connlat-gateway',
-        '-keyout', join(tmp, 'tls.key'), '-out', join(tmp, 'tls.crt')],
+        '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(tmp, 'tls.key'), '-out', join(tmp, 'tls.crt')],
       { env: process.env, timeoutMs: 30_000 },
     );
     assert.equal(r.code, 0, `openssl: ${r.stderr}`);
@@ -172,6 +178,86 @@ describe('otelcol-connlat validate', { skip }, () => {
     const out = combined(await startMustFail(binary, configs, {}));
     assert.match(out, /Configuration references unset environment variable\s+\{"name": "CONNLAT_VENDOR_OTLP_ENDPOINT"\}/, out);
     assert.match(out, /exporters::otlp_http\/vendor: at least one endpoint must be specified/, out);
+  });
+
+  test('tls.yaml + auth.yaml enforce TLS and the token on the OTLP receiver', async () => {
+    const token = 'tls-auth-test-token';
+    const col = await startCollector({
+      binary,
+      configs: [GATEWAY, join(OTEL_CONFIG_DIR, 'tls.yaml'), join(OTEL_CONFIG_DIR, 'auth.yaml'), 'yaml:service::telemetry::logs::level: error'],
+      env: { ...OVERLAY_ENV['tls.yaml'], CONNLAT_GATEWAY_BEARER_TOKEN: token },
+    });
+    try {
+      const ca = await readFile(join(tmp, 'tls.crt'));
+      const [host, port] = col.http.split(':') as [string, string];
+      // An empty OTLP/JSON logs export: 200 when accepted, 401 when the token is missing or wrong.
+      const post = (authorization?: string) =>
+        new Promise<number>((resolve, reject) => {
+          const req = httpsRequest(
+            { host, port: Number(port), path: '/v1/logs', method: 'POST', ca,
+              headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) } },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          );
+          req.on('error', reject);
+          req.end('{"resourceLogs":[]}');
+        });
+      assert.equal(await post(`Bearer ${token}`), 200, 'the right token over TLS is accepted');
+      assert.equal(await post(), 401, 'no token is refused');
+      assert.equal(await post('Bearer wrong-token'), 401, 'a wrong token is refused');
+      const plain = await fetch(`http://${col.http}/v1/logs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: '{"resourceLogs":[]}',
+      }).then((r) => r.status, (err: Error) => err.message);
+      assert.notEqual(plain, 200, 'plain HTTP must not be accepted on a TLS receiver');
+    } finally {
+      await col.stop();
+    }
+  });
+
+  test('the real agent exports over gRPC to tls.yaml + auth.yaml: accepted with the token, refused without', async (t) => {
+    const cli = join(REPO_ROOT, 'src/cli.ts');
+    if (!existsSync(cli)) return t.skip('the agent CLI (src/cli.ts) does not exist yet');
+    // tcpstates-w.txt replays 12 connect events, 6 of them slower than 10 ms (test/fixtures/recordings/README.md).
+    const recording = join(REPO_ROOT, 'test/fixtures/recordings/tcpstates-w.txt');
+    const out = await mkdtemp(join(tmpdir(), 'connlat-tls-agent-'));
+    const col = await startCollector({
+      binary,
+      configs: [GATEWAY, E2E_OVERLAY, join(OTEL_CONFIG_DIR, 'tls.yaml'), join(OTEL_CONFIG_DIR, 'auth.yaml')],
+      env: {
+        ...OVERLAY_ENV['tls.yaml'],
+        CONNLAT_GATEWAY_BEARER_TOKEN: 'agent-token',
+        CONNLAT_TEST_OUT_DIR: out,
+        CONNLAT_TEST_REMOTE_WRITE_URL: 'http://127.0.0.1:9/api/v1/write', // metrics are not checked here
+      },
+    });
+    try {
+      const agent = (node: string, headers: string) =>
+        run(process.execPath, [cli, '--source', `file:${recording}`, '--export', 'otlp', '--slow-ms', '10',
+          '--health-addr', 'off', '--view', 'off', '--kubernetes', 'off'], {
+          env: baseEnv({
+            OTEL_EXPORTER_OTLP_ENDPOINT: `https://${col.grpc}`,
+            OTEL_EXPORTER_OTLP_CERTIFICATE: OVERLAY_ENV['tls.yaml']!.CONNLAT_GATEWAY_TLS_CERT_FILE!,
+            OTEL_EXPORTER_OTLP_HEADERS: headers,
+            NODE_NAME: node,
+          }),
+          timeoutMs: 60_000,
+        });
+      const records = () => readLogRecords(join(out, 'logs-default.jsonl'));
+      const withToken = await agent('with-token', 'authorization=Bearer agent-token');
+      assert.equal(withToken.code, 0, withToken.stderr);
+      await waitFor('6 log records', async () => (records().length >= 6 ? true : undefined), 10_000);
+      const noToken = await agent('no-token', '');
+      assert.match(noToken.stderr, /UNAUTHENTICATED/, noToken.stderr);
+      await sleep(1000);
+      assert.deepEqual(records().map((r) => r.resource['host.name']), Array(6).fill('with-token'));
+    } finally {
+      await col.stop();
+      await rm(out, { recursive: true, force: true });
+    }
   });
 
   test('a misspelt component is rejected (validate really checks)', async () => {
