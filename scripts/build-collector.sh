@@ -5,11 +5,12 @@
 # Rebuilt only when the manifest (or OCB_VERSION) changes. Prints the binary's path on stdout, nothing else;
 # progress goes to stderr. `build-collector.sh --path` prints the path without building.
 #
-# Go module and build caches are shared under the cache folder (GOMODCACHE=$CACHE/go/mod, GOCACHE=$CACHE/go/build)
-# so the other Go build in CI (kube-apiserver) can reuse them. ocb compiles with -trimpath, -ldflags="-s -w" and
-# CGO_ENABLED=0: ocb only generates the sources; this script resolves modules and compiles them (see below why).
+# Go module and build caches live under the cache folder (GOMODCACHE=$CACHE/go/mod, GOCACHE=$CACHE/go/build), shared
+# with any other Go build that uses the same paths. ocb only generates the sources; this script resolves the modules
+# and compiles them itself (see step 2 for why) with -trimpath -ldflags='-s -w' and CGO_ENABLED=0.
+# Measured on the 2-core VM: see otel-config/README.md ("Building").
 #
-# Env: CONNLAT_CACHE (cache root), GOFLAGS/GOPROXY as usual, COLLECTOR_BUILD_JOBS (go build -p, default nproc).
+# Env: CONNLAT_CACHE (cache root); GOPROXY/GOFLAGS as usual.
 set -euo pipefail
 
 OCB_VERSION=v0.148.0 # must match the release pinned in the manifest

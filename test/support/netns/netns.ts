@@ -78,7 +78,8 @@ export function kernelHasNetem(): boolean | undefined {
 }
 
 function which(bin: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
+  // sbin too: ip and tc live there, and a non-login root shell's PATH may lack it.
+  for (const dir of [...(process.env.PATH ?? '/usr/bin:/bin').split(':'), '/usr/sbin', '/sbin']) {
     if (dir && existsSync(`${dir}/${bin}`)) return `${dir}/${bin}`;
   }
   return undefined;
@@ -87,7 +88,7 @@ function which(bin: string): string | undefined {
 /** Runs a command to completion; rejects with its stderr on failure. */
 export function sh(file: string, args: string[], timeoutMs = 15_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
+    execFile(which(file) ?? file, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${file} ${args.join(' ')}: ${(stderr || err.message).trim()}`));
       else resolve(stdout);
     });
@@ -197,7 +198,7 @@ export async function createDelayedLink(opts: DelayedLinkOptions): Promise<Delay
     // A tiny Node listener run inside the namespace with this same Node binary: accept, count, close.
     const script = `const s=require('net').createServer(c=>{process.stdout.write('A\\n');c.destroy()});` +
       `s.listen(${port},'${nsAddr}',()=>process.stdout.write('L\\n'));process.on('SIGTERM',()=>s.close(()=>process.exit(0)))`;
-    const proc = new ManagedProcess(`listener ${nsAddr}:${port}`, 'ip', ['netns', 'exec', ns, process.execPath, '-e', script], {
+    const proc = new ManagedProcess(`listener ${nsAddr}:${port}`, which('ip') ?? 'ip', ['netns', 'exec', ns, process.execPath, '-e', script], {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
     });
     const stop = () => proc.stop('SIGTERM', 5000).then(() => undefined);
