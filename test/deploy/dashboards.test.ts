@@ -189,12 +189,19 @@ describe('dashboard and alert queries against real connlat data in Prometheus', 
   test('both alerts fire: slow connects to the delayed port, failures to the closed port', async () => {
     const rules = parseYaml(await readFile(ALERTS, 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
     const exprs = Object.fromEntries(rules.groups.flatMap((g) => g.rules).map((r) => [r.alert, r.expr]));
+    // tcpstates sees every connect on this machine (other tests' too), so other destinations may alert as well:
+    // assert on ours.
+    const ports = (samples: Array<{ metric: Record<string, string> }>) => samples.map((s) => s.metric.server_port);
     const slow = await prom.query(exprs.ConnlatSlowConnects!);
-    assert.deepEqual(slow.map((s) => s.metric.server_port), [String(slowPort)]);
-    assert.ok(slow[0]!.value > DELAY_MS / 1000 && slow[0]!.value <= 0.25, `p99 ${slow[0]!.value}`);
+    const slowOurs = slow.find((s) => s.metric.server_port === String(slowPort));
+    assert.ok(slowOurs, `ConnlatSlowConnects did not fire for :${slowPort} (fired for ${ports(slow).join(', ')})`);
+    assert.ok(slowOurs.value > DELAY_MS / 1000 && slowOurs.value <= 0.25, `p99 ${slowOurs.value}`);
+    assert.ok(!ports(slow).includes(String(closedPort)), 'refused connects are failures, not slow connects');
     const failing = await prom.query(exprs.ConnlatConnectFailures!);
-    assert.deepEqual(failing.map((s) => s.metric.server_port), [String(closedPort)]);
-    assert.equal(failing[0]!.value, 1, 'every connect to the closed port failed');
+    const failingOurs = failing.find((s) => s.metric.server_port === String(closedPort));
+    assert.ok(failingOurs, `ConnlatConnectFailures did not fire for :${closedPort} (fired for ${ports(failing).join(', ')})`);
+    assert.equal(failingOurs.value, 1, 'every connect to the closed port failed');
+    assert.ok(!ports(failing).includes(String(slowPort)), 'the delayed port had no failures');
   });
 
   test('Loki panels: stream selector labels, line filter and metadata filter match the exported slow-connection logs', async () => {
