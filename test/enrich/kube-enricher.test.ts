@@ -14,7 +14,9 @@ import { KubeEnricher } from '../../src/enrich/kube-enricher.ts';
 import type { ConnectEvent, PeerIdentity } from '../../src/event.ts';
 import { createLogger } from '../../src/log.ts';
 import { LineDecoder } from '../../src/parse/decoder.ts';
+import { readOtlpJson, runAgent } from '../support/agent.ts';
 import { kubeRequest, startKubeHarnessFor, type KubeHarness } from '../support/kube/harness.ts';
+import { attrs, lastMetric, logRecords } from '../telemetry/helpers.ts';
 import { KubeletCgroups, kubeletCgroupSkipReason } from './kubelet-cgroup.ts';
 
 const RBAC = readFileSync(new URL('../../deploy/kustomize/base/agent-rbac.yaml', import.meta.url), 'utf8');
@@ -256,6 +258,38 @@ test('Kubernetes identity from a real API server, under the agent ServiceAccount
       podName: 'node-agent-k8v2m', podUid: agentUid, nodeName: 'node-a', containerName: 'agent', containerId: agentContainer,
     });
     assert.deepEqual(e.dst, checkoutPod);
+  });
+
+  await t.test('the agent CLI exports the identities: workload level on metrics, full detail on logs', async () => {
+    const out = join(h.dir, 'agent-out.jsonl');
+    const input = [HEADER, toolLine(4242, 'app', '10.244.1.5', '10.96.0.20', 80, 3.5), toolLine(4242, 'app', '10.244.1.5', '10.244.2.7', 8080, 4.5), ''].join('\n');
+    const run = await runAgent(
+      ['--source', '-', '--kubeconfig', kubeconfigPath, '--node-name', 'node-a', '--export', `otlp-json:${out}`, '--slow-ms', '0', '--health-addr', 'off', '--view', 'off'],
+      { input, env: { KUBERNETES_SERVICE_HOST: '' } },
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /Kubernetes enrichment on: https:\/\/127\.0\.0\.1:\d+, node node-a/);
+    assert.match(run.stderr, /Kubernetes index ready: \d+ pods \(\d+ on this node\)/);
+    const { metrics, logs } = readOtlpJson(out);
+    const histogram = lastMetric(metrics, 'tcp.connect.duration');
+    const points = histogram.histogram.dataPoints.map((dp: { attributes: unknown[] }) => attrs(dp.attributes));
+    const workload = (dst: Record<string, string>) => ({
+      'k8s.src.namespace': 'shop', 'k8s.src.type': 'Pod', 'k8s.src.owner.name': 'cart', 'k8s.src.owner.type': 'Deployment', ...dst,
+    });
+    const pick = (a: Record<string, unknown>) => Object.fromEntries(Object.entries(a).filter(([k]) => k.startsWith('k8s.')));
+    assert.deepEqual(points.map(pick).sort((a: Record<string, unknown>, b: Record<string, unknown>) => String(a['k8s.dst.type']).localeCompare(String(b['k8s.dst.type']))), [
+      workload({ 'k8s.dst.namespace': 'shop', 'k8s.dst.type': 'Pod', 'k8s.dst.owner.name': 'checkout', 'k8s.dst.owner.type': 'Deployment' }),
+      workload({ 'k8s.dst.namespace': 'shop', 'k8s.dst.type': 'Service', 'k8s.dst.owner.name': 'checkout', 'k8s.dst.owner.type': 'Service' }),
+    ]);
+    const records = logRecords(logs).map((r: { attributes: unknown[] }) => attrs(r.attributes));
+    const toPod = records.find((a) => a['server.address'] === '10.244.2.7');
+    assert.ok(toPod, 'a slow-connection log for the pod destination');
+    assert.deepEqual(pick(toPod), {
+      'k8s.src.namespace': 'shop', 'k8s.src.name': 'cart-7d4f9c-abcde', 'k8s.src.type': 'Pod', 'k8s.src.owner.name': 'cart', 'k8s.src.owner.type': 'Deployment',
+      'k8s.src.pod.name': 'cart-7d4f9c-abcde', 'k8s.src.pod.uid': cartUid, 'k8s.src.container.name': 'app', 'k8s.src.container.id': cid(1), 'k8s.src.node.name': 'node-a',
+      'k8s.dst.namespace': 'shop', 'k8s.dst.name': 'checkout-5b6c7d-xyz12', 'k8s.dst.type': 'Pod', 'k8s.dst.owner.name': 'checkout', 'k8s.dst.owner.type': 'Deployment',
+      'k8s.dst.pod.name': 'checkout-5b6c7d-xyz12', 'k8s.dst.pod.uid': checkoutUid, 'k8s.dst.service.name': 'checkout', 'k8s.dst.node.name': 'node-b',
+    });
   });
 
   await t.test('a deleted pod no longer resolves', async () => {
