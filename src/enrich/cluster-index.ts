@@ -134,6 +134,20 @@ export interface IndexSizes {
   controllers: number;
 }
 
+/**
+ * CronJob names its Jobs "<cronjob>-<scheduled time in minutes since the epoch>". A bare Job named with a date
+ * ("report-20260101") must not pass for one, so the number must be a schedule time shortly before the pod started.
+ */
+export function cronJobOfJobName(jobName: string, podCreatedMs: number): string | undefined {
+  const dash = jobName.lastIndexOf('-');
+  const digits = jobName.slice(dash + 1);
+  if (dash <= 0 || !/^\d{8,10}$/.test(digits)) return undefined;
+  const scheduledMs = Number(digits) * 60_000;
+  const startedMs = podCreatedMs > 0 ? podCreatedMs : Date.now();
+  const ageMs = startedMs - scheduledMs;
+  return ageMs >= -3_600_000 && ageMs <= 30 * 86_400_000 ? jobName.slice(0, dash) : undefined;
+}
+
 export class ClusterIndex {
   /** The node this agent runs on; its own identity when a connection comes from a host process. */
   readonly nodeName: string | undefined;
@@ -253,8 +267,8 @@ export class ClusterIndex {
         const hash = pod.templateHash;
         if (hash && name.length > hash.length + 1 && name.endsWith(`-${hash}`)) return [name.slice(0, -hash.length - 1), 'Deployment'];
       } else {
-        const m = /^(.+)-(\d{8,10})$/.exec(name); // CronJob names its Jobs <cronjob>-<scheduled minute since epoch>
-        if (m !== null) return [m[1]!, 'CronJob'];
+        const cronJob = cronJobOfJobName(name, pod.createdMs);
+        if (cronJob !== undefined) return [cronJob, 'CronJob'];
       }
     }
     return [name, kind];

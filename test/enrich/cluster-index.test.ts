@@ -1,7 +1,7 @@
 // The index on its own: objects shaped as the API returns them go through the compactors into the index.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ClusterIndex, EXTERNAL, IpTable } from '../../src/enrich/cluster-index.ts';
+import { ClusterIndex, cronJobOfJobName, EXTERNAL, IpTable } from '../../src/enrich/cluster-index.ts';
 import {
   compactController,
   compactEndpointSlice,
@@ -45,6 +45,22 @@ function pod(name: string, o: PodOpts = {}) {
   };
 }
 
+describe('cronJobOfJobName', () => {
+  const created = Date.parse('2026-01-01T00:05:00Z');
+  for (const [name, want] of [
+    ['backup-29453760', 'backup'], // scheduled 5 minutes before the pod
+    ['nightly-etl-29453760', 'nightly-etl'],
+    ['report-20260101', undefined], // a date
+    ['backup-29000000', undefined], // 315 days before the pod started
+    ['backup-29460000', undefined], // after the pod started
+    ['backup-2945376', undefined], // 7 digits
+    ['-29453760', undefined],
+    ['backup', undefined],
+  ] as const) {
+    it(`${name} -> ${want}`, () => assert.equal(cronJobOfJobName(name, created), want));
+  }
+});
+
 describe('IpTable', () => {
   it('keeps contenders ordered and reveals the next on delete', () => {
     const t = new IpTable<number>((a, b) => b - a);
@@ -83,17 +99,20 @@ describe('ClusterIndex destinations', () => {
   it('owner fallbacks by naming convention only while the controller is unknown', () => {
     const idx = new ClusterIndex();
     const rsPod = compactPod(pod('web-5c8d7-q', { ip: '10.0.0.1', owner: ['ReplicaSet', 'web-5c8d7'], hash: '5c8d7' }), false);
-    const jobPod = compactPod(pod('backup-29000000-z', { ip: '10.0.0.2', owner: ['Job', 'backup-29000000'] }), false);
+    // 29453760 minutes after the epoch is 2026-01-01T00:00Z, when the pod() helper's pods are created
+    const jobPod = compactPod(pod('backup-29453760-z', { ip: '10.0.0.2', owner: ['Job', 'backup-29453760'] }), false);
+    const datedJobPod = compactPod(pod('report-20260101-z', { ip: '10.0.0.5', owner: ['Job', 'report-20260101'] }), false);
     const plainJobPod = compactPod(pod('migrate-x', { ip: '10.0.0.3', owner: ['Job', 'migrate'] }), false);
     const bareRsPod = compactPod(pod('lonely-q', { ip: '10.0.0.4', owner: ['ReplicaSet', 'lonely'] }), false);
     assert.deepEqual(idx.ownerOf(rsPod), ['web', 'Deployment']);
     assert.deepEqual(idx.ownerOf(jobPod), ['backup', 'CronJob']);
     assert.deepEqual(idx.ownerOf(plainJobPod), ['migrate', 'Job']);
+    assert.deepEqual(idx.ownerOf(datedJobPod), ['report-20260101', 'Job']); // a date, not a schedule minute
     assert.deepEqual(idx.ownerOf(bareRsPod), ['lonely', 'ReplicaSet']); // no pod-template-hash: no guess
     // Real owner references win over the convention: this Job has no CronJob, this ReplicaSet belongs to a Rollout.
-    idx.upsertController('Job', compactController({ metadata: { name: 'backup-29000000', namespace: 'shop' } }));
+    idx.upsertController('Job', compactController({ metadata: { name: 'backup-29453760', namespace: 'shop' } }));
     idx.upsertController('ReplicaSet', compactController({ metadata: { name: 'web-5c8d7', namespace: 'shop', ownerReferences: [{ kind: 'Rollout', name: 'web-canary', controller: true }] } }));
-    assert.deepEqual(idx.ownerOf(jobPod), ['backup-29000000', 'Job']);
+    assert.deepEqual(idx.ownerOf(jobPod), ['backup-29453760', 'Job']);
     assert.deepEqual(idx.ownerOf(rsPod), ['web-canary', 'Rollout']);
   });
 
