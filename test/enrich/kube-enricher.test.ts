@@ -297,9 +297,11 @@ test('Kubernetes identity from a real API server, under the agent ServiceAccount
     await until('the deleted pod to drop out', () => (connect(4242, '10.244.1.5', '10.244.2.9', 5432).dst?.type === 'External' ? true : undefined));
   });
 
-  await t.test('the API server restarts: the watches come back and new objects resolve', async () => {
+  await t.test('the API server restarts: the watches come back and new objects resolve', async (st) => {
     const errorsBefore = enricher.counters.watchErrors;
+    const restartStarted = Date.now();
     await restartApiServer(h);
+    const readyAt = Date.now();
     // Made after the restart: only a watch that recovered can deliver it.
     const rs2 = await k.replicaSet('shop', 'checkout', checkoutDeploy, '9f8e7d');
     await k.pod('shop', 'checkout-9f8e7d-new01', { node: 'node-b', ip: '10.244.2.30', owner: ['ReplicaSet', 'checkout-9f8e7d', rs2], containers: [['app', cid(6)]] });
@@ -307,6 +309,7 @@ test('Kubernetes identity from a real API server, under the agent ServiceAccount
       const d = connect(4242, '10.244.1.5', '10.244.2.30', 8080).dst;
       return d?.type === 'Pod' && d.ownerType === 'Deployment' ? d : undefined;
     }, 90_000);
+    st.diagnostic(`kube-apiserver down and ready again in ${readyAt - restartStarted} ms; a pod made then resolved ${Date.now() - readyAt} ms later (${enricher.counters.watchErrors - errorsBefore} watch errors, ${enricher.counters.watchRestarts} restarts)`);
     assert.equal(dst.ownerName, 'checkout');
     assert.equal(dst.name, 'checkout-9f8e7d-new01');
     assert.ok(enricher.counters.watchErrors > errorsBefore, 'the outage was seen as watch errors');
