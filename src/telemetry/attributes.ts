@@ -2,6 +2,7 @@
 // string so the hot path (record) does not build a fresh object for every event to the same destination.
 import type { Attributes } from '@opentelemetry/api';
 import type { ConnectEvent, PeerIdentity } from '../event.ts';
+import { newSeriesRef, seriesAttributes, type SeriesRef } from './aggregate.ts';
 
 /** Every metric attribute key connlat can record (the allow list picks from these). */
 export const METRIC_ATTRIBUTE_KEYS = [
@@ -71,22 +72,73 @@ function peerKey(peer: PeerIdentity | undefined): string {
   return `${peer.namespace ?? ''}\u0001${peer.name ?? ''}\u0001${peer.type ?? ''}\u0001${peer.ownerName ?? ''}\u0001${peer.ownerType ?? ''}`;
 }
 
+type Getter = (event: ConnectEvent) => string | number | undefined;
+
+const GETTERS: Record<(typeof METRIC_ATTRIBUTE_KEYS)[number], Getter> = {
+  'network.type': (e) => (e.ipVersion === 6 ? 'ipv6' : 'ipv4'),
+  'network.transport': () => 'tcp',
+  'server.address': (e) => e.daddr,
+  'server.port': (e) => e.dport,
+  'process.executable.name': (e) => e.comm,
+  'k8s.src.namespace': (e) => e.src?.namespace,
+  'k8s.src.name': (e) => e.src?.name,
+  'k8s.src.type': (e) => e.src?.type,
+  'k8s.src.owner.name': (e) => e.src?.ownerName,
+  'k8s.src.owner.type': (e) => e.src?.ownerType,
+  'k8s.dst.namespace': (e) => e.dst?.namespace,
+  'k8s.dst.name': (e) => e.dst?.name,
+  'k8s.dst.type': (e) => e.dst?.type,
+  'k8s.dst.owner.name': (e) => e.dst?.ownerName,
+  'k8s.dst.owner.type': (e) => e.dst?.ownerType,
+};
+
 /**
- * Allow-listed metric attributes per event, cached so the hot path does not build an object per event. Events
- * without Kubernetes identity (the common case) are looked up by daddr -> dport -> comm in nested Maps, which hashes
- * the event's own strings instead of concatenating a key; events with identity use a joined string key. The cache
- * holds at most maxEntries attribute objects and is cleared when full: with more distinct destinations than that it
- * still works, only slower (the SDK's cardinality limit bounds the exported series either way).
+ * JSON.stringify of the allow-listed metric attributes of an event (keys in METRIC_ATTRIBUTE_KEYS order, the order
+ * allMetricAttributes inserts them in), built without the intermediate objects: equal attribute sets give equal text,
+ * and JSON.parse of it gives the attributes back.
+ */
+export function seriesKeyFor(allowList: readonly string[]): (event: ConnectEvent) => string {
+  const fields = METRIC_ATTRIBUTE_KEYS.filter((k) => allowList.includes(k)).map((k) => ({ prefix: `${JSON.stringify(k)}:`, get: GETTERS[k] }));
+  return (event) => {
+    let key = '';
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i]!;
+      const v = f.get(event);
+      if (v === undefined) continue;
+      key += (key.length === 0 ? '{' : ',') + f.prefix + (typeof v === 'number' ? String(v) : JSON.stringify(v));
+    }
+    return key.length === 0 ? '{}' : key + '}';
+  };
+}
+
+/** One cached destination of an event without identity: daddr -> (dport, comm) chain. */
+interface PlainEntry {
+  readonly dport: number;
+  readonly comm: string;
+  readonly ref: SeriesRef;
+  readonly next: PlainEntry | undefined;
+}
+
+/**
+ * Allow-listed metric attributes per event, cached so the hot path neither builds an object nor a key per event.
+ * Events without Kubernetes identity (the common case) are looked up by daddr, then (dport, comm) in a short chain,
+ * which hashes the event's own string instead of concatenating a key; events with identity use a joined string key.
+ * The cache holds at most maxEntries entries and is cleared when full: with more distinct destinations than that it
+ * still works, only slower (the cardinality limit bounds the exported series either way). Each entry is a SeriesRef:
+ * the canonical key of the attribute set (destinations that differ only in a key the allow list drops share it),
+ * the attributes (parsed from the key when first needed), and the series slot each pre-aggregator gave it. Nothing
+ * cached holds a string sliced from a line (see seriesAttributes; the chain keys are compared, and a daddr key is
+ * copied), so the cache never keeps a read chunk alive.
  */
 export class MetricAttributeCache {
-  readonly #allow: ReadonlySet<string>;
+  readonly #keyOf: (event: ConnectEvent) => string;
   readonly #maxEntries: number;
-  #byDaddr = new Map<string, Map<number, Map<string, Attributes>>>();
-  #byKey = new Map<string, Attributes>();
+  #byDaddr = new Map<string, PlainEntry>();
+  #byKey = new Map<string, SeriesRef>();
   #size = 0;
 
   constructor(allowList: readonly string[], maxEntries = 4096) {
-    this.#allow = new Set(allowList);
+    this.#keyOf = seriesKeyFor(allowList);
     this.#maxEntries = Math.max(1, maxEntries);
   }
 
@@ -94,44 +146,50 @@ export class MetricAttributeCache {
     return this.#size;
   }
 
+  /** The allow-listed attributes of the event (the same object for every event of one cached destination). */
   get(event: ConnectEvent): Attributes {
+    return seriesAttributes(this.ref(event));
+  }
+
+  ref(event: ConnectEvent): SeriesRef {
     if (event.src === undefined && event.dst === undefined) {
-      const byPort = this.#byDaddr.get(event.daddr);
-      const byComm = byPort?.get(event.dport);
-      const hit = byComm?.get(event.comm);
-      if (hit !== undefined) return hit;
-      const attrs = this.#build(event);
-      this.#makeRoom();
-      let ports = this.#byDaddr.get(event.daddr);
-      if (ports === undefined) this.#byDaddr.set(event.daddr, (ports = new Map()));
-      let comms = ports.get(event.dport);
-      if (comms === undefined) ports.set(event.dport, (comms = new Map()));
-      comms.set(event.comm, attrs);
+      const head = this.#byDaddr.get(event.daddr);
+      for (let e = head; e !== undefined; e = e.next) if (e.dport === event.dport && e.comm === event.comm) return e.ref;
+      const ref = newSeriesRef(this.#keyOf(event));
+      if (this.#makeRoom()) {
+        this.#byDaddr.set(detached(event.daddr), { dport: event.dport, comm: detached(event.comm), ref, next: undefined });
+      } else {
+        this.#byDaddr.set(head === undefined ? detached(event.daddr) : event.daddr, { dport: event.dport, comm: detached(event.comm), ref, next: head });
+      }
       this.#size++;
-      return attrs;
+      return ref;
     }
     // NUL-separated: a NUL inside comm (attacker text) could at worst make two odd names share one cache entry.
     const key = `${event.ipVersion}\u0000${event.daddr}\u0000${event.dport}\u0000${event.comm}\u0000${peerKey(event.src)}\u0000${peerKey(event.dst)}`;
     const hit = this.#byKey.get(key);
     if (hit !== undefined) return hit;
-    const attrs = this.#build(event);
+    const ref = newSeriesRef(this.#keyOf(event));
     this.#makeRoom();
-    this.#byKey.set(key, attrs);
+    this.#byKey.set(detached(key), ref);
     this.#size++;
-    return attrs;
+    return ref;
   }
 
-  #build(event: ConnectEvent): Attributes {
-    const all = allMetricAttributes(event);
-    const attrs: Record<string, string | number> = {};
-    for (const k in all) if (this.#allow.has(k)) attrs[k] = all[k] as string | number;
-    return attrs;
-  }
-
-  #makeRoom(): void {
-    if (this.#size < this.#maxEntries) return;
+  /** Clears the cache when full; true when it did. */
+  #makeRoom(): boolean {
+    if (this.#size < this.#maxEntries) return false;
     this.#byDaddr = new Map();
     this.#byKey = new Map();
     this.#size = 0;
+    return true;
   }
+}
+
+/**
+ * A copy of s that shares no memory with the string it was cut from. Strings the parser slices out of a line are
+ * V8 sliced strings (13 chars and more) that keep the whole 64 KiB read chunk alive; a string held for longer than
+ * the line (a cache key) is copied first.
+ */
+export function detached(s: string): string {
+  return s.length < 13 ? s : (' ' + s).slice(1);
 }

@@ -7,12 +7,13 @@ import {
   AggregationTemporality,
   AggregationType,
   MeterProvider,
-  PeriodicExportingMetricReader,
   type ViewOptions,
 } from '@opentelemetry/sdk-metrics';
 import type { ConnectEvent } from '../event.ts';
+import { PreAggregator, seriesAttributes } from './aggregate.ts';
 import { logAttributes, MetricAttributeCache } from './attributes.ts';
 import { countLogExportFailures, countMetricExportFailures, createLogExporter, createMetricExporter } from './exporters.ts';
+import { ScopeMergingMetricReader } from './reader.ts';
 import { slowConnectBody, TokenBucket } from './slow-log.ts';
 import type { SelfMetrics, Telemetry, TelemetryOptions } from './types.ts';
 
@@ -30,6 +31,9 @@ export const CONNECT_DURATION_BUCKETS = [
 
 /** Entries in the per-destination attribute cache (bounded; the SDK's cardinality limit bounds the series). */
 const ATTRIBUTE_CACHE_ENTRIES = 4096;
+
+const DURATION_DESCRIPTION = 'Duration of successful TCP connects (SYN sent to established), measured in the kernel by eBPF.';
+const FAILURES_DESCRIPTION = 'TCP connects that failed (SYN_SENT -> CLOSE).';
 
 function views(opts: TelemetryOptions): ViewOptions[] {
   const limit = opts.cardinalityLimit;
@@ -60,11 +64,22 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     opts.logger?.warn(`telemetry: ${signal} export failed: ${error?.message ?? 'unknown error'}`);
   };
 
+  // tcp.connect.duration (explicit buckets) and tcp.connect.failures are aggregated here, not by the SDK: its
+  // per-record attribute hashing was most of record()'s cost. Each reader gets its own producer of them.
+  const explicit = opts.histogram !== 'exponential';
+  const aggregation = { cardinalityLimit: opts.cardinalityLimit, temporality };
+  const durationAgg = explicit
+    ? new PreAggregator(0, { name: CONNECT_DURATION, description: DURATION_DESCRIPTION, unit: 's', boundaries: CONNECT_DURATION_BUCKETS }, aggregation)
+    : undefined;
+  const failuresAgg = new PreAggregator(1, { name: CONNECT_FAILURES, description: FAILURES_DESCRIPTION, unit: '{connection}' }, aggregation);
+  const scope = { name: SCOPE, version: '' };
   const readers = opts.exports.map(
     (target) =>
-      new PeriodicExportingMetricReader({
+      new ScopeMergingMetricReader({
         exporter: countMetricExportFailures(createMetricExporter(target, temporality), failed('metrics')),
         exportIntervalMillis: opts.exportIntervalMs,
+        metricProducers: [durationAgg, failuresAgg].flatMap((a) => (a ? [a.producer(temporality, scope)] : [])),
+        metricOrder: [CONNECT_DURATION, CONNECT_FAILURES],
       }),
   );
   const meterProvider = new MeterProvider({ resource, readers, views: views(opts) });
@@ -81,14 +96,11 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   });
 
   const meter = meterProvider.getMeter(SCOPE);
-  const duration: Histogram = meter.createHistogram(CONNECT_DURATION, {
-    description: 'Duration of successful TCP connects (SYN sent to established), measured in the kernel by eBPF.',
-    unit: 's',
-    advice: { explicitBucketBoundaries: CONNECT_DURATION_BUCKETS },
-  });
+  const sdkDuration: Histogram | undefined = explicit
+    ? undefined
+    : meter.createHistogram(CONNECT_DURATION, { description: DURATION_DESCRIPTION, unit: 's', advice: { explicitBucketBoundaries: CONNECT_DURATION_BUCKETS } });
   const counter = (name: string, unit: string, description: string): Counter =>
     meter.createCounter(name, { description, unit, valueType: ValueType.INT });
-  const failures = counter(CONNECT_FAILURES, '{connection}', 'TCP connects that failed (SYN_SENT -> CLOSE).');
   const linesRejected = counter('connlat.lines.rejected', '{line}', 'Tool output lines that could not be parsed, by reason.');
   const toolRestarts = counter('connlat.tool.restarts', '{restart}', 'Restarts of the eBPF tool process, by tool.');
   const lostEvents = counter('connlat.tool.lost_events', '{event}', 'Events the eBPF tool reported as lost.');
@@ -109,9 +121,10 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   };
 
   function record(event: ConnectEvent): void {
-    const attrs = cache.get(event);
-    if (event.failed) failures.add(1, attrs);
-    else duration.record(event.latencyMs / 1000, attrs);
+    const ref = cache.ref(event);
+    if (event.failed) failuresAgg.record(ref, 1);
+    else if (durationAgg !== undefined) durationAgg.record(ref, event.latencyMs / 1000);
+    else sdkDuration!.record(event.latencyMs / 1000, seriesAttributes(ref));
     if (event.latencyMs > slowMs) {
       if (!bucket.take()) {
         logsDropped.add(1);
