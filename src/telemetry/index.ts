@@ -12,7 +12,7 @@ import {
 import type { ConnectEvent } from '../event.ts';
 import { PreAggregator, seriesAttributes } from './aggregate.ts';
 import { logAttributes, MetricAttributeCache } from './attributes.ts';
-import { countLogExportFailures, countMetricExportFailures, createLogExporter, createMetricExporter } from './exporters.ts';
+import { buildLogExporter, buildMetricExporter } from './exporters.ts';
 import { ScopeMergingMetricReader } from './reader.ts';
 import { slowConnectBody, TokenBucket } from './slow-log.ts';
 import type { SelfMetrics, Telemetry, TelemetryOptions } from './types.ts';
@@ -31,6 +31,7 @@ export const CONNECT_DURATION_BUCKETS = [
 
 /** Entries in the per-destination attribute cache (bounded; the SDK's cardinality limit bounds the series). */
 const ATTRIBUTE_CACHE_ENTRIES = 4096;
+const RATE_LIMITED = { reason: 'rate_limit' };
 
 const DURATION_DESCRIPTION = 'Duration of successful TCP connects (SYN sent to established), measured in the kernel by eBPF.';
 const FAILURES_DESCRIPTION = 'TCP connects that failed (SYN_SENT -> CLOSE).';
@@ -64,6 +65,11 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     opts.logger?.warn(`telemetry: ${signal} export failed: ${error?.message ?? 'unknown error'}`);
   };
 
+  // Records the OTLP log queue gives up (queue_full, rejected, shutdown): counted by reason, and said (sampled).
+  const droppedLogs = (n: number, reason: string, detail: string) => {
+    logsDropped.add(n, { reason });
+    opts.logger?.warn(`telemetry: slow-connection log records dropped (${reason}): ${n}, ${detail}`);
+  };
   // tcp.connect.duration (explicit buckets) and tcp.connect.failures are aggregated here, not by the SDK: its
   // per-record attribute hashing was most of record()'s cost. Each reader gets its own producer of them.
   const explicit = opts.histogram !== 'exponential';
@@ -76,7 +82,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const readers = opts.exports.map(
     (target) =>
       new ScopeMergingMetricReader({
-        exporter: countMetricExportFailures(createMetricExporter(target, temporality), failed('metrics')),
+        exporter: buildMetricExporter(target, temporality, failed('metrics'), opts.delivery),
         exportIntervalMillis: opts.exportIntervalMs,
         metricProducers: [durationAgg, failuresAgg].flatMap((a) => (a ? [a.producer(temporality, scope)] : [])),
         metricOrder: [CONNECT_DURATION, CONNECT_FAILURES],
@@ -88,7 +94,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     processors: opts.exports.map(
       (target) =>
         new BatchLogRecordProcessor({
-          exporter: countLogExportFailures(createLogExporter(target), failed('logs')),
+          exporter: buildLogExporter(target, failed('logs'), droppedLogs, opts.delivery),
           // the token bucket bounds the rate; the queue must hold a full burst or the processor drops uncounted
           maxQueueSize: Math.max(2048, 2 * opts.slowLogBurst),
         }),
@@ -104,7 +110,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const linesRejected = counter('connlat.lines.rejected', '{line}', 'Tool output lines that could not be parsed, by reason.');
   const toolRestarts = counter('connlat.tool.restarts', '{restart}', 'Restarts of the eBPF tool process, by tool.');
   const lostEvents = counter('connlat.tool.lost_events', '{event}', 'Events the eBPF tool reported as lost.');
-  const logsDropped = counter('connlat.logs.dropped', '{log_record}', 'Slow-connection log records dropped by the rate limit.');
+  const logsDropped = counter('connlat.logs.dropped', '{log_record}', 'Slow-connection log records dropped, by reason (rate_limit, queue_full, rejected, shutdown).');
   exportFailures = counter('connlat.export.failures', '{export}', 'Exports that did not succeed, by signal (metrics or logs).');
 
   const logger = loggerProvider.getLogger(SCOPE);
@@ -127,7 +133,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     else sdkDuration!.record(event.latencyMs / 1000, seriesAttributes(ref));
     if (event.latencyMs > slowMs) {
       if (!bucket.take()) {
-        logsDropped.add(1);
+        logsDropped.add(1, RATE_LIMITED);
         return;
       }
       logger.emit({
