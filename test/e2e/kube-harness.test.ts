@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { CoreV1Api, Watch, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, Watch, type V1Pod } from '@kubernetes/client-node';
 import {
   KubeApiError,
   kubeSkipReason,
@@ -56,8 +56,16 @@ describe('kube harness (real kube-apiserver + etcd)', { skip }, () => {
     t.diagnostic(`started in ${kube.startupMs} ms at ${kube.server}`);
     const version = await kube.call<{ gitVersion: string }>('GET', '/version');
     assert.equal(version.gitVersion, kube.binaries.k8sVersion);
-    assert.ok(existsSync(kube.kubeconfigPath));
     assert.ok(kube.server.startsWith('https://127.0.0.1:'));
+    // The kubeconfig file stands alone (data inlined): a client loading it is the admin.
+    const fromFile = new KubeConfig();
+    fromFile.loadFromFile(kube.kubeconfigPath);
+    const review = await kube.call<{ status: { userInfo: { username: string; groups: string[] } } }>(
+      'POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews',
+      { body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }, kubeConfig: fromFile },
+    );
+    assert.equal(review.status.userInfo.username, 'connlat-test-admin');
+    assert.ok(review.status.userInfo.groups.includes('system:masters'));
   });
 
   it('stores a ReplicaSet-owned pod, patches its status subresource and streams the watch events', async () => {

@@ -60,6 +60,8 @@ async function freePort(): Promise<number> {
   });
 }
 
+const spawnErrors = new WeakMap<ChildProcess, Error>();
+
 /** Spawns with stdout+stderr to `logFile`; setpriv's parent-death signal kills it even if node is SIGKILLed. */
 function spawnLogged(binary: string, args: string[], logFile: string): ChildProcess {
   const fd = openSync(logFile, 'a');
@@ -67,7 +69,9 @@ function spawnLogged(binary: string, args: string[], logFile: string): ChildProc
     const [command, argv] = existsSync('/usr/bin/setpriv')
       ? ['/usr/bin/setpriv', ['--pdeathsig', 'KILL', '--', binary, ...args]]
       : [binary, args];
-    return spawn(command, argv, { stdio: ['ignore', fd, fd] });
+    const child = spawn(command, argv, { stdio: ['ignore', fd, fd] });
+    child.once('error', (error) => spawnErrors.set(child, error)); // e.g. EACCES; never an unhandled 'error'
+    return child;
   } finally {
     closeSync(fd);
   }
@@ -82,7 +86,7 @@ function logTail(file: string, lines = 25): string {
 }
 
 async function stopProcess(child: ChildProcess, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
   child.kill('SIGTERM');
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
@@ -145,15 +149,17 @@ export class KubeHarness {
     if (skip !== undefined) throw new Error(skip);
     const started = performance.now();
     const binaries = kubeBinaries();
-    const dir = await mkdtemp(join(tmpdir(), 'connlat-kube-'));
-    const processes: ChildProcess[] = [];
-    const partial = { dir, processes };
-    try {
-      return await KubeHarness.boot(binaries, partial, options, started);
-    } catch (error) {
-      await Promise.all(processes.map((p) => stopProcess(p, 2000)));
-      await rm(dir, { recursive: true, force: true });
-      throw error;
+    // A free port can be taken by another process between probing and binding: try again with new ones.
+    for (let attempt = 1; ; attempt++) {
+      const dir = await mkdtemp(join(tmpdir(), 'connlat-kube-'));
+      const processes: ChildProcess[] = [];
+      try {
+        return await KubeHarness.boot(binaries, { dir, processes }, options, started);
+      } catch (error) {
+        await Promise.all(processes.map((p) => stopProcess(p, 2000)));
+        await rm(dir, { recursive: true, force: true });
+        if (attempt >= 3 || !/address already in use/.test(String(error))) throw error;
+      }
     }
   }
 
@@ -220,10 +226,13 @@ export class KubeHarness {
     const kubeconfigPath = join(dir, 'admin.kubeconfig');
     await writeFile(kubeconfigPath, kubeConfig.exportConfig(), { mode: 0o600 });
 
-    const died = (child: ChildProcess, name: string, log: string): string | undefined =>
-      child.exitCode !== null || child.signalCode !== null
+    const died = (child: ChildProcess, name: string, log: string): string | undefined => {
+      const spawnError = spawnErrors.get(child);
+      if (spawnError !== undefined) return `${name} could not be started: ${spawnError.message}`;
+      return child.exitCode !== null || child.signalCode !== null
         ? `${name} exited (${child.exitCode ?? child.signalCode}) during startup; last log lines:\n${logTail(log)}`
         : undefined;
+    };
     let last = '';
     for (;;) {
       const failure = died(etcd, 'etcd', etcdLog) ?? died(apiserver, 'kube-apiserver', apiLog);
