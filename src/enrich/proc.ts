@@ -3,7 +3,7 @@
 // (pid, start time): the start time (field 22 of /proc/<pid>/stat, clock ticks since boot) changes when the kernel
 // reuses a PID, so a reused PID can never inherit the previous owner's pod. The cgroup file is read between two
 // reads of the start time; if they differ the process changed under us and nothing is concluded.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { MAX_CGROUP_FILE_CHARS, parseCgroupFile } from './cgroup.ts';
 
 export type PidLookup =
@@ -41,13 +41,27 @@ export function parseStatStartTime(stat: string): string | undefined {
 
 type ReadResult = string | 'gone' | 'unreadable';
 
+const readBuffer = Buffer.allocUnsafe(MAX_CGROUP_FILE_CHARS + 1);
+
+/** open/read/close into one reused buffer: half the cost of readFileSync on the per-event path. /proc files are
+ * seq_files, which fill a read as far as they have data, so a short read is the end of the file. */
 function readProcFile(path: string, maxChars: number): ReadResult {
+  let fd: number | undefined;
   try {
-    const text = readFileSync(path, 'latin1');
-    return text.length > maxChars ? text.slice(0, maxChars) : text;
+    fd = openSync(path, 'r');
+    let total = 0;
+    while (total < maxChars) {
+      const want = maxChars - total;
+      const n = readSync(fd, readBuffer, total, want, null);
+      total += n;
+      if (n < want) break;
+    }
+    return readBuffer.toString('latin1', 0, total);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return code === 'ENOENT' || code === 'ESRCH' ? 'gone' : 'unreadable';
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
