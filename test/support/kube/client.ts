@@ -153,60 +153,47 @@ export function parseManifests(manifest: string): KubernetesObject[] {
   return objects;
 }
 
-/** Server-side apply (PATCH application/apply-patch+yaml) of every object in order; returns the server's objects. */
-export async function serverSideApply(
-  kc: KubeConfig,
-  manifest: string | KubernetesObject | KubernetesObject[],
-  opts: ApplyOptions = {},
-): Promise<KubernetesObject[]> {
-  const objects = typeof manifest === 'string' ? parseManifests(manifest) : Array.isArray(manifest) ? manifest : [manifest];
-  const applied: KubernetesObject[] = [];
-  for (const object of objects) {
-    const { apiVersion, kind, metadata } = object;
-    if (!apiVersion || !kind || !metadata?.name) throw new Error('every applied object needs apiVersion, kind and metadata.name');
-    const path = await objectPath(kc, apiVersion, kind, metadata.namespace ?? opts.namespace, metadata.name);
-    applied.push(
-      await kubeCall<KubernetesObject>(kc, 'PATCH', path, {
-        body: object,
-        contentType: 'application/apply-patch+yaml',
-        query: {
-          fieldManager: opts.fieldManager ?? 'connlat-test',
-          force: opts.force ?? true,
-          fieldValidation: opts.fieldValidation ?? 'Strict',
-          dryRun: opts.dryRun ? 'All' : undefined,
-        },
-      }),
-    );
-  }
-  return applied;
-}
-
+export type Manifest = string | KubernetesObject | KubernetesObject[];
 export type CreateOptions = Omit<ApplyOptions, 'force'>;
 
-/** Plain create (POST to the collection) of every object in order, with Strict field validation by default. */
-export async function createObjects(
+/** Sends every object of `manifest` in order, as `how` says (one request each); returns the server's objects. */
+async function sendEach(
   kc: KubeConfig,
-  manifest: string | KubernetesObject | KubernetesObject[],
-  opts: CreateOptions = {},
+  manifest: Manifest,
+  opts: CreateOptions,
+  how: (object: KubernetesObject, apiVersion: string, kind: string) => Promise<{ method: string; path: string } & KubeRequestOptions>,
 ): Promise<KubernetesObject[]> {
   const objects = typeof manifest === 'string' ? parseManifests(manifest) : Array.isArray(manifest) ? manifest : [manifest];
-  const created: KubernetesObject[] = [];
+  const results: KubernetesObject[] = [];
   for (const object of objects) {
-    const { apiVersion, kind, metadata } = object;
-    if (!apiVersion || !kind) throw new Error('every created object needs apiVersion and kind');
-    const path = await objectPath(kc, apiVersion, kind, metadata?.namespace ?? opts.namespace);
-    created.push(
-      await kubeCall<KubernetesObject>(kc, 'POST', path, {
-        body: object,
-        query: {
-          fieldManager: opts.fieldManager ?? 'connlat-test',
-          fieldValidation: opts.fieldValidation ?? 'Strict',
-          dryRun: opts.dryRun ? 'All' : undefined,
-        },
-      }),
-    );
+    if (!object.apiVersion || !object.kind) throw new Error('every object needs apiVersion and kind');
+    const { method, path, query, ...rest } = await how(object, object.apiVersion, object.kind);
+    const common = { fieldManager: opts.fieldManager ?? 'connlat-test', fieldValidation: opts.fieldValidation ?? 'Strict', dryRun: opts.dryRun ? 'All' : undefined };
+    results.push(await kubeCall<KubernetesObject>(kc, method, path, { body: object, ...rest, query: { ...common, ...query } }));
   }
-  return created;
+  return results;
+}
+
+/** Server-side apply (PATCH application/apply-patch+yaml) of every object in order; returns the server's objects. */
+export async function serverSideApply(kc: KubeConfig, manifest: Manifest, opts: ApplyOptions = {}): Promise<KubernetesObject[]> {
+  return await sendEach(kc, manifest, opts, async (object, apiVersion, kind) => {
+    const name = object.metadata?.name;
+    if (!name) throw new Error(`a ${kind} to apply needs metadata.name`);
+    return {
+      method: 'PATCH',
+      path: await objectPath(kc, apiVersion, kind, object.metadata?.namespace ?? opts.namespace, name),
+      contentType: 'application/apply-patch+yaml',
+      query: { force: opts.force ?? true },
+    };
+  });
+}
+
+/** Plain create (POST to the collection) of every object in order, with Strict field validation by default. */
+export async function createObjects(kc: KubeConfig, manifest: Manifest, opts: CreateOptions = {}): Promise<KubernetesObject[]> {
+  return await sendEach(kc, manifest, opts, async (object, apiVersion, kind) => ({
+    method: 'POST',
+    path: await objectPath(kc, apiVersion, kind, object.metadata?.namespace ?? opts.namespace),
+  }));
 }
 
 // ---- identities and authorization ----

@@ -27,6 +27,7 @@ import {
   type CreateOptions,
   type KubeRequestOptions,
   type KubeResponse,
+  type Manifest,
   type Subject,
 } from './client.ts';
 
@@ -269,7 +270,7 @@ export class KubeHarness {
 
   /** Server-side apply of a YAML/JSON manifest or objects, as the admin unless `kubeConfig` is given. */
   async apply(
-    manifest: string | KubernetesObject | KubernetesObject[],
+    manifest: Manifest,
     opts: ApplyOptions & { kubeConfig?: KubeConfig } = {},
   ): Promise<KubernetesObject[]> {
     return await serverSideApply(opts.kubeConfig ?? this.kubeConfig, manifest, opts);
@@ -277,7 +278,7 @@ export class KubeHarness {
 
   /** Plain create (POST), as the admin unless `kubeConfig` is given; fails if the object exists. */
   async create(
-    manifest: string | KubernetesObject | KubernetesObject[],
+    manifest: Manifest,
     opts: CreateOptions & { kubeConfig?: KubeConfig } = {},
   ): Promise<KubernetesObject[]> {
     return await createObjects(opts.kubeConfig ?? this.kubeConfig, manifest, opts);
