@@ -5,24 +5,11 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { METRIC_ATTRIBUTE_KEYS } from './telemetry/attributes.ts';
 
-/** Metric attributes recorded by default: workload level, bounded (no pod names, no client ports; opt in with
+/** Metric attributes recorded by default: every key but pod names, so series stay at workload level (opt in with
  * --metric-attributes ...,k8s.src.name,k8s.dst.name). */
-export const DEFAULT_METRIC_ATTRIBUTES = [
-  'network.type',
-  'network.transport',
-  'server.address',
-  'server.port',
-  'process.executable.name',
-  'k8s.src.namespace',
-  'k8s.src.type',
-  'k8s.src.owner.name',
-  'k8s.src.owner.type',
-  'k8s.dst.namespace',
-  'k8s.dst.type',
-  'k8s.dst.owner.name',
-  'k8s.dst.owner.type',
-] as const;
+export const DEFAULT_METRIC_ATTRIBUTES = METRIC_ATTRIBUTE_KEYS.filter((k) => k !== 'k8s.src.name' && k !== 'k8s.dst.name');
 
 type Kind = 'string' | 'number' | 'list' | 'boolean';
 
@@ -86,7 +73,9 @@ export const ConfigSchema = z.object({
   slowLogRate: positive('records per second').min(0, { message: 'must be >= 0' }).default(100),
   slowLogBurst: positive('records').int().min(1, { message: 'must be >= 1' }).default(500),
   histogram: z.enum(['explicit', 'exponential']).default('explicit'),
-  metricAttributes: z.array(z.string().min(1)).default([...DEFAULT_METRIC_ATTRIBUTES]),
+  metricAttributes: z
+    .array(z.enum(METRIC_ATTRIBUTE_KEYS, { error: `expected keys from ${METRIC_ATTRIBUTE_KEYS.join(', ')}` }))
+    .default([...DEFAULT_METRIC_ATTRIBUTES]),
   cardinalityLimit: positive('series').int().min(1).max(1_000_000).default(2000),
   exportIntervalMs: positive('milliseconds').int().min(100, { message: 'must be >= 100' }).default(10_000),
   logQueueSize: positive('records').int().min(1, { message: 'must be >= 1' }).max(1_000_000, { message: 'must be <= 1000000' }).default(8192),

@@ -80,3 +80,9 @@ test('config file errors name the file and key', () => {
   assert.throws(() => parse(['-c', badValue]), /invalid setting --temporality \(env CONNLAT_TEMPORALITY, file key temporality\)/);
   assert.throws(() => parse(['-c', join(dir, 'missing.yaml')]), /cannot read config file .*missing\.yaml/);
 });
+
+test('an unknown metric attribute key is a typo, named in the error', () => {
+  assert.throws(() => parse(['--metric-attributes', 'server.adress']), /invalid setting --metric-attributes .*expected keys from network\.type/);
+  const { config } = parse(['--metric-attributes', 'server.address,k8s.dst.name']);
+  assert.deepEqual(config.metricAttributes, ['server.address', 'k8s.dst.name']);
+});

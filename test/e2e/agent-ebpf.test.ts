@@ -7,6 +7,7 @@ import { createServer, connect, type Server } from 'node:net';
 import { test } from 'node:test';
 import { probeTool } from '../../src/sources/doctor.ts';
 import { ensureTracefs } from '../../src/sources/tracefs.ts';
+import { freePort } from '../support/net.ts';
 import { startAgent } from '../support/agent.ts';
 import { startOtlpReceiver } from '../support/otlp/receiver.ts';
 import { attrs, logRecords } from '../telemetry/helpers.ts';
@@ -19,14 +20,6 @@ async function bpfUnavailable(): Promise<string | undefined> {
   if (!tracefs.ok) return `tracefs unavailable: ${tracefs.message}`;
   const probe = await probeTool('stdbuf', TCPSTATES, 5000);
   return probe.attached ? undefined : `tcpstates cannot run here: ${probe.detail}`;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 function connectOnce(port: number): Promise<{ ok: boolean; startedAt: number }> {

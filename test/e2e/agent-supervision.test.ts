@@ -3,23 +3,15 @@
 // SIGTERM to the agent SIGINTs the tool, drains every line it still held, flushes, and exits 0 with nothing lost.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../support/net.ts';
 import { readOtlpJson, startAgent } from '../support/agent.ts';
 import { lastMetric } from '../telemetry/helpers.ts';
 
 const FAKES = fileURLToPath(new URL('../fixtures/fake-tools/', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function histogramCount(metrics: any[]): number {
   const m = lastMetric(metrics, 'tcp.connect.duration');
