@@ -29,9 +29,11 @@ export const OVERFLOW_ATTRIBUTES: Attributes = Object.freeze({ 'otel.metric.over
 
 /** What an event's metric attributes resolve to, cached per destination (see MetricAttributeCache). */
 export interface SeriesRef {
-  /** Canonical text of the attribute set: JSON.stringify of the attributes, keys in METRIC_ATTRIBUTE_KEYS order. */
-  readonly key: string;
-  /** The attributes, parsed from key when first needed (shared, never modified). */
+  /** Canonical text of the attribute set: equal attribute sets have equal keys, different ones different keys. */
+  key: string;
+  /** key -> the attributes */
+  readonly decode: (key: string) => Attributes;
+  /** The attributes, decoded from key when first needed (shared, never modified). */
   attrs: Attributes | undefined;
   /** Slot per aggregator (index 0 and 1), valid while gen equals that aggregator's generation. */
   slot0: number;
@@ -40,13 +42,22 @@ export interface SeriesRef {
   gen1: number;
 }
 
-export function newSeriesRef(key: string): SeriesRef {
-  return { key, attrs: undefined, slot0: 0, gen0: 0, slot1: 0, gen1: 0 };
+export function newSeriesRef(key: string, decode: (key: string) => Attributes): SeriesRef {
+  return { key, decode, attrs: undefined, slot0: 0, gen0: 0, slot1: 0, gen1: 0 };
 }
 
-/** The attributes of a ref (JSON.parse also makes strings that share no memory with the line they came from). */
+/** The attributes of a ref (decoded strings share no memory with the line they came from). */
 export function seriesAttributes(ref: SeriesRef): Attributes {
-  return (ref.attrs ??= JSON.parse(ref.key) as Attributes);
+  return (ref.attrs ??= ref.decode(ref.key));
+}
+
+/**
+ * A copy of s that shares no memory with the string it was cut from. Strings the parser slices out of a line are
+ * V8 sliced strings (13 chars and more) that keep the whole 64 KiB read chunk alive; a string held for longer than
+ * the line (a cache or series key) is copied first.
+ */
+export function detached(s: string): string {
+  return s.length < 13 ? s : (' ' + s).slice(1);
 }
 
 /** Aggregators that SeriesRef has slots for. */
@@ -148,10 +159,13 @@ export class PreAggregator {
     return this.#ids.size;
   }
 
-  /** Records one measurement (a histogram value, or a counter increment) into the event's series. */
-  record(ref: SeriesRef, value: number): void {
+  /**
+   * Records one measurement (a histogram value, or a counter increment) into the event's series. false when it went
+   * into the overflow series (or was dropped): the caller need not keep the ref for next time.
+   */
+  record(ref: SeriesRef, value: number): boolean {
     // the SDK drops negative histogram values and counter decrements (with a diag warning), and NaN
-    if (!(value >= 0)) return;
+    if (!(value >= 0)) return false;
     const slot =
       this.index === 0
         ? ref.gen0 === this.#generation ? ref.slot0 : this.#assign(ref)
@@ -169,6 +183,7 @@ export class PreAggregator {
       if (value > this.#max[slot]!) this.#max[slot] = value;
       this.#buckets[slot * this.#width + bucketIndex(b, value)]!++;
     }
+    return slot !== this.#overflowSlot;
   }
 
   #assign(ref: SeriesRef): number {
@@ -176,6 +191,7 @@ export class PreAggregator {
     if (slot === undefined) {
       if (this.#ids.size < this.#overflowSlot) {
         slot = this.#ids.size;
+        ref.key = detached(ref.key);
         this.#ids.set(ref.key, slot);
         this.#keys[slot] = ref.key;
         this.#attrs[slot] = seriesAttributes(ref);

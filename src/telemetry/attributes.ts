@@ -2,7 +2,7 @@
 // string so the hot path (record) does not build a fresh object for every event to the same destination.
 import type { Attributes } from '@opentelemetry/api';
 import type { ConnectEvent, PeerIdentity } from '../event.ts';
-import { newSeriesRef, seriesAttributes, type SeriesRef } from './aggregate.ts';
+import { detached, newSeriesRef, seriesAttributes, type SeriesRef } from './aggregate.ts';
 
 /** Every metric attribute key connlat can record (the allow list picks from these). */
 export const METRIC_ATTRIBUTE_KEYS = [
@@ -67,6 +67,12 @@ export function logAttributes(event: ConnectEvent): Attributes {
   return out;
 }
 
+/** Cache key of an event with identity. NUL-separated: a NUL inside comm (attacker text) could at worst make two odd
+ * names share one cache entry. */
+function identityKey(event: ConnectEvent): string {
+  return `${event.ipVersion}\u0000${event.daddr}\u0000${event.dport}\u0000${event.comm}\u0000${peerKey(event.src)}\u0000${peerKey(event.dst)}`;
+}
+
 function peerKey(peer: PeerIdentity | undefined): string {
   if (peer === undefined) return '';
   return `${peer.namespace ?? ''}\u0001${peer.name ?? ''}\u0001${peer.type ?? ''}\u0001${peer.ownerName ?? ''}\u0001${peer.ownerType ?? ''}`;
@@ -92,23 +98,46 @@ const GETTERS: Record<(typeof METRIC_ATTRIBUTE_KEYS)[number], Getter> = {
   'k8s.dst.owner.type': (e) => e.dst?.ownerType,
 };
 
+const SEP = '\u0000';
+const ABSENT = '\u0001';
+const ESCAPED = '\u0002';
+
+function plain(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) <= 2) return false;
+  return true;
+}
+
 /**
- * JSON.stringify of the allow-listed metric attributes of an event (keys in METRIC_ATTRIBUTE_KEYS order, the order
- * allMetricAttributes inserts them in), built without the intermediate objects: equal attribute sets give equal text,
- * and JSON.parse of it gives the attributes back.
+ * The series key of the allow-listed metric attributes of an event, and its inverse. The key is short (it is built
+ * and hashed for every event whose destination is not cached): the values in METRIC_ATTRIBUTE_KEYS order joined by
+ * NUL, \u0001 for an absent value, and a value holding a character below \u0003 as \u0002 + its JSON. Equal
+ * attribute sets give equal keys, different ones different keys, and decode gives the attributes back with their
+ * keys in the order allMetricAttributes inserts them.
  */
-export function seriesKeyFor(allowList: readonly string[]): (event: ConnectEvent) => string {
-  const fields = METRIC_ATTRIBUTE_KEYS.filter((k) => allowList.includes(k)).map((k) => ({ prefix: `${JSON.stringify(k)}:`, get: GETTERS[k] }));
-  return (event) => {
+export function seriesKeyCodec(allowList: readonly string[]): { keyOf: (event: ConnectEvent) => string; decode: (key: string) => Attributes } {
+  const keys = METRIC_ATTRIBUTE_KEYS.filter((k) => allowList.includes(k));
+  const getters = keys.map((k) => GETTERS[k]);
+  const numeric = keys.map((k) => k === 'server.port');
+  const keyOf = (event: ConnectEvent): string => {
     let key = '';
-    for (let i = 0; i < fields.length; i++) {
-      const f = fields[i]!;
-      const v = f.get(event);
-      if (v === undefined) continue;
-      key += (key.length === 0 ? '{' : ',') + f.prefix + (typeof v === 'number' ? String(v) : JSON.stringify(v));
+    for (let i = 0; i < getters.length; i++) {
+      const v = getters[i]!(event);
+      const text = v === undefined ? ABSENT : typeof v === 'number' ? String(v) : plain(v) ? v : ESCAPED + JSON.stringify(v);
+      key = i === 0 ? text : key + SEP + text;
     }
-    return key.length === 0 ? '{}' : key + '}';
+    return key;
   };
+  const decode = (key: string): Attributes => {
+    const parts = keys.length === 0 ? [] : key.split(SEP);
+    const attrs: Record<string, string | number> = {};
+    for (let i = 0; i < keys.length; i++) {
+      const part = parts[i]!;
+      if (part === ABSENT) continue;
+      attrs[keys[i]!] = numeric[i] ? Number(part) : part.charCodeAt(0) === 2 ? (JSON.parse(part.slice(1)) as string) : detached(part);
+    }
+    return attrs;
+  };
+  return { keyOf, decode };
 }
 
 /** One cached destination of an event without identity: daddr -> (dport, comm) chain. */
@@ -132,13 +161,14 @@ interface PlainEntry {
  */
 export class MetricAttributeCache {
   readonly #keyOf: (event: ConnectEvent) => string;
+  readonly #decode: (key: string) => Attributes;
   readonly #maxEntries: number;
   #byDaddr = new Map<string, PlainEntry>();
   #byKey = new Map<string, SeriesRef>();
   #size = 0;
 
   constructor(allowList: readonly string[], maxEntries = 4096) {
-    this.#keyOf = seriesKeyFor(allowList);
+    ({ keyOf: this.#keyOf, decode: this.#decode } = seriesKeyCodec(allowList));
     this.#maxEntries = Math.max(1, maxEntries);
   }
 
@@ -151,28 +181,41 @@ export class MetricAttributeCache {
     return seriesAttributes(this.ref(event));
   }
 
+  /** The cached ref of the event's destination, or a new one, cached. */
   ref(event: ConnectEvent): SeriesRef {
-    if (event.src === undefined && event.dst === undefined) {
-      const head = this.#byDaddr.get(event.daddr);
-      for (let e = head; e !== undefined; e = e.next) if (e.dport === event.dport && e.comm === event.comm) return e.ref;
-      const ref = newSeriesRef(this.#keyOf(event));
-      if (this.#makeRoom()) {
-        this.#byDaddr.set(detached(event.daddr), { dport: event.dport, comm: detached(event.comm), ref, next: undefined });
-      } else {
-        this.#byDaddr.set(head === undefined ? detached(event.daddr) : event.daddr, { dport: event.dport, comm: detached(event.comm), ref, next: head });
-      }
-      this.#size++;
-      return ref;
-    }
-    // NUL-separated: a NUL inside comm (attacker text) could at worst make two odd names share one cache entry.
-    const key = `${event.ipVersion}\u0000${event.daddr}\u0000${event.dport}\u0000${event.comm}\u0000${peerKey(event.src)}\u0000${peerKey(event.dst)}`;
-    const hit = this.#byKey.get(key);
+    const hit = this.lookup(event);
     if (hit !== undefined) return hit;
-    const ref = newSeriesRef(this.#keyOf(event));
-    this.#makeRoom();
-    this.#byKey.set(detached(key), ref);
-    this.#size++;
+    const ref = this.create(event);
+    this.insert(event, ref);
     return ref;
+  }
+
+  /** The cached ref of the event's destination, if any. */
+  lookup(event: ConnectEvent): SeriesRef | undefined {
+    if (event.src === undefined && event.dst === undefined) {
+      for (let e = this.#byDaddr.get(event.daddr); e !== undefined; e = e.next) if (e.dport === event.dport && e.comm === event.comm) return e.ref;
+      return undefined;
+    }
+    return this.#byKey.get(identityKey(event));
+  }
+
+  /** A new ref for the event's attributes, not cached (see insert). */
+  create(event: ConnectEvent): SeriesRef {
+    return newSeriesRef(this.#keyOf(event), this.#decode);
+  }
+
+  /** Caches ref (from create) for the event's destination. */
+  insert(event: ConnectEvent, ref: SeriesRef): void {
+    ref.key = detached(ref.key);
+    const cleared = this.#makeRoom();
+    if (event.src === undefined && event.dst === undefined) {
+      const head = cleared ? undefined : this.#byDaddr.get(event.daddr);
+      // Map.set keeps the key it already has: only a new daddr key is stored (copied)
+      this.#byDaddr.set(head === undefined ? detached(event.daddr) : event.daddr, { dport: event.dport, comm: detached(event.comm), ref, next: head });
+    } else {
+      this.#byKey.set(detached(identityKey(event)), ref);
+    }
+    this.#size++;
   }
 
   /** Clears the cache when full; true when it did. */
@@ -183,13 +226,4 @@ export class MetricAttributeCache {
     this.#size = 0;
     return true;
   }
-}
-
-/**
- * A copy of s that shares no memory with the string it was cut from. Strings the parser slices out of a line are
- * V8 sliced strings (13 chars and more) that keep the whole 64 KiB read chunk alive; a string held for longer than
- * the line (a cache key) is copied first.
- */
-export function detached(s: string): string {
-  return s.length < 13 ? s : (' ' + s).slice(1);
 }

@@ -127,10 +127,15 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   };
 
   function record(event: ConnectEvent): void {
-    const ref = cache.ref(event);
-    if (event.failed) failuresAgg.record(ref, 1);
-    else if (durationAgg !== undefined) durationAgg.record(ref, event.latencyMs / 1000);
+    const hit = cache.lookup(event);
+    const ref = hit ?? cache.create(event);
+    let ownSeries = true;
+    if (event.failed) ownSeries = failuresAgg.record(ref, 1);
+    else if (durationAgg !== undefined) ownSeries = durationAgg.record(ref, event.latencyMs / 1000);
     else sdkDuration!.record(event.latencyMs / 1000, seriesAttributes(ref));
+    // A destination beyond the cardinality limit is not cached: with many more destinations than the limit it would
+    // only push out the ones that have a series, and every entry it made would outlive the young generation.
+    if (hit === undefined && ownSeries) cache.insert(event, ref);
     if (event.latencyMs > slowMs) {
       if (!bucket.take()) {
         logsDropped.add(1, RATE_LIMITED);

@@ -14,7 +14,7 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import type { ConnectEvent } from '../../src/event.ts';
 import { PreAggregator } from '../../src/telemetry/aggregate.ts';
-import { allMetricAttributes, MetricAttributeCache, METRIC_ATTRIBUTE_KEYS, seriesKeyFor } from '../../src/telemetry/attributes.ts';
+import { allMetricAttributes, MetricAttributeCache, METRIC_ATTRIBUTE_KEYS, seriesKeyCodec } from '../../src/telemetry/attributes.ts';
 import { CONNECT_DURATION_BUCKETS } from '../../src/telemetry/index.ts';
 import { mergeScopes } from '../../src/telemetry/reader.ts';
 import { NINE_CONNECTS } from './helpers.ts';
@@ -225,19 +225,32 @@ describe('pre-aggregation semantics', () => {
 });
 
 describe('series keys and attributes', () => {
-  it('the key is JSON.stringify of the allow-listed attributes, and parses back to them in the same key order', () => {
-    for (const allow of [[...METRIC_ATTRIBUTE_KEYS], ['server.port', 'network.type'], ['k8s.dst.name', 'process.executable.name'], []]) {
-      const keyOf = seriesKeyFor(allow);
+  it('equal attribute sets have equal keys, different ones different keys, and a key decodes to its attributes', () => {
+    const tricky = ['a"b\\c\u00e9', '\u0000', '\u0001', '\u0002x', 'x\u0000y', '', '42'];
+    const variants: ConnectEvent[] = [
+      ...NINE_CONNECTS,
+      ...tricky.map((comm) => ({ ...NINE_CONNECTS[0]!, comm })),
+      ...tricky.map((name) => ({ ...NINE_CONNECTS[5]!, dst: { ...NINE_CONNECTS[5]!.dst, name } })),
+      { ...NINE_CONNECTS[5]!, src: undefined },
+      { ...NINE_CONNECTS[5]!, dst: { name: 'cart' } },
+    ];
+    for (const allow of [[...METRIC_ATTRIBUTE_KEYS], ['server.port', 'network.type'], ['k8s.dst.name', 'process.executable.name'], ['server.address'], []]) {
+      const { keyOf, decode } = seriesKeyCodec(allow);
       const cache = new MetricAttributeCache(allow);
-      for (const e of [...NINE_CONNECTS, { ...NINE_CONNECTS[0]!, comm: 'a"b\\c\u00e9' }]) {
+      const byKey = new Map<string, string>();
+      for (const e of variants) {
         const all = allMetricAttributes(e);
         const want: Record<string, unknown> = {};
         for (const k in all) if (allow.includes(k)) want[k] = all[k];
-        assert.equal(keyOf(e), JSON.stringify(want));
-        const got = cache.get(e);
-        assert.deepEqual(got, want);
-        assert.deepEqual(Object.keys(got), Object.keys(want));
+        const key = keyOf(e);
+        const wantText = JSON.stringify(want);
+        assert.equal(byKey.get(key) ?? wantText, wantText, `key ${JSON.stringify(key)} stands for one attribute set`);
+        byKey.set(key, wantText);
+        assert.deepEqual(decode(key), want);
+        assert.equal(JSON.stringify(decode(key)), wantText, 'same key order');
+        assert.equal(JSON.stringify(cache.get(e)), wantText);
       }
+      assert.equal(byKey.size, new Set(byKey.values()).size, 'different attribute sets, different keys');
     }
   });
 
