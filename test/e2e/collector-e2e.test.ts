@@ -272,7 +272,7 @@ describe('gateway collector end to end: agent (tcpstates) -> otelcol-connlat -> 
 
     const diag = () => `\nagent:\n${agent.tail()}\ncollector:\n${gateway!.process.tail()}`;
     await waitFor(`histogram count ${N} for server_port=${portA}`, async () => ((await prom!.queryScalar(countQ)) >= N ? true : undefined), 30_000, 500)
-      .catch((err: Error) => assert.fail(`${err.message}; PromQL ${countQ} = ${String(err)}${diag()}`));
+      .catch(async (err: Error) => assert.fail(`${err.message}; PromQL ${countQ} = ${await prom!.queryScalar(countQ)}${diag()}`));
     // Let a few more cumulative exports land: the count must stay N (no duplicates, e.g. passive opens counted).
     await sleep(3 * EXPORT_INTERVAL_MS + 500);
     assert.equal(await prom!.queryScalar(countQ), N, `histogram count for server_port=${portA}${diag()}`);
