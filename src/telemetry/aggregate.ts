@@ -170,6 +170,23 @@ export class PreAggregator {
       this.index === 0
         ? ref.gen0 === this.#generation ? ref.slot0 : this.#assign(ref)
         : ref.gen1 === this.#generation ? ref.slot1 : this.#assign(ref);
+    this.#add(slot, value);
+    return slot !== this.#overflowSlot;
+  }
+
+  /** true when the attribute set of `key` has a series or can get one now (else it would go to the overflow). */
+  hasRoomFor(key: string): boolean {
+    return this.#ids.size < this.#overflowSlot || this.#ids.has(key);
+  }
+
+  /** Records one measurement into the overflow series (for a key hasRoomFor refused: no SeriesRef needed). */
+  recordOverflow(value: number): void {
+    if (!(value >= 0)) return;
+    if (this.#overflowSlot >= this.#capacity) this.#grow(this.#overflowSlot + 1);
+    this.#add(this.#overflowSlot, value);
+  }
+
+  #add(slot: number, value: number): void {
     if (this.#touched[slot] === 0) {
       this.#touched[slot] = 1;
       this.#touchedList[this.#touchedCount++] = slot;
@@ -183,7 +200,6 @@ export class PreAggregator {
       if (value > this.#max[slot]!) this.#max[slot] = value;
       this.#buckets[slot * this.#width + bucketIndex(b, value)]!++;
     }
-    return slot !== this.#overflowSlot;
   }
 
   #assign(ref: SeriesRef): number {

@@ -109,26 +109,37 @@ function plain(s: string): boolean {
 
 /**
  * The series key of the allow-listed metric attributes of an event, and its inverse. The key is short (it is built
- * and hashed for every event whose destination is not cached): the values in METRIC_ATTRIBUTE_KEYS order joined by
- * NUL, \u0001 for an absent value, and a value holding a character below \u0003 as \u0002 + its JSON. Equal
+ * and hashed for every event whose destination is not cached): the values in METRIC_ATTRIBUTE_KEYS order, each
+ * followed by NUL, \u0001 for an absent value, and a value holding a character below \u0003 as \u0002 + its JSON. Equal
  * attribute sets give equal keys, different ones different keys, and decode gives the attributes back with their
  * keys in the order allMetricAttributes inserts them.
  */
 export function seriesKeyCodec(allowList: readonly string[]): { keyOf: (event: ConnectEvent) => string; decode: (key: string) => Attributes } {
   const keys = METRIC_ATTRIBUTE_KEYS.filter((k) => allowList.includes(k));
-  const getters = keys.map((k) => GETTERS[k]);
   const numeric = keys.map((k) => k === 'server.port');
+  const has = (k: string): boolean => allowList.includes(k);
+  const [type, transport, address, port, exe] = METRIC_ATTRIBUTE_KEYS.slice(0, 5).map(has);
+  const k8sGetters = keys.filter((k) => k.startsWith('k8s.')).map((k) => GETTERS[k]);
+  // every allowed k8s.* value absent: the common event without identity
+  const noIdentity = k8sGetters.map(() => ABSENT + SEP).join('');
+  const text = (v: string): string => (plain(v) ? v : ESCAPED + JSON.stringify(v));
+  // each allowed value followed by SEP, in METRIC_ATTRIBUTE_KEYS order; no per-field calls for the plain event
   const keyOf = (event: ConnectEvent): string => {
     let key = '';
-    for (let i = 0; i < getters.length; i++) {
-      const v = getters[i]!(event);
-      const text = v === undefined ? ABSENT : typeof v === 'number' ? String(v) : plain(v) ? v : ESCAPED + JSON.stringify(v);
-      key = i === 0 ? text : key + SEP + text;
+    if (type) key += event.ipVersion === 6 ? 'ipv6\u0000' : 'ipv4\u0000';
+    if (transport) key += 'tcp\u0000';
+    if (address) key += text(event.daddr) + SEP;
+    if (port) key += event.dport + SEP;
+    if (exe) key += text(event.comm) + SEP;
+    if (event.src === undefined && event.dst === undefined) return key + noIdentity;
+    for (let i = 0; i < k8sGetters.length; i++) {
+      const v = k8sGetters[i]!(event) as string | undefined;
+      key += (v === undefined ? ABSENT : text(v)) + SEP;
     }
     return key;
   };
   const decode = (key: string): Attributes => {
-    const parts = keys.length === 0 ? [] : key.split(SEP);
+    const parts = key.split(SEP);
     const attrs: Record<string, string | number> = {};
     for (let i = 0; i < keys.length; i++) {
       const part = parts[i]!;
@@ -199,9 +210,14 @@ export class MetricAttributeCache {
     return this.#byKey.get(identityKey(event));
   }
 
-  /** A new ref for the event's attributes, not cached (see insert). */
-  create(event: ConnectEvent): SeriesRef {
-    return newSeriesRef(this.#keyOf(event), this.#decode);
+  /** The series key of the event's attributes (see seriesKeyCodec). */
+  keyOf(event: ConnectEvent): string {
+    return this.#keyOf(event);
+  }
+
+  /** A new ref for the event's attributes (key: keyOf(event), if already computed), not cached (see insert). */
+  create(event: ConnectEvent, key = this.#keyOf(event)): SeriesRef {
+    return newSeriesRef(key, this.#decode);
   }
 
   /** Caches ref (from create) for the event's destination. */
