@@ -28,7 +28,7 @@ export interface ToolSourceOptions {
   backoff?: Partial<BackoffOptions>;
   /** SIGKILL this long after SIGINT (default 5000). */
   stopTimeoutMs?: number;
-  /** After a restart, ready() also needs the new run to be up this long after its header (default 1000). */
+  /** ready() needs the run to be up this long after its header (default 1000). */
   readyStableMs?: number;
   /** Jitter source in [0, 1] (default Math.random); tests pin it. */
   random?: () => number;
@@ -97,8 +97,9 @@ export class ToolSource implements Source {
 
   ready(): boolean {
     if (!this.#childAlive || this.#stopping || this.#headerAtMs === undefined) return false;
-    // Crash-looping until a run stays up: after a restart, the header alone is not enough.
-    return this.#backoff.attempt === 0 || Date.now() - this.#headerAtMs >= (this.#opts.readyStableMs ?? 1000);
+    // The header alone is not enough, on the first run too: a tool that prints it and dies at once is crash-looping,
+    // not ready. A run counts once it has stayed up readyStableMs after its header.
+    return Date.now() - this.#headerAtMs >= (this.#opts.readyStableMs ?? 1000);
   }
 
   run(hooks: SourceHooks): Promise<void> {

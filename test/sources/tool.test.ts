@@ -59,7 +59,7 @@ test('stop() delivers every line printed before SIGINT; SIGTERM is ignored by th
   const r = recorder();
   const done = src.run(r);
   await waitFor(() => r.lines.length > 200, 10_000, 'a few blocks of output');
-  assert.equal(src.ready(), true);
+  await waitFor(() => src.ready(), 5000, 'ready once the run has stayed up readyStableMs');
   const pid = src.pid!;
   process.kill(pid, 'SIGTERM');
   await new Promise((res) => setTimeout(res, 100));
