@@ -5,7 +5,7 @@
 //
 // The pipeline runs the compiled JavaScript (tsc -p tsconfig.build.json into a temporary directory), which is what
 // the agent image runs; BENCH_FROM=src runs the TypeScript sources through Node's type stripping instead (as
-// `npm start` in a checkout does), which adds the stripper's memory (~30 MB) to the peak RSS.
+// `npm start` in a checkout does), which adds the stripper's memory to the peak RSS.
 import { spawnSync } from 'node:child_process';
 import { createReadStream, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
