@@ -122,6 +122,8 @@ export class PreAggregator {
   readonly #now: () => number;
   #generation = 1;
   #ids = new Map<string, number>();
+  /** server.address of every series that has one: an address not in it has no series (see knownAddress). */
+  #addresses = new Set<string>();
   #keys: string[] = [];
   #attrs: Attributes[] = [];
   #capacity = 0;
@@ -174,6 +176,19 @@ export class PreAggregator {
     return slot !== this.#overflowSlot;
   }
 
+  /** true when no new attribute set can get a series (until the next collection, with delta). */
+  get full(): boolean {
+    return this.#ids.size >= this.#overflowSlot;
+  }
+
+  /**
+   * false when no series has this server.address: with server.address in the allow list, an event to it then has
+   * no series either, which a full table tells without building the event's key.
+   */
+  knownAddress(address: string): boolean {
+    return this.#addresses.has(address);
+  }
+
   /** true when the attribute set of `key` has a series or can get one now (else it would go to the overflow). */
   hasRoomFor(key: string): boolean {
     return this.#ids.size < this.#overflowSlot || this.#ids.has(key);
@@ -210,7 +225,10 @@ export class PreAggregator {
         ref.key = detached(ref.key);
         this.#ids.set(ref.key, slot);
         this.#keys[slot] = ref.key;
-        this.#attrs[slot] = seriesAttributes(ref);
+        const attrs = seriesAttributes(ref);
+        this.#attrs[slot] = attrs;
+        const address = attrs['server.address'];
+        if (typeof address === 'string') this.#addresses.add(address);
       } else {
         slot = this.#overflowSlot;
       }
@@ -303,6 +321,7 @@ export class PreAggregator {
       // delta: the limit is per collection interval; refs from earlier generations re-resolve their slot
       this.#generation++;
       this.#ids = new Map();
+      this.#addresses = new Set();
       this.#keys = [];
       this.#attrs = [];
     }

@@ -1,6 +1,9 @@
 // The pre-aggregation (src/telemetry/aggregate.ts) against the SDK's own aggregation of the same events: exact
 // counts, sums, min/max, buckets and attributes; cumulative and delta; cardinality overflow; several readers.
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { Attributes } from '@opentelemetry/api';
 import {
@@ -15,9 +18,9 @@ import {
 import type { ConnectEvent } from '../../src/event.ts';
 import { PreAggregator } from '../../src/telemetry/aggregate.ts';
 import { allMetricAttributes, MetricAttributeCache, METRIC_ATTRIBUTE_KEYS, seriesKeyCodec } from '../../src/telemetry/attributes.ts';
-import { CONNECT_DURATION_BUCKETS } from '../../src/telemetry/index.ts';
+import { CONNECT_DURATION_BUCKETS, createTelemetry } from '../../src/telemetry/index.ts';
 import { mergeScopes } from '../../src/telemetry/reader.ts';
-import { NINE_CONNECTS } from './helpers.ts';
+import { attrs, lastMetric, NINE_CONNECTS, options } from './helpers.ts';
 
 const SCOPE = { name: 'connlat', version: '' };
 const { CUMULATIVE, DELTA } = AggregationTemporality;
@@ -220,6 +223,37 @@ describe('pre-aggregation semantics', () => {
         totals[k] = temporality === CUMULATIVE ? count(m) : totals[k] + count(m);
       }
       assert.deepEqual(totals, { a: all.length, b: all.length });
+    });
+  }
+});
+
+describe('record() beyond the cardinality limit', () => {
+  for (const temporality of ['cumulative', 'delta'] as const) {
+    it(`${temporality}: a full table still finds the series of a known destination; a new port to a known address overflows`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'connlat-aggregate-'));
+      const t = createTelemetry(options({ exports: [{ kind: 'otlp-json', path: join(dir, 'out.jsonl') }], cardinalityLimit: 3, temporality, slowMs: 1e9 }));
+      try {
+        const at = (daddr: string, dport: number, failed = false): ConnectEvent => ({ ...NINE_CONNECTS[0]!, daddr, dport, latencyMs: 2, failed });
+        for (const e of [at('10.3.0.1', 443), at('10.3.0.2', 443), at('10.3.0.1', 80), at('10.3.0.3', 443), at('10.3.0.1', 443), at('10.3.0.3', 443, true)]) t.record(e);
+        await t.flush();
+        const requests = readFileSync(join(dir, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+        const counts = (name: string, value: (p: any) => number) =>
+          Object.fromEntries(lastMetric(requests, name)[name === 'tcp.connect.duration' ? 'histogram' : 'sum'].dataPoints.map((p: any) => {
+            const a = attrs(p.attributes);
+            return [a['otel.metric.overflow'] === true ? 'overflow' : `${a['server.address']}:${a['server.port']}`, value(p)];
+          }));
+        assert.deepEqual(counts('tcp.connect.duration', (p) => Number(p.count)), { '10.3.0.1:443': 2, '10.3.0.2:443': 1, overflow: 2 });
+        assert.deepEqual(counts('tcp.connect.failures', (p) => Number(p.asInt)), { '10.3.0.3:443': 1 }, 'the failure counter has its own table');
+        if (temporality === 'delta') {
+          t.record(at('10.3.0.4', 443)); // a new interval: room again
+          await t.flush();
+          const next = readFileSync(join(dir, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+          assert.deepEqual(lastMetric(next.slice(-1), 'tcp.connect.duration').histogram.dataPoints.map((p: any) => attrs(p.attributes)['server.address']), ['10.3.0.4']);
+        }
+      } finally {
+        await t.shutdown();
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   }
 });
