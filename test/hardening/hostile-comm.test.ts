@@ -80,7 +80,7 @@ test('hostile COMM (spaces, field look-alikes, newline) with the real tcpstates:
     throw new Error(`${err.message}; got ${JSON.stringify(mine().map((dp) => [attrs(dp.attributes), dp.count]))}\n${agent.stderr()}`);
   });
   await sleep(2500); // two more exports: nothing further may arrive
-  const points = mine().map((dp) => ({ ...attrs(dp.attributes), count: Number(dp.count) }));
+  const points: Array<Record<string, any>> = mine().map((dp) => ({ ...attrs(dp.attributes), count: Number(dp.count) }));
   const byName = Object.fromEntries(points.map((p) => [p['process.executable.name'], p]));
   assert.equal(points.reduce((a, p) => a + p.count, 0), expected, `exactly the connects made: ${JSON.stringify(points)}`);
   for (const key of ['spaces', 'fields', 'short', 'control'] as const) {
