@@ -11,6 +11,7 @@ import { SampledLog, type Logger } from './log.ts';
 import { LineDecoder } from './parse/decoder.ts';
 import { createSource } from './sources/index.ts';
 import type { Source, SourceHooks } from './sources/types.ts';
+import { otlpTlsEnvProblems } from './telemetry/exporters.ts';
 import { createTelemetry } from './telemetry/index.ts';
 import type { ExportTarget, Telemetry } from './telemetry/types.ts';
 import { LiveStats } from './view/stats.ts';
@@ -129,6 +130,7 @@ export class Agent {
         },
       },
     });
+    if (config.exports.includes('otlp')) for (const problem of otlpTlsEnvProblems(opts.env)) logger.error(problem);
     const enricher = await createEnricher(config, opts.env, logger);
     logger.info(enricher.description);
     await enricher.start();

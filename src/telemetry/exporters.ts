@@ -7,6 +7,7 @@
 // compression unless OTEL_EXPORTER_OTLP_[SIGNAL_]COMPRESSION says otherwise. With neither an endpoint nor the env, the
 // SDK default http://localhost:4317 (insecure) is used. An endpoint without a scheme uses TLS unless
 // OTEL_EXPORTER_OTLP_INSECURE=true; http:// is plaintext, https:// is TLS.
+import { readFileSync } from 'node:fs';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
@@ -93,6 +94,36 @@ export function countLogExportFailures(inner: LogRecordExporter, onFailure: Fail
     forceFlush: () => inner.forceFlush(),
     shutdown: () => inner.shutdown(),
   };
+}
+
+/**
+ * The SDK reads OTEL_EXPORTER_OTLP_[METRICS_|LOGS_]CERTIFICATE, _CLIENT_KEY and _CLIENT_CERTIFICATE itself, and when
+ * a file cannot be read it goes on silently without it (system CAs, no client certificate): every export then fails
+ * with a TLS error that names no file. Checked at startup instead, one line per problem.
+ */
+export function otlpTlsEnvProblems(env: NodeJS.ProcessEnv = process.env): string[] {
+  const problems: string[] = [];
+  for (const signal of ['METRICS', 'LOGS']) {
+    const pick = (what: string) => {
+      const specific = `OTEL_EXPORTER_OTLP_${signal}_${what}`;
+      if (env[specific]?.trim()) return { name: specific, path: env[specific]!.trim() };
+      const general = `OTEL_EXPORTER_OTLP_${what}`;
+      return env[general]?.trim() ? { name: general, path: env[general]!.trim() } : undefined;
+    };
+    const files = { CERTIFICATE: pick('CERTIFICATE'), CLIENT_KEY: pick('CLIENT_KEY'), CLIENT_CERTIFICATE: pick('CLIENT_CERTIFICATE') };
+    for (const file of Object.values(files)) {
+      if (!file) continue;
+      try {
+        readFileSync(file.path);
+      } catch (err) {
+        problems.push(`${file.name}=${file.path} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): OTLP ${signal.toLowerCase()} exports would go on without it and fail the TLS handshake`);
+      }
+    }
+    if ((files.CLIENT_KEY === undefined) !== (files.CLIENT_CERTIFICATE === undefined)) {
+      problems.push(`OTLP ${signal.toLowerCase()}: a client key and a client certificate must be set together (OTEL_EXPORTER_OTLP_CLIENT_KEY and OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE); without both no client certificate is sent`);
+    }
+  }
+  return [...new Set(problems)];
 }
 
 export const DEFAULT_LOG_QUEUE_SIZE = 8192;

@@ -13,11 +13,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { findCollector, OTEL_CONFIG_DIR, startCollector, type RunningCollector } from '../support/collector/collector.ts';
-import { readOtlpJson, startAgent } from '../support/agent.ts';
+import { readOtlpJson, runAgent, startAgent } from '../support/agent.ts';
 import { counterBy, FAKES, floodTotals, histogramTotal, logBodies, sleep, waitUntil } from './helpers.ts';
 
 const BASE = fileURLToPath(new URL('../fixtures/collector/tls-auth-base.yaml', import.meta.url));
 const TOKEN = 'connlat-test-token-5f1c';
+const RECORDING = fileURLToPath(new URL('../fixtures/recordings/tcpconnlat-blog.txt', import.meta.url));
 
 function makeCerts(dir: string): Record<'ca' | 'serverCert' | 'serverKey' | 'clientCert' | 'clientKey', string> {
   const f = (n: string) => join(dir, n);
@@ -123,4 +124,15 @@ test('wrong bearer token: rejected, counted, logged once, the agent keeps runnin
   assert.match(run.stderr, /slow-connection log records dropped \(rejected\): \d+, the gateway answered UNAUTHENTICATED, which is final/);
   assert.ok(!existsSync(join(outDir, 'metrics.jsonl')) || readFileSync(join(outDir, 'metrics.jsonl'), 'utf8').trim() === '', 'nothing accepted by the gateway');
   t.diagnostic(`wrong token: export failures ${JSON.stringify(failures)}, slow records dropped ${JSON.stringify(dropped)}`);
+});
+
+test('an unreadable OTEL_EXPORTER_OTLP_CERTIFICATE or a client key without its certificate is named at startup', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'connlat-tls-'));
+  const r = await runAgent(['--source', `file:${RECORDING}`, '--export', 'otlp', '--otlp-endpoint', 'https://127.0.0.1:9', '--shutdown-timeout-ms', '1000', '--health-addr', 'off', '--view', 'off', '--kubernetes', 'off'], {
+    env: { OTEL_EXPORTER_OTLP_CERTIFICATE: join(dir, 'missing-ca.crt'), OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY: join(dir, 'missing.key') },
+    timeoutMs: 30_000,
+  });
+  assert.match(r.stderr, new RegExp(`ERROR OTEL_EXPORTER_OTLP_CERTIFICATE=${join(dir, 'missing-ca.crt')} cannot be read \\(ENOENT\\): OTLP metrics exports would go on without it and fail the TLS handshake`));
+  assert.match(r.stderr, /ERROR OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY=.*missing\.key cannot be read \(ENOENT\)/);
+  assert.match(r.stderr, /ERROR OTLP logs: a client key and a client certificate must be set together/);
 });
