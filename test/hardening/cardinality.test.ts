@@ -29,7 +29,7 @@ test(`cardinality attack: ${DESTS} destinations in 10 s, bounded series and memo
     { FAKE_RATE: String(DESTS / 10), FAKE_SECONDS: '10', FAKE_DESTS: String(DESTS), FAKE_TOTAL_FILE: totals },
   );
   t.after(async () => {
-    await agent.stop('SIGKILL', 1000);
+    await agent.stop('SIGTERM', 5000);
     await receiver.close();
   });
   await agent.waitForStderr(/reading tcpconnlat/, 30_000);

@@ -43,7 +43,7 @@ test(`gateway outage of ${OUTAGE_S} s: agents stay up, metrics complete, slow lo
     agents[name] = { agent, totals };
   }
   t.after(async () => {
-    for (const a of Object.values(agents)) await a.agent.stop('SIGKILL', 1000);
+    for (const a of Object.values(agents)) await a.agent.stop('SIGTERM', 5000);
     await receiver.close();
   });
   for (const a of Object.values(agents)) await a.agent.waitForStderr(/reading tcpconnlat/, 30_000);

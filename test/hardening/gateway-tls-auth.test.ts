@@ -57,7 +57,7 @@ async function runAgentAgainst(t: any, dir: string, env: Record<string, string>,
     ['--source', 'tcpconnlat', '--tcpconnlat-path', join(FAKES, 'tcpconnlat-flood.mjs'), '--export-interval-ms', '1000', '--health-addr', 'off', '--view', 'off', '--kubernetes', 'off', ...extraArgs],
     { FAKE_RATE: '200', FAKE_SECONDS: '2', FAKE_SLOW_EVERY: '20', FAKE_TOTAL_FILE: totals, ...env },
   );
-  t.after(() => agent.stop('SIGKILL', 1000));
+  t.after(() => agent.stop('SIGTERM', 5000));
   await agent.waitForStderr(/reading tcpconnlat/, 30_000);
   await waitUntil('the fake tool totals', () => floodTotals(totals) !== undefined, 30_000);
   await sleep(2500); // a few export intervals: the agent must still be running (wrong token) or have delivered

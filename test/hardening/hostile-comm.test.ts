@@ -53,7 +53,7 @@ test('hostile COMM (spaces, field look-alikes, newline) with the real tcpstates:
     '--slow-ms', '0', '--health-addr', `127.0.0.1:${health}`, '--view', 'off', '--kubernetes', 'off',
   ]);
   t.after(async () => {
-    await agent.stop('SIGKILL', 2000);
+    await agent.stop('SIGTERM', 5000);
     await receiver.close();
     listener.close();
   });

@@ -24,7 +24,7 @@ test('SIGTERM with lines in flight: every connect and every slow record reaches 
     { FAKE_TOTAL_FILE: totalFile },
   );
   t.after(async () => {
-    await agent.stop('SIGKILL', 1000);
+    await agent.stop('SIGTERM', 5000);
     await receiver.close();
   });
   await agent.waitForStderr(/reading tcpconnlat/, 30_000);
@@ -55,7 +55,7 @@ test('SIGTERM with the gateway down: exits within the shutdown timeout and count
     { FAKE_RATE: '500', FAKE_SLOW_EVERY: '10', FAKE_TOTAL_FILE: totals },
   );
   t.after(async () => {
-    await agent.stop('SIGKILL', 1000);
+    await agent.stop('SIGTERM', 5000);
   });
   await agent.waitForStderr(/reading tcpconnlat/, 30_000);
   await waitUntil('some slow records delivered', () => logBodies(receiver.logs).length > 20, 20_000);

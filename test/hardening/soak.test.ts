@@ -30,7 +30,7 @@ test(`soak: ${RATE} events/s for ${SECONDS} s, RSS flat, every event exported`, 
     { FAKE_RATE: String(RATE), FAKE_SECONDS: String(SECONDS), FAKE_DESTS: '500', FAKE_SLOW_EVERY: '1000', FAKE_TOTAL_FILE: totals },
   );
   t.after(async () => {
-    await agent.stop('SIGKILL', 1000);
+    await agent.stop('SIGTERM', 5000);
     await receiver.close();
   });
   await agent.waitForStderr(/reading tcpconnlat/, 30_000);

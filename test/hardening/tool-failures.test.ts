@@ -34,7 +34,7 @@ test('crash loop: backoff grows within its ceilings, not ready while looping, re
     ['--source', 'tcpconnlat', '--tcpconnlat-path', join(FAKES, 'tcpconnlat-crashloop.sh'), '--export', `otlp-json:${join(dir, 'out.jsonl')}`, '--health-addr', `127.0.0.1:${health}`, '--view', 'off', '--kubernetes', 'off'],
     { FAKE_STATE: join(dir, 'runs'), FAKE_CRASHES: '5' },
   );
-  t.after(() => agent.stop('SIGKILL', 1000));
+  t.after(() => agent.stop('SIGTERM', 5000));
   const runs = () => Number(existsSync(join(dir, 'runs')) ? readFileSync(join(dir, 'runs'), 'utf8') : 0);
   const notReadyTexts = new Set<string>();
   await waitUntil('the first run', () => runs() >= 1, 30_000, 20);
