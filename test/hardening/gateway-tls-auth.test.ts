@@ -71,15 +71,20 @@ const collectorMissing = async () => {
   return found.path ? undefined : found.skip;
 };
 
+/** Certificates in a temp dir and a gateway requiring them (and client certificates when mtls). */
+async function setUp(t: any, mtls: boolean) {
+  const dir = mkdtempSync(join(tmpdir(), 'connlat-tls-'));
+  const certs = makeCerts(dir);
+  const outDir = join(dir, 'out');
+  mkdirSync(outDir);
+  return { dir, certs, outDir, gw: await gateway(t, certs, outDir, mtls) };
+}
+
 for (const mtls of [false, true]) {
   test(`${mtls ? 'mTLS' : 'TLS'} + bearer token via OTEL_EXPORTER_OTLP_* env: everything delivered to the real gateway`, { timeout: 120_000 }, async (t) => {
     const skip = await collectorMissing();
     if (skip) return t.skip(skip);
-    const dir = mkdtempSync(join(tmpdir(), 'connlat-tls-'));
-    const certs = makeCerts(dir);
-    const outDir = join(dir, 'out');
-    mkdirSync(outDir);
-    const gw = await gateway(t, certs, outDir, mtls);
+    const { dir, certs, outDir, gw } = await setUp(t, mtls);
     const env: Record<string, string> = {
       OTEL_EXPORTER_OTLP_ENDPOINT: `https://${gw.grpc}`,
       OTEL_EXPORTER_OTLP_CERTIFICATE: certs.ca,
@@ -102,11 +107,7 @@ for (const mtls of [false, true]) {
 test('wrong bearer token: rejected, counted, logged once, the agent keeps running', { timeout: 120_000 }, async (t) => {
   const skip = await collectorMissing();
   if (skip) return t.skip(skip);
-  const dir = mkdtempSync(join(tmpdir(), 'connlat-tls-'));
-  const certs = makeCerts(dir);
-  const outDir = join(dir, 'out');
-  mkdirSync(outDir);
-  const gw = await gateway(t, certs, outDir, false);
+  const { dir, certs, outDir, gw } = await setUp(t, false);
   const local = join(dir, 'local.jsonl'); // a second exporter shows what the agent counted
   const run = await runAgentAgainst(
     t,

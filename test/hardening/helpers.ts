@@ -1,7 +1,6 @@
 // Shared by the hardening tests: process memory and CPU from /proc, totals from decoded OTLP requests filtered by a
 // resource attribute (several agents can share one receiver), and small waits.
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { attrs } from '../telemetry/helpers.ts';
 
@@ -22,13 +21,7 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+export { freePort } from '../support/net.ts';
 
 /** Requests whose resource has `key` = `value` (requests hold one resource each, as the agent sends them). */
 export function forResource(requests: any[], key: string, value: string): any[] {
