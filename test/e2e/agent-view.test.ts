@@ -25,7 +25,10 @@ test('live table on a TTY', { timeout: 60_000 }, async (t) => {
   let screen = '';
   child.stdout!.on('data', (d) => (screen += d.toString()));
   const start = Date.now();
-  while (!(screen.match(/\x1b\[H\x1b\[2J/g)?.length! >= 2) && Date.now() - start < 30_000) await new Promise((r) => setTimeout(r, 100));
+  // redrawn every second; readiness needs the tool to stay up 1 s, so wait for a ready frame
+  const readyFrames = () => screen.split('\x1b[H\x1b[2J').filter((f) => f.includes('[ready]')).length;
+  while (readyFrames() < 1 && Date.now() - start < 30_000) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 200)); // the frame is written whole, but may arrive in pieces
   const frames = screen.split('\x1b[H\x1b[2J');
   const last = frames.at(-1)!;
   assert.ok(frames.length >= 3, `redrawn at least twice: ${JSON.stringify(screen.slice(0, 500))}`);
