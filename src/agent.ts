@@ -133,6 +133,7 @@ export class Agent {
     if (config.exports.includes('otlp')) for (const problem of otlpTlsEnvProblems(opts.env)) logger.error(problem);
     const enricher = await createEnricher(config, opts.env, logger);
     logger.info(enricher.description);
+    telemetry.observeTotals('connlat.enrich.operations', 'Kubernetes enrichment totals: lookups, unresolved sources, processes gone before lookup, watch errors and restarts.', 'operation', () => enricher.counters);
     await enricher.start();
     const agent = new Agent(opts, source, telemetry, enricher);
     agent.deadlines = deadlines;

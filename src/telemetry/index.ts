@@ -127,6 +127,13 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     },
   };
 
+  function observeTotals(name: string, description: string, attribute: string, read: () => Readonly<Record<string, number>> | undefined): void {
+    const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    meter.createObservableCounter(name, { description, unit: '1', valueType: ValueType.INT }).addCallback((result) => {
+      for (const [key, value] of Object.entries(read() ?? {})) result.observe(value, { [attribute]: snake(key) });
+    });
+  }
+
   function record(event: ConnectEvent): void {
     const agg = event.failed ? failuresAgg : durationAgg;
     const value = event.failed ? 1 : event.latencyMs / 1000;
@@ -180,5 +187,5 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     return shutdownPromise;
   }
 
-  return { record, self, flush, shutdown };
+  return { record, self, observeTotals, flush, shutdown };
 }

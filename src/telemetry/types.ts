@@ -58,6 +58,11 @@ export interface Telemetry {
   /** Histogram (+ failure counter) and, when slow, a rate-limited log record. Synchronous and cheap. */
   record(event: ConnectEvent): void;
   readonly self: SelfMetrics;
+  /**
+   * Exports a stage's own running totals (e.g. the enricher's lookups, watch errors) as one observable counter,
+   * read at each collection: `name{<attribute>=<key in snake_case>}`. The keys must be a fixed set.
+   */
+  observeTotals(name: string, description: string, attribute: string, read: () => Readonly<Record<string, number>> | undefined): void;
   /** Export everything recorded so far (metrics and logs) and wait for it. */
   flush(): Promise<void>;
   /** flush, then release exporters. Idempotent. */
