@@ -205,6 +205,34 @@ describe('metric retry (real gRPC)', () => {
     }
   });
 
+  it('delta: failed exports are kept and re-sent oldest first, so no interval is lost', async () => {
+    const receiver = await startOtlpReceiver();
+    const make = () => new OTLPMetricExporter({ url: receiver.endpoint, temporalityPreference: AggregationTemporality.DELTA });
+    const exporter = new RetryingMetricExporter(
+      make(),
+      { retry: FAST, temporality: AggregationTemporality.DELTA, deadline: () => Date.now() + 3000, onAttemptFailure: () => undefined },
+      make,
+    );
+    const provider = new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 600_000 })] });
+    const counter = provider.getMeter('t').createCounter('events');
+    try {
+      receiver.failWith(grpc.status.UNAVAILABLE, 'gateway down');
+      for (const n of [1, 2, 3]) {
+        counter.add(n);
+        await provider.forceFlush();
+      }
+      assert.equal(exporter.pending, 3);
+      receiver.failWith(null);
+      await receiver.waitFor(() => receiver.metrics.length >= 3, 5000);
+      const values = receiver.metrics.map((m) => m.resourceMetrics[0].scopeMetrics[0].metrics[0].sum.dataPoints[0].asDouble);
+      assert.deepEqual(values, [1, 2, 3]);
+      assert.equal(exporter.pending, 0);
+    } finally {
+      await provider.shutdown();
+      await receiver.close();
+    }
+  });
+
   it('shutdown retries the last export until the deadline and says what it gave up', async () => {
     const receiver = await startOtlpReceiver();
     const gaveUp: string[] = [];
