@@ -149,11 +149,11 @@ export function buildMetricExporter(
   return new RetryingMetricExporter(
     inner,
     {
-    retry: delivery?.retry ?? DEFAULT_RETRY,
-    temporality,
-    deadline: deadlineOf(delivery, 'metrics'),
-    onAttemptFailure: onFailure,
-    ...(delivery?.onGiveUp ? { onGiveUp: delivery.onGiveUp } : {}),
+      retry: delivery?.retry ?? DEFAULT_RETRY,
+      temporality,
+      deadline: deadlineOf(delivery, 'metrics'),
+      onAttemptFailure: onFailure,
+      ...(delivery?.onGiveUp ? { onGiveUp: delivery.onGiveUp } : {}),
     },
     () => createMetricExporter(target, temporality),
   );

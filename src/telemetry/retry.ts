@@ -149,7 +149,7 @@ export class RetryingMetricExporter implements PushMetricExporter {
     // A newer cumulative export carries everything a pending one does: send it instead.
     if (cumulative) this.#pending = [];
     if (this.#pending.length > 0) {
-      // Delta: the older ones go first; this one waits in line (and is reported as accepted for retry).
+      // Delta: the older ones go first; this one waits in line (reported to the reader as not delivered yet).
       this.#enqueue(metrics);
       resultCallback({ code: ExportResultCode.FAILED, error: new Error(`queued behind ${this.#pending.length - 1} failed delta exports`) });
       return;
