@@ -2,8 +2,10 @@
 // find the binary, validate configs, start it on free loopback ports and wait for its health_check.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../net.ts';
+
+export { freePort };
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const OTEL_CONFIG_DIR = `${REPO_ROOT}otel-config`;
@@ -81,17 +83,6 @@ export function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 /** A TCP port free on 127.0.0.1 right now (the kernel picks it; tiny race with other processes, fine for tests). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
