@@ -13,10 +13,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { ManagedProcess, REPO_ROOT, findCollector, freePort, sleep, startCollector, waitFor, type RunningCollector } from '../support/collector/collector.ts';
+import { ManagedProcess, REPO_ROOT, freePort, sleep, startCollector, waitFor, type RunningCollector } from '../support/collector/collector.ts';
 import { readLogRecords } from '../support/collector/file-exporter.ts';
-import { PROMETHEUS_BIN, prometheusSkipReason, startPrometheus, type RunningPrometheus } from '../support/collector/prometheus.ts';
-import { createDelayedLink, netnsSkipReason, removeStaleArtifacts, type DelayedLink } from '../support/netns/netns.ts';
+import { stackSkipReason } from '../support/collector/stack.ts';
+import { PROMETHEUS_BIN, startPrometheus, type RunningPrometheus } from '../support/collector/prometheus.ts';
+import { createDelayedLink, removeStaleArtifacts, type DelayedLink } from '../support/netns/netns.ts';
 
 const run = promisify(execFile);
 const DASHBOARD = join(REPO_ROOT, 'dashboards/connlat-dashboard.json');
@@ -78,15 +79,7 @@ test('promtool check rules dashboards/connlat-alerts.yaml', async (t) => {
   assert.match(stdout, /SUCCESS: 2 rules found/);
 });
 
-const collector = await findCollector();
-const skip: string | false =
-  collector.skip ??
-  (process.getuid?.() !== 0 ? 'needs root (eBPF tcpstates, network namespaces)' : undefined) ??
-  prometheusSkipReason() ??
-  netnsSkipReason() ??
-  (!existsSync('/usr/sbin/tcpstates') ? '/usr/sbin/tcpstates not found (apt-get install libbpf-tools)' : undefined) ??
-  (!existsSync('/sys/kernel/tracing/events/sock/inet_sock_set_state') ? 'tracefs is not mounted at /sys/kernel/tracing' : undefined) ??
-  false;
+const { collector, skip } = await stackSkipReason();
 
 describe('dashboard and alert queries against real connlat data in Prometheus', { skip, timeout: 5 * 60_000 }, () => {
   let outDir = '';

@@ -7,7 +7,6 @@
 //   Vendor:   with vendor-apm.yaml merged in, a local OTLP/HTTP endpoint gets both tenants' data with the headers.
 //   Teardown: no process, namespace, device or qdisc left.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -22,7 +21,6 @@ import {
   OTEL_CONFIG_DIR,
   descendantPids,
   REPO_ROOT,
-  findCollector,
   freePort,
   sleep,
   startCollector,
@@ -30,11 +28,11 @@ import {
   type RunningCollector,
 } from '../support/collector/collector.ts';
 import { readLogRecords, type FlatLogRecord } from '../support/collector/file-exporter.ts';
-import { prometheusSkipReason, startPrometheus, type RunningPrometheus } from '../support/collector/prometheus.ts';
+import { stackSkipReason } from '../support/collector/stack.ts';
+import { startPrometheus, type RunningPrometheus } from '../support/collector/prometheus.ts';
 import {
   createDelayedLink,
   listTestArtifacts,
-  netnsSkipReason,
   processAlive,
   removeStaleArtifacts,
   type DelayedLink,
@@ -49,27 +47,7 @@ const TENANT_B = 'tenant-b';
 const CLUSTER = 'e2e-cluster';
 
 const AGENT_CLI = join(REPO_ROOT, 'src/cli.ts');
-const TCPSTATES = '/usr/sbin/tcpstates';
-
-function tracefsReady(): boolean {
-  try {
-    execFileSync('sh', ['-c', 'mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const collector = await findCollector();
-const skip: string | false =
-  collector.skip ??
-  (process.getuid?.() !== 0 ? 'needs root (eBPF tcpstates, network namespaces)' : undefined) ??
-  prometheusSkipReason() ??
-  netnsSkipReason() ??
-  (!existsSync(AGENT_CLI) ? 'the agent CLI (src/cli.ts) does not exist yet' : undefined) ??
-  (!existsSync(TCPSTATES) ? `${TCPSTATES} not found (apt-get install libbpf-tools)` : undefined) ??
-  (!tracefsReady() ? 'tracefs is not mounted and cannot be (mount -t tracefs nodev /sys/kernel/tracing)' : undefined) ??
-  false;
+const { collector, skip } = await stackSkipReason();
 
 interface AgentIdentity {
   node: string;

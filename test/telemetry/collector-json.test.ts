@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { createTelemetry } from '../../src/telemetry/index.ts';
-import { FAILURES, NINE_CONNECTS, options } from './helpers.ts';
+import { comparable, FAILURES, NINE_CONNECTS, options } from './helpers.ts';
 import { freePort } from '../support/net.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -47,18 +47,6 @@ function jsonLines(path: string): any[] {
     .split('\n')
     .filter((l) => l.length > 0)
     .map((l) => JSON.parse(l));
-}
-
-/** Collection timestamps differ between the two exports; everything else must match. */
-function comparable(node: unknown): unknown {
-  if (Array.isArray(node)) return node.map(comparable);
-  if (node === null || typeof node !== 'object') return node;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(node)) {
-    if (k === 'timeUnixNano' || k === 'startTimeUnixNano' || k === 'observedTimeUnixNano') continue;
-    out[k] = comparable(v);
-  }
-  return out;
 }
 
 const binary = collectorBinary();
@@ -114,8 +102,8 @@ describe('telemetry: otlp-json matches the Collector file exporter', () => {
         assert.equal(pick(theirs, 'resourceMetrics').length, 1);
         assert.equal(pick(theirs, 'resourceLogs').length, 1);
         // Compared as text, so field order counts too.
-        assert.equal(JSON.stringify(comparable(pick(ours, 'resourceMetrics'))), JSON.stringify(comparable(pick(theirs, 'resourceMetrics'))));
-        assert.equal(JSON.stringify(comparable(pick(ours, 'resourceLogs'))), JSON.stringify(comparable(pick(theirs, 'resourceLogs'))));
+        assert.equal(JSON.stringify(comparable(pick(ours, 'resourceMetrics'), { keepZeroDropped: true })), JSON.stringify(comparable(pick(theirs, 'resourceMetrics'), { keepZeroDropped: true })));
+        assert.equal(JSON.stringify(comparable(pick(ours, 'resourceLogs'), { keepZeroDropped: true })), JSON.stringify(comparable(pick(theirs, 'resourceLogs'), { keepZeroDropped: true })));
         // the log records' own times pass through unchanged
         assert.deepEqual(
           pick(ours, 'resourceLogs')[0].resourceLogs[0].scopeLogs[0].logRecords.map((r: any) => r.timeUnixNano),

@@ -107,3 +107,20 @@ export function counterBy(requests: any[], name: string, key?: string): Record<s
 export function nanos(ms: number): string {
   return (BigInt(ms) * 1_000_000n).toString();
 }
+
+/**
+ * Drops what legitimately differs between two collections of the same data: the timestamps, and (unless
+ * keepZeroDropped) the zero droppedAttributesCount the JS protobuf encoder writes explicitly where OTLP/JSON leaves
+ * default values out. Everything else must match.
+ */
+export function comparable(node: unknown, opts: { keepZeroDropped?: boolean } = {}): unknown {
+  if (Array.isArray(node)) return node.map((n) => comparable(n, opts));
+  if (node === null || typeof node !== 'object') return node;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(node)) {
+    if (k === 'timeUnixNano' || k === 'startTimeUnixNano' || k === 'observedTimeUnixNano') continue;
+    if (!opts.keepZeroDropped && k === 'droppedAttributesCount' && v === 0) continue;
+    out[k] = comparable(v, opts);
+  }
+  return out;
+}

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { createTelemetry } from '../../src/telemetry/index.ts';
 import { startOtlpReceiver } from '../support/otlp/receiver.ts';
-import { FAILURES, lastMetric, logRecords, NINE_CONNECTS, options } from './helpers.ts';
+import { comparable, FAILURES, lastMetric, logRecords, NINE_CONNECTS, options } from './helpers.ts';
 
 function tempFile(): { path: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'connlat-otlp-json-'));
@@ -22,22 +22,6 @@ function readLines(path: string): any[] {
     .slice(0, -1)
     .split('\n')
     .map((line) => JSON.parse(line));
-}
-
-/**
- * Drop the timestamps that legitimately differ between two readers' collections, and the zero
- * droppedAttributesCount the JS protobuf encoder writes explicitly (OTLP/JSON leaves default values out).
- */
-function comparable(node: unknown): unknown {
-  if (Array.isArray(node)) return node.map(comparable);
-  if (node === null || typeof node !== 'object') return node;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(node)) {
-    if (k === 'timeUnixNano' || k === 'startTimeUnixNano' || k === 'observedTimeUnixNano') continue;
-    if (k === 'droppedAttributesCount' && v === 0) continue;
-    out[k] = comparable(v);
-  }
-  return out;
 }
 
 describe('telemetry: otlp-json file', () => {
