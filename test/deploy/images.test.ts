@@ -1,9 +1,9 @@
 // The image recipes in bpf-tools/, proven without a container engine: every RUN/COPY step of each Dockerfile is
 // replayed (parsed from the Dockerfile itself, see support/dockerfile.ts) in a debootstrapped Debian bookworm root
 // with chroot, then the agent image runs `connlat doctor`, a replay, and the real tcpstates source inside that root.
-// The source build of libbpf-tools (Dockerfile.source) is opt-in: images-source.test.ts.
+// The source build of the tools (Dockerfile.source) is images-source.test.ts.
 import assert from 'node:assert/strict';
-import { createServer, connect, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
+import { connectTimes } from '../support/net.ts';
 import { buildDockerfile, ensureBaseTarball, missingPrerequisite, runIn, spawnIn, type Bind, type BuildResult } from './support/chroot-image.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -161,13 +162,7 @@ test('bpf-tools/Dockerfile.agent: builds in a bookworm root; doctor, replay and 
     try {
       await waitFor('/readyz', async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok, 30_000);
       const connects = 5;
-      for (let i = 0; i < connects; i++) {
-        await new Promise<void>((resolve, reject) => {
-          const c = connect(port, '127.0.0.1', () => c.end());
-          c.on('close', () => resolve());
-          c.on('error', reject);
-        });
-      }
+      await connectTimes(port, connects);
       await waitFor(`${connects} connects exported`, async () => lastConnectCount(await readFile(join(shared, 'live.jsonl'), 'utf8')) >= connects, 20_000);
     } finally {
       agent.kill('SIGINT');

@@ -304,14 +304,15 @@ async function buildStage(
 
 /**
  * The build machine's extra TLS trust (a proxy's CA), handed to RUN steps the way a build environment would pass its
- * proxy settings: npm and Node read NODE_EXTRA_CA_CERTS / npm_config_cafile. Nothing is written into the image.
+ * proxy settings: npm and Node read NODE_EXTRA_CA_CERTS / npm_config_cafile, curl CURL_CA_BUNDLE (the host's whole
+ * bundle, so public CAs stay trusted). Nothing is written into the image.
  */
 function hostTrust(): { binds: Bind[]; env: Record<string, string> } {
   const file = process.env.NODE_EXTRA_CA_CERTS;
   if (!file || !existsSync(file)) return { binds: [], env: {} };
   const inside = '/run/connlat-build-ca';
   const path = posix.join(inside, basename(file));
-  return { binds: [{ host: dirname(file), inside, readOnly: true }], env: { NODE_EXTRA_CA_CERTS: path, npm_config_cafile: path } };
+  return { binds: [{ host: dirname(file), inside, readOnly: true }], env: { NODE_EXTRA_CA_CERTS: path, npm_config_cafile: path, CURL_CA_BUNDLE: path } };
 }
 
 export class StepError extends Error {
