@@ -55,21 +55,26 @@ test('bpf-tools/Dockerfile.source: tcpconnlat and tcpstates built from the pinne
     tool.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     tool.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => tool.on('close', r));
-    const decoder = new LineDecoder('tcpstates');
-    const connectsTo = () => stdout.split('\n').map((l) => decoder.decode(l, Date.now()))
-      .filter((r) => r.kind === 'event' && r.event.dport === port && !r.event.failed);
+    // A fresh decoder per look: it is stateful (header, sockets seen in SYN_SENT) and reads the whole output again.
+    const connectsTo = () => {
+      const decoder = new LineDecoder('tcpstates');
+      return stdout.split('\n').flatMap((l) => {
+        const r = decoder.decode(l, Date.now());
+        return r.kind === 'event' && r.event.dport === port && !r.event.failed ? [r.event] : [];
+      });
+    };
     try {
       // The header is printed once the BPF program is attached.
       await waitFor('tcpstates header', () => /^SKADDR\s/m.test(stdout), 30_000, () => stderr);
       const connects = 5;
       await connectTimes(port, connects);
       await waitFor(`${connects} connects to port ${port}`, () => connectsTo().length >= connects, 20_000, () => stderr);
-      const events = connectsTo().map((r) => (r.kind === 'event' ? r.event : undefined));
+      const events = connectsTo();
       assert.equal(events.length, connects);
       for (const e of events) {
-        assert.equal(e?.daddr, '127.0.0.1');
-        assert.equal(e?.pid, process.pid);
-        assert.ok(Number.isFinite(e?.latencyMs) && e!.latencyMs >= 0);
+        assert.equal(e.daddr, '127.0.0.1');
+        assert.equal(e.pid, process.pid);
+        assert.ok(Number.isFinite(e.latencyMs) && e.latencyMs >= 0);
       }
     } finally {
       tool.kill('SIGINT');
