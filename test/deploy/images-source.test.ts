@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { LineDecoder } from '../../src/parse/decoder.ts';
+import { waitFor } from '../sources/helpers.ts';
 import { connectTimes } from '../support/net.ts';
 import { buildDockerfile, ensureBaseTarball, missingPrerequisite, runIn, spawnIn } from './support/chroot-image.ts';
 
@@ -38,6 +39,7 @@ test('bpf-tools/Dockerfile.source: tcpconnlat and tcpstates built from the pinne
   assert.equal(version.code, 0, version.stderr);
   assert.equal(version.stdout.trim(), 'tcpconnlat 0.1');
   const help = await runIn(image, [...image.entrypoint!, '--help']);
+  assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout, /Trace TCP connects and show connection latency/);
 
   await t.test('the source-built tcpstates attaches and its output decodes into the connects made', async (tt) => {
@@ -65,10 +67,10 @@ test('bpf-tools/Dockerfile.source: tcpconnlat and tcpstates built from the pinne
     };
     try {
       // The header is printed once the BPF program is attached.
-      await waitFor('tcpstates header', () => /^SKADDR\s/m.test(stdout), 30_000, () => stderr);
+      await waitFor(() => /^SKADDR\s/m.test(stdout), 30_000, 'the tcpstates header');
       const connects = 5;
       await connectTimes(port, connects);
-      await waitFor(`${connects} connects to port ${port}`, () => connectsTo().length >= connects, 20_000, () => stderr);
+      await waitFor(() => connectsTo().length >= connects, 20_000, `${connects} connects to port ${port}`);
       const events = connectsTo();
       assert.equal(events.length, connects);
       for (const e of events) {
@@ -78,7 +80,7 @@ test('bpf-tools/Dockerfile.source: tcpconnlat and tcpstates built from the pinne
       }
     } finally {
       tool.kill('SIGINT');
-      tt.diagnostic(`tcpstates exit ${await exited}; ${stdout.split('\n').length} lines`);
+      tt.diagnostic(`tcpstates exit ${await exited}; ${stdout.split('\n').length} lines; stderr: ${stderr.trim().slice(-500)}`);
     }
   });
 
@@ -93,12 +95,3 @@ test('bpf-tools/Dockerfile.source: tcpconnlat and tcpstates built from the pinne
     assert.doesNotMatch(run.stderr, /failed to load BPF|verifier|invalid/i);
   });
 });
-
-async function waitFor(what: string, check: () => boolean, timeoutMs: number, context: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}; stderr: ${context().trim().slice(-500)}`);
-}
