@@ -17,8 +17,11 @@ test('live table on a TTY', { timeout: 60_000 }, async (t) => {
   const cmd = [process.execPath, CONNLAT_BIN, '--source', 'tcpconnlat', '--tcpconnlat-path', FAKE, '--export', `otlp-json:${join(dir, 'o.jsonl')}`, '--health-addr', 'off', '--slow-ms', '10']
     .map((a) => `'${a}'`)
     .join(' ');
-  const child = spawn('script', ['-qfec', `stty cols 140 rows 40; ${cmd}`, '/dev/null'], {
-    env: { ...process.env, FAKE_STATE: join(dir, 'runs'), FAKE_CRASHES: '0', TERM: 'xterm' },
+  // `exec`: script(1) runs this with $SHELL, or /bin/sh when unset (as in CI). dash does not exec the last command
+  // of a list, so without it a shell waits in the terminal's foreground group, dies of the Ctrl-C (130) and hides
+  // the agent's own exit code.
+  const child = spawn('script', ['-qfec', `stty cols 140 rows 40; exec ${cmd}`, '/dev/null'], {
+    env: { ...process.env, SHELL: '/bin/sh', FAKE_STATE: join(dir, 'runs'), FAKE_CRASHES: '0', TERM: 'xterm' },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   t.after(() => child.kill('SIGKILL'));
