@@ -76,10 +76,15 @@ for (const source of ['tcpstates', 'auto'] as const) {
   });
 }
 
+const AS_NOBODY = ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all'];
+
 async function unprivilegedUnavailable(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'needs root to switch to the user nobody';
   if (spawnSync('setpriv', ['--version']).status !== 0) return 'setpriv (util-linux) is not installed';
   if (!existsSync('/usr/sbin/tcpstates')) return '/usr/sbin/tcpstates is not installed (apt-get install libbpf-tools)';
+  // A checkout under a 0700 directory (mktemp -d) is unreadable to nobody: the agent would not start at all.
+  const asNobody = spawnSync('setpriv', [...AS_NOBODY, process.execPath, CONNLAT_BIN, '--version'], { encoding: 'utf8' });
+  if (asNobody.status !== 0) return `the user nobody cannot start the agent from this checkout (${asNobody.stderr.split('\n').find((l) => /Error/.test(l)) ?? `exit ${asNobody.status}`}); make its path readable to others`;
   const tracefs = await ensureTracefs();
   if (!tracefs.ok) return `tracefs unavailable: ${tracefs.message}`;
   return undefined;
@@ -93,7 +98,7 @@ test('no privileges: the real tcpstates as user nobody gives the capability advi
   const health = await freePort();
   const child = spawn(
     'setpriv',
-    ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', process.execPath, CONNLAT_BIN,
+    [...AS_NOBODY, process.execPath, CONNLAT_BIN,
       '--source', 'tcpstates', '--export', `otlp-json:${join(dir, 'out.jsonl')}`, '--health-addr', `127.0.0.1:${health}`, '--view', 'off', '--kubernetes', 'off'],
     { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -101,7 +106,10 @@ test('no privileges: the real tcpstates as user nobody gives the capability advi
   child.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   t.after(() => child.kill('SIGKILL'));
-  await waitUntil('3 restarts', () => restartDelays(stderr).length >= 3, 60_000);
+  await waitUntil('3 restarts', () => {
+    if (child.exitCode !== null) throw new Error(`the agent exited with ${child.exitCode}: ${stderr}`);
+    return restartDelays(stderr).length >= 3;
+  }, 60_000);
   const ready = await readyz(health);
   assert.equal(child.exitCode, null, `the agent must stay up: ${stderr}`);
   assert.equal(ready?.status, 503);
