@@ -304,8 +304,9 @@ async function buildStage(
 
 /**
  * The build machine's extra TLS trust (a proxy's CA), handed to RUN steps the way a build environment would pass its
- * proxy settings: npm and Node read NODE_EXTRA_CA_CERTS / npm_config_cafile, curl CURL_CA_BUNDLE (the host's whole
- * bundle, so public CAs stay trusted). Nothing is written into the image.
+ * proxy settings: npm and Node read NODE_EXTRA_CA_CERTS / npm_config_cafile, curl CURL_CA_BUNDLE. curl replaces its
+ * bundle with that file rather than adding to it: fine where it is the host's whole bundle (as here) or the CA of a
+ * proxy that intercepts every connection. Nothing is written into the image.
  */
 function hostTrust(): { binds: Bind[]; env: Record<string, string> } {
   const file = process.env.NODE_EXTRA_CA_CERTS;
