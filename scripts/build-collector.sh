@@ -27,9 +27,14 @@ out_dir="$cache_root/collector/$key"
 binary="$out_dir/otelcol-connlat"
 
 # --path: print where the binary is (or would be) and stop; used by the tests to find it without building.
+# --check: exit 1 instead of building when it is not built (scripts/setup.sh).
 if [[ ${1:-} == --path || -x $binary ]]; then
   echo "$binary"
   exit 0
+fi
+if [[ ${1:-} == --check ]]; then
+  echo "build-collector: otelcol-connlat ($key) not built in $out_dir" >&2
+  exit 1
 fi
 
 export GOMODCACHE="$cache_root/go/mod"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds the real Kubernetes control plane the tests run against (kube-apiserver + etcd) from the
-# upstream Go modules pinned in tools/kube/go.mod, and caches the binaries outside the repo:
+# Builds the real Kubernetes the tests run against from the upstream Go modules pinned in tools/kube/go.mod (its
+# `tool` lines: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl), and
+# caches the binaries outside the repo:
 #
-#   ${CONNLAT_CACHE:-$HOME/.cache/connlat}/kube/<k8s-version>/{kube-apiserver,etcd}
+#   ${CONNLAT_CACHE:-$HOME/.cache/connlat}/kube/<k8s-version>/{etcd,kube-apiserver,...}
 #
 # Idempotent: when the binaries for the pinned manifest exist it only prints their paths.
-# Output (stdout): two lines "kube-apiserver=<path>" and "etcd=<path>". Progress goes to stderr.
+# Output (stdout): one line "<program>=<path>" per program. Progress goes to stderr.
 # Options: --check  exit 1 (printing nothing on stdout) instead of building when the cache is cold.
 set -euo pipefail
 
@@ -28,14 +29,17 @@ etcd_version="$(awk '$1 == "go.etcd.io/etcd/server/v3" && $2 ~ /^v/ { print $2; 
 [[ -n "$k8s_version" && -n "$etcd_version" ]] || { echo "build-kube.sh: cannot read k8s.io/kubernetes / etcd versions from $manifest_dir/go.mod" >&2; exit 1; }
 
 out_dir="$cache_root/$k8s_version"
-apiserver="$out_dir/kube-apiserver"
-etcd="$out_dir/etcd"
+# The programs are the manifest's `tool` lines: etcd, the control plane, the node (kubelet, kube-proxy) and kubectl.
+mapfile -t packages < <(awk '/^tool \(/ { t = 1; next } t && /^\)/ { exit } t { print $1 }' "$manifest_dir/go.mod")
+programs=()
+for p in "${packages[@]}"; do n=${p%/v3}; n=${n##*/}; [[ $n == server ]] && n=etcd; programs+=("$n"); done
 stamp="$out_dir/manifest.sha256"
 manifest_sum="$(cat "$manifest_dir/go.mod" "$manifest_dir/go.sum" | sha256sum | cut -d' ' -f1)"
 
-print_paths() { printf 'kube-apiserver=%s\netcd=%s\n' "$apiserver" "$etcd"; }
+print_paths() { for p in "${programs[@]}"; do printf '%s=%s\n' "$p" "$out_dir/$p"; done; }
+all_built() { for p in "${programs[@]}"; do [[ -x "$out_dir/$p" ]] || return 1; done; }
 
-if [[ -x "$apiserver" && -x "$etcd" && -f "$stamp" && "$(cat "$stamp")" == "$manifest_sum" ]]; then
+if all_built && [[ -f "$stamp" && "$(cat "$stamp")" == "$manifest_sum" ]]; then
   print_paths
   exit 0
 fi
@@ -59,16 +63,15 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   version_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
-build() { # <package> <output> <extra ldflags>
-  local started=$SECONDS
-  echo "build-kube.sh: building $1 -> $2" >&2
-  (cd "$manifest_dir" && go build -ldflags="-s -w$3" -o "$2.tmp" "$1")
-  mv -f "$2.tmp" "$2"
-  echo "build-kube.sh: built $(basename "$2") in $((SECONDS - started))s" >&2
-}
-
+# One `go build` of every main package: they share most of their ~2,400 packages, so one compile serves all.
 rm -f "$stamp"
-build go.etcd.io/etcd/server/v3 "$etcd" ""
-build k8s.io/kubernetes/cmd/kube-apiserver "$apiserver" "$version_ldflags"
+started=$SECONDS
+echo "build-kube.sh: building ${programs[*]} into $out_dir" >&2
+tmp="$out_dir/.build"
+rm -rf "$tmp"; mkdir -p "$tmp"
+(cd "$manifest_dir" && go build -ldflags="-s -w$version_ldflags" -o "$tmp/" "${packages[@]}")
+for p in "${programs[@]}"; do mv -f "$tmp/$([[ $p == etcd ]] && echo server || echo "$p")" "$out_dir/$p"; done
+rmdir "$tmp"
+echo "build-kube.sh: built ${#programs[@]} programs in $((SECONDS - started))s" >&2
 echo "$manifest_sum" >"$stamp"
 print_paths

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on a fresh Debian machine, and does nothing that is already done:
+# Debian packages, the npm packages (including the pinned Node 24), tracefs, and the slow Go builds (our Collector
+# distribution, Kubernetes, helm/kustomize), which are cached outside the repo under $CONNLAT_CACHE
+# (default ~/.cache/connlat) keyed by their pinned versions. `npm test` runs it first (scripts/test.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CONNLAT_CACHE="${CONNLAT_CACHE:-$HOME/.cache/connlat}"
+export DEBIAN_FRONTEND=noninteractive
+step() { printf '\n== setup: %s (%s)\n' "$*" "$(date -u +%T)" >&2; }
+
+# One list of what the tests need from Debian; each entry says what needs it.
+need=(
+  libbpf-tools              # tcpconnlat, tcpstates
+  prometheus                # remote-write backend of the collector e2e tests, promtool
+  debootstrap               # the local Debian base image (no registry here)
+  iproute2 socat openssl coreutils procps util-linux curl ca-certificates
+  python3                   # hostile process names (prctl); the delay line
+)
+missing=()
+for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
+if ((${#missing[@]})); then
+  step "Debian packages: ${missing[*]}"
+  if [[ $(id -u) != 0 ]]; then
+    echo "setup: missing Debian packages (${missing[*]}); run as root (sudo npm test) or install them" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! mountpoint -q /sys/kernel/tracing; then
+  step "tracefs (tcpstates attaches to a tracepoint)"
+  mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || echo "setup: tracefs could not be mounted; eBPF tests will skip" >&2
+fi
+
+if [[ ! -x node_modules/.bin/node || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  step "npm packages (includes the pinned Node 24)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+for script in scripts/build-collector.sh scripts/build-kube.sh scripts/build-helm.sh; do
+  if ! "$script" --check >/dev/null 2>&1; then
+    step "$script"
+    "$script" >/dev/null
+  fi
+done
