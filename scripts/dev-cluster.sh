@@ -173,7 +173,10 @@ up() {
   ip link set "$host_if" up
   # ip_forward: pods reach the machine through the node. bridge-nf-call-iptables: kube-proxy's DNAT sees
   # pod-to-pod traffic on the bridge. Both are per network namespace.
+  # No default route: nothing in the node can send to any address but the machine's end of the link. The Service
+  # network gets a route only so that a connect from the node itself reaches kube-proxy's OUTPUT DNAT.
   in_node sh -c "ip link set lo up && ip addr add $node_ip/30 dev eth0 && ip link set eth0 up &&
+    ip route add $service_cidr dev eth0 &&
     sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 net.ipv6.conf.all.disable_ipv6=1"
   local dir sysctl
   for dir in "${node_dirs[@]}"; do

@@ -16,6 +16,9 @@ need=(
   debootstrap               # the local Debian base image (no registry here)
   iproute2 socat openssl coreutils procps util-linux curl ca-certificates
   python3                   # hostile process names (prctl); the delay line
+  # The single-node dev cluster (scripts/dev-cluster.sh): runtime, CNI plugins, kube-proxy's iptables, the local
+  # pause (catatonit) and test-workload (busybox) images built with buildah; nft for its leftovers test.
+  containerd runc containernetworking-plugins iptables nftables buildah catatonit busybox-static
 )
 missing=()
 for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done

@@ -21,6 +21,8 @@ export interface DevCluster {
   stateDir: string;
   /** Wall time of `dev-cluster.sh up` (node Ready and ServiceAccounts made), in milliseconds. */
   upMs: number;
+  /** What `up` said on stderr: its steps, each with the seconds since it started. */
+  upLog: string;
   /** Runs kubectl as the admin; resolves to stdout, rejects with kubectl's stderr. */
   kubectl(args: string[], options?: { input?: string; timeoutMs?: number }): Promise<string>;
 }
@@ -58,8 +60,9 @@ function failure(what: string, error: unknown): Error {
 export async function startDevCluster(options: { timeoutMs?: number } = {}): Promise<DevCluster> {
   const started = performance.now();
   let stdout: string;
+  let stderr: string;
   try {
-    ({ stdout } = await run(devClusterScript, ['up'], { timeout: options.timeoutMs ?? 1_200_000, maxBuffer: 16 << 20 }));
+    ({ stdout, stderr } = await run(devClusterScript, ['up'], { timeout: options.timeoutMs ?? 1_200_000, maxBuffer: 16 << 20 }));
   } catch (error) {
     throw failure('scripts/dev-cluster.sh up', error);
   }
@@ -71,7 +74,7 @@ export async function startDevCluster(options: { timeoutMs?: number } = {}): Pro
         timeout: opts.timeoutMs ?? 120_000,
         maxBuffer: 64 << 20,
       });
-      if (opts.input !== undefined) child.child.stdin?.end(opts.input);
+      child.child.stdin?.end(opts.input ?? '');
       return (await child).stdout;
     } catch (error) {
       throw failure(`kubectl ${args.join(' ')}`, error);
@@ -84,6 +87,7 @@ export async function startDevCluster(options: { timeoutMs?: number } = {}): Pro
     hostIp: values.HOST_IP,
     stateDir: values.STATE_DIR,
     upMs,
+    upLog: stderr,
     kubectl,
   };
 }

@@ -1,4 +1,4 @@
-// Where scripts/build-kube.sh caches the control-plane binaries, derived from the same pinned manifest
+// Where scripts/build-kube.sh caches the Kubernetes binaries, derived from the same pinned manifest
 // (tools/kube/go.mod) so the harness and the build script can never disagree on the version.
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -14,6 +14,12 @@ export interface KubeBinaries {
   etcdVersion: string;
   kubeApiserver: string;
   etcd: string;
+  /** The rest of the one build (scripts/dev-cluster.sh runs them): the node's programs and kubectl. */
+  kubeControllerManager: string;
+  kubeScheduler: string;
+  kubelet: string;
+  kubeProxy: string;
+  kubectl: string;
 }
 
 function pinnedVersion(goMod: string, module: string): string {
@@ -34,6 +40,11 @@ export function kubeBinaries(): KubeBinaries {
     etcdVersion: pinnedVersion(goMod, 'go.etcd.io/etcd/server/v3'),
     kubeApiserver: join(dir, 'kube-apiserver'),
     etcd: join(dir, 'etcd'),
+    kubeControllerManager: join(dir, 'kube-controller-manager'),
+    kubeScheduler: join(dir, 'kube-scheduler'),
+    kubelet: join(dir, 'kubelet'),
+    kubeProxy: join(dir, 'kube-proxy'),
+    kubectl: join(dir, 'kubectl'),
   };
 }
 
