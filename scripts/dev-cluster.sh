@@ -23,6 +23,7 @@ node_name=connlat-dev
 pod_cidr=10.244.0.0/24
 service_cidr=10.96.0.0/16
 api_service_ip=10.96.0.1
+dns_service_ip=10.96.0.10
 host_if=connlat-dev0                        # the machine's end of the veth pair; the node's end is its eth0
 cgroup=/sys/fs/cgroup/pids/connlat-dev-cluster
 # Paths the kubelet and containerd use whatever their config says; inside the node's mount namespace each one is
@@ -69,7 +70,10 @@ wait_for() {
 }
 kubectl() { "$kube_bin/kubectl" --kubeconfig "$state_dir/admin.kubeconfig" "$@"; }
 render() { sed -e "s|@STATE_DIR@|$state_dir|g" -e "s|@NODE_IP@|$node_ip|g" -e "s|@NODE_NAME@|$node_name|g" \
-  -e "s|@POD_CIDR@|$pod_cidr|g" -e "s|@PAUSE_IMAGE@|$pause_image|g" "$config_dir/$1" >"$2"; }
+  -e "s|@POD_CIDR@|$pod_cidr|g" -e "s|@PAUSE_IMAGE@|$pause_image|g" -e "s|@DNS_SERVICE_IP@|$dns_service_ip|g" \
+  "$config_dir/$1" >"$2"; }
+# CoreDNS's /ready, asked inside the node (bash's /dev/tcp: no HTTP client needed).
+dns_ready() { in_node bash -c 'exec 3<>/dev/tcp/127.0.0.1/8181 && printf "GET /ready HTTP/1.0\r\n\r\n" >&3 && grep -q "^HTTP/1.1 200" <&3'; }
 
 # Every process of the node: the daemons' cgroup and the pods' cgroups, in any hierarchy.
 pod_pids() { find /sys/fs/cgroup/*/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u; }
@@ -108,7 +112,7 @@ down() {
 status() {
   if ! is_up; then echo "down"; return 3; fi
   holder=$(holder_pid) || { echo "broken: state left over without a running node ($state_dir); run: $0 down"; return 1; }
-  for d in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
+  for d in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy coredns; do
     if alive "$d"; then echo "$d running (pid $(cat "$state_dir/pids/$d"))"; else echo "$d NOT running"; fi
   done
   echo "KUBECONFIG=$state_dir/admin.kubeconfig"
@@ -131,6 +135,8 @@ requirements() {
   kube_paths=$("$repo_root/scripts/build-kube.sh" --check 2>/dev/null) ||
     fail "Kubernetes binaries not built: run scripts/build-kube.sh"
   kube_bin=$(dirname "$(grep -m1 '^kubelet=' <<<"$kube_paths" | cut -d= -f2)")
+  coredns=$("$repo_root/scripts/build-coredns.sh" --check 2>/dev/null) || fail "CoreDNS not built: run scripts/build-coredns.sh"
+  coredns=${coredns#coredns=}
 }
 
 preflight() {
@@ -199,6 +205,8 @@ up() {
   render cni.conflist "$state_dir/cni/net.d/10-connlat-dev.conflist"
   render kubelet.yaml "$state_dir/kubelet.yaml"
   render kube-proxy.yaml "$state_dir/kube-proxy.yaml"
+  render Corefile "$state_dir/Corefile"
+  render cluster-dns.yaml "$state_dir/cluster-dns.yaml"
 
   say "etcd, kube-apiserver, containerd ($(elapsed))"
   start etcd "$kube_bin/etcd" --name=connlat-dev --data-dir="$state_dir/etcd" \
@@ -231,6 +239,8 @@ up() {
   start kubelet "$kube_bin/kubelet" --config="$state_dir/kubelet.yaml" --kubeconfig="$state_dir/kubelet.kubeconfig" \
     --hostname-override="$node_name" --node-ip="$node_ip"
   start kube-proxy "$kube_bin/kube-proxy" --config="$state_dir/kube-proxy.yaml"
+  kubectl apply -f "$state_dir/cluster-dns.yaml" >/dev/null
+  start coredns "$coredns" -conf "$state_dir/Corefile"
 
   if [[ -x $repo_root/scripts/build-images.sh ]]; then
     say "scripts/build-images.sh ($(elapsed))"
@@ -250,6 +260,7 @@ up() {
   say "node Ready ($(elapsed))"
   wait_for "ServiceAccounts" 60 kube-controller-manager kubectl get serviceaccount default -n default
   wait_for "ServiceAccounts" 60 kube-controller-manager kubectl get serviceaccount default -n kube-system
+  wait_for "CoreDNS" 60 coredns dns_ready
   for d in kube-scheduler kube-proxy; do alive "$d" || fail "$d exited: $(tail -n 1 "$logs/$d.log") (log: $logs/$d.log)"; done
   say "up in $(elapsed)"
   trap - EXIT

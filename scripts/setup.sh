@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh Debian machine, and does nothing that is already done:
 # Debian packages, the npm packages (including the pinned Node 24), tracefs, and the slow Go builds (our Collector
-# distribution, Kubernetes, helm/kustomize), which are cached outside the repo under $CONNLAT_CACHE
+# distribution, Kubernetes, CoreDNS, helm/kustomize), which are cached outside the repo under $CONNLAT_CACHE
 # (default ~/.cache/connlat) keyed by their pinned versions. `npm test` runs it first (scripts/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +42,7 @@ if [[ ! -x node_modules/.bin/node || package-lock.json -nt node_modules/.package
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-for script in scripts/build-collector.sh scripts/build-kube.sh scripts/build-helm.sh; do
+for script in scripts/build-collector.sh scripts/build-kube.sh scripts/build-coredns.sh scripts/build-helm.sh; do
   if ! "$script" --check >/dev/null 2>&1; then
     step "$script"
     "$script" >/dev/null

@@ -61,10 +61,12 @@ make_pki() {
   issue_cert scheduler /CN=system:kube-scheduler clientAuth
   issue_cert kube-proxy /CN=system:kube-proxy clientAuth
   issue_cert node "/O=system:nodes/CN=system:node:$node_name" clientAuth
+  issue_cert coredns /CN=system:coredns clientAuth
 
   write_kubeconfig "$state_dir/admin.kubeconfig" admin
   write_kubeconfig "$state_dir/controller-manager.kubeconfig" controller-manager
   write_kubeconfig "$state_dir/scheduler.kubeconfig" scheduler
   write_kubeconfig "$state_dir/kube-proxy.kubeconfig" kube-proxy
   write_kubeconfig "$state_dir/kubelet.kubeconfig" node
+  write_kubeconfig "$state_dir/coredns.kubeconfig" coredns
 }

@@ -1,5 +1,6 @@
 // The single-node dev cluster (scripts/dev-cluster.sh) for real: up, a pod behind a ClusterIP Service that kube-proxy
-// DNATs to, a pod reaching a server on the machine, then down, and the machine exactly as it was before.
+// DNATs to, its name resolved by the cluster DNS, a pod reaching a server on the machine, then down, and the machine
+// exactly as it was before.
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -112,11 +113,13 @@ describe('dev cluster (scripts/dev-cluster.sh)', { skip, timeout: 900_000 }, () 
     // The client asks the Service's ClusterIP on port 80; only the server's port 8080 listens, so an answer proves
     // kube-proxy's DNAT (ClusterIP:80 -> pod:8080).
     await cluster.kubectl(['run', 'client', '-n', ns, `--image=${image}`, '--image-pull-policy=Never', '--restart=Never', '--command', '--',
-      '/bin/sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${clusterIp} 80 && echo from-pod | nc -w 5 ${cluster.hostIp} ${hostPort}`]);
+      '/bin/sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${clusterIp} 80 && echo from-pod | nc -w 5 ${cluster.hostIp} ${hostPort} && nslookup web`]);
     await cluster.kubectl(['wait', '-n', ns, '--for=jsonpath={.status.phase}=Succeeded', 'pod/client', '--timeout=120s']);
     const clientLog = await cluster.kubectl(['logs', '-n', ns, 'client']);
     assert.match(clientLog, /^HTTP\/1\.[01] 404 Not Found/m, `busybox httpd answered through the ClusterIP; client log:\n${clientLog}`);
     assert.deepEqual(received, [{ from: nodeIp, data: 'from-pod' }]);
+    // Cluster DNS: the pod's search path and the kube-dns Service (CoreDNS on the node) resolve the Service's name.
+    assert.match(clientLog, new RegExp(`Name:\\s+web\\.${ns}\\.svc\\.cluster\\.local\\s+Address:\\s+${clusterIp.replaceAll('.', '\\.')}`), clientLog);
     const holder = readFileSync(join(cluster.stateDir, 'holder.pid'), 'utf8').trim();
     const { stdout: nat } = await run('nsenter', ['--target', holder, '--net', 'iptables-save', '-t', 'nat']);
     assert.match(nat, new RegExp(`-d ${clusterIp.replaceAll('.', '\\.')}/32 .*-j KUBE-SVC-`), 'kube-proxy wrote the ClusterIP DNAT in the node');
