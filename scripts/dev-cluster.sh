@@ -73,7 +73,7 @@ render() { sed -e "s|@STATE_DIR@|$state_dir|g" -e "s|@NODE_IP@|$node_ip|g" -e "s
   -e "s|@POD_CIDR@|$pod_cidr|g" -e "s|@PAUSE_IMAGE@|$pause_image|g" -e "s|@DNS_SERVICE_IP@|$dns_service_ip|g" \
   "$config_dir/$1" >"$2"; }
 # CoreDNS's /ready, asked inside the node (bash's /dev/tcp: no HTTP client needed).
-dns_ready() { in_node bash -c 'exec 3<>/dev/tcp/127.0.0.1/8181 && printf "GET /ready HTTP/1.0\r\n\r\n" >&3 && grep -q "^HTTP/1.1 200" <&3'; }
+dns_ready() { in_node bash -c 'exec 3<>/dev/tcp/127.0.0.1/8181 && printf "GET /ready HTTP/1.0\r\n\r\n" >&3 && grep -q "^HTTP/1\.[01] 200" <&3'; }
 
 # Every process of the node: the daemons' cgroup and the pods' cgroups, in any hierarchy.
 pod_pids() { find /sys/fs/cgroup/*/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u; }
@@ -82,18 +82,19 @@ in_own_netns() { [[ $(readlink "/proc/$holder/ns/net") != "$(readlink /proc/self
 is_up() { [[ -d $state_dir || -d $cgroup || -e /sys/class/net/$host_if ]] || compgen -G '/sys/fs/cgroup/*/kubepods' >/dev/null; }
 
 down() {
-  local pid deadline
+  local deadline
   if ! is_up; then say "already down"; return 0; fi
-  # The kubelet first (it would restart what dies), then every pod process, then the rest, gently then not.
-  for d in kubelet kube-proxy; do pid=$(cat "$state_dir/pids/$d" 2>/dev/null) && kill "$pid" 2>/dev/null || true; done
-  deadline=$((SECONDS + 10))
-  while [[ -n $(pod_pids) ]] && ((SECONDS < deadline)); do kill -KILL $(pod_pids) 2>/dev/null || true; sleep 0.1; done
-  kill $(node_pids) 2>/dev/null || true
-  deadline=$((SECONDS + 5))
-  while [[ -n $(node_pids) ]] && ((SECONDS < deadline)); do sleep 0.1; done
+  # Nothing of the node is kept, so nothing needs a graceful stop: SIGKILL the kubelet (it would restart
+  # containers), the pods' processes (their shims reap them), then every daemon and shim, until the cgroups are empty.
+  kill -KILL "$(cat "$state_dir/pids/kubelet" 2>/dev/null)" 2>/dev/null || true
+  deadline=$((SECONDS + 15))
+  while [[ -n $(pod_pids) ]]; do
+    kill -KILL $(pod_pids) 2>/dev/null || true; sleep 0.05
+    ((SECONDS < deadline)) || fail "pod processes survive SIGKILL: $(pod_pids | tr '\n' ' ')"
+  done
   while [[ -n $(node_pids) ]]; do
-    kill -KILL $(node_pids) 2>/dev/null || true; sleep 0.1
-    ((SECONDS < deadline + 10)) || fail "processes of the node survive SIGKILL: $(node_pids | tr '\n' ' ')"
+    kill -KILL $(node_pids) 2>/dev/null || true; sleep 0.05
+    ((SECONDS < deadline)) || fail "processes of the node survive SIGKILL: $(node_pids | tr '\n' ' ')"
   done
   # With its last process gone the node's namespaces are freed; the kernel deletes the veth pair with them.
   deadline=$((SECONDS + 10))
@@ -107,6 +108,17 @@ down() {
   fi
   rm -rf "$state_dir"
   say "down in $(elapsed)"
+}
+
+# A failed `up` removes what it started, keeping only the daemons' logs (in /tmp) for the reason.
+failed_up() {
+  local kept
+  if [[ -d $logs ]] && kept=$(mktemp -d /tmp/connlat-dev-cluster-logs.XXXXXX); then
+    cp -a "$logs/." "$kept/" && say "start failed; logs kept in $kept; cleaning up"
+  else
+    say "start failed; cleaning up"
+  fi
+  down >/dev/null 2>&1 || true
 }
 
 status() {
@@ -157,7 +169,7 @@ preflight() {
 
 up() {
   preflight
-  trap 'status=$?; if ((status != 0)); then say "start failed; cleaning up"; down >/dev/null 2>&1 || true; fi' EXIT
+  trap 'status=$?; if ((status != 0)); then failed_up; fi' EXIT
   trap 'exit 130' INT TERM
   source "$repo_root/scripts/dev-cluster/pki.sh"
   source "$repo_root/scripts/dev-cluster/images.sh"

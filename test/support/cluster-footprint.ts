@@ -92,7 +92,7 @@ export async function footprint(): Promise<Footprint> {
     const fields = line.split(' ');
     const fstype = fields[fields.indexOf('-') + 1];
     return `${fields[4]} ${fstype}`;
-  }).filter((mount) => /kubelet|containerd|connlat|\/proc\/sys|\/var\/log\/(pods|containers)|\/var\/lib\/cni/.test(mount));
+  }).filter((mount) => /^\/(var\/lib\/kubelet|var\/lib\/containerd|run\/containerd|run\/connlat-dev-cluster|proc\/sys|var\/log\/pods|var\/log\/containers|var\/lib\/cni)\b/.test(mount));
   const interfaces = readdirSync('/sys/class/net').filter((name) => /^(cni|veth|connlat)/.test(name));
   const { stdout: ruleset } = await run('nft', ['list', 'ruleset']);
   const chains: string[] = [];
