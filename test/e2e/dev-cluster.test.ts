@@ -146,3 +146,22 @@ describe('dev cluster (scripts/dev-cluster.sh)', { skip, timeout: 900_000 }, () 
     assert.match(stderr, /already down/);
   });
 });
+
+describe('dev cluster bad input', () => {
+  it('up without root says so in one line and exits 1', async (t) => {
+    // As root, drop to nobody (setpriv); the checkout must then be readable by nobody.
+    const asNobody = process.getuid?.() === 0 ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'] : [];
+    try {
+      execFileSync(asNobody[0] ?? 'test', [...asNobody.slice(1), ...(asNobody.length > 0 ? ['test'] : []), '-r', devClusterScript]);
+    } catch {
+      t.skip(`nobody cannot read ${devClusterScript}`);
+      return;
+    }
+    const argv = [...asNobody, devClusterScript, 'up'];
+    const result = await run(argv[0] as string, argv.slice(1)).then(() => undefined, (error: { code: number; stdout: string; stderr: string }) => error);
+    assert.ok(result, 'up succeeded without root');
+    assert.equal(result.code, 1);
+    assert.equal(result.stdout, '');
+    assert.equal(result.stderr, 'dev-cluster: must run as root (it makes namespaces, cgroups and mounts, and runs the kubelet): sudo ' + devClusterScript + ' up\n');
+  });
+});
