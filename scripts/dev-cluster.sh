@@ -154,7 +154,7 @@ requirements() {
 preflight() {
   requirements
   if holder=$(holder_pid); then fail "already up (state in $state_dir, node pid $holder): KUBECONFIG=$state_dir/admin.kubeconfig; '$0 down' stops it"; fi
-  is_up && fail "state of an earlier node is left over ($state_dir, cgroups or $host_if); run '$0 down' first"
+  is_up && fail "another up is starting, or an earlier node's state is left over ($state_dir, cgroups or $host_if): wait, or run '$0 down'"
   # All listeners are inside the node's own network namespace, so no port of the machine can be taken; what
   # can collide is the veth pair's addresses.
   local owner
@@ -169,13 +169,14 @@ preflight() {
 
 up() {
   preflight
+  # The claim: mkdir is atomic, so of two concurrent `up`s one fails here, before it could clean up the other's.
+  mkdir "$cgroup" 2>/dev/null || fail "another 'dev-cluster.sh up' is starting a cluster ($cgroup exists)"
   trap 'status=$?; if ((status != 0)); then failed_up; fi' EXIT
   trap 'exit 130' INT TERM
   source "$repo_root/scripts/dev-cluster/pki.sh"
   source "$repo_root/scripts/dev-cluster/images.sh"
   mkdir -p "$state_dir" "$logs" "$state_dir/pids" "$state_dir/sysctl" "$state_dir/containerd" "$state_dir/cni/net.d"
   chmod 700 "$state_dir"
-  mkdir "$cgroup"
 
   say "node namespaces ($(elapsed))"
   # The holder: a process in new network and mount namespaces (private propagation: nothing mounted inside
