@@ -71,17 +71,24 @@ export function parseUint(s: string, start: number, end: number, max: number): n
   return value > max ? -1 : value;
 }
 
-/** Non-negative decimal as printf %.Nf prints it ("47.80", "0.000"); NaN for anything else (nan, inf, -1, 1e3). */
-export function parseDecimal(s: string, start: number, end: number): number {
+/** parseFixed's answer for digits that are not exactly the printf precision: a line cut inside the field. */
+export const CUT = -1;
+
+/**
+ * Non-negative decimal as printf %.<decimals>f prints it ("47.80" for %.2f, "0.000" for %.3f). NaN when it is not a
+ * number printf prints (nan, inf, -1, 1e3); CUT when it is digits without exactly `decimals` of them after the point
+ * ("47", "47.", "0.1"): the tools always print every decimal, so that is a line cut short (or run on), not a value.
+ */
+export function parseFixed(s: string, start: number, end: number, decimals: number): number {
   let i = start;
   while (i < end && isDigit(s.charCodeAt(i))) i++;
   if (i === start) return NaN;
-  if (i < end) {
-    if (s.charCodeAt(i) !== 0x2e) return NaN;
-    const fraction = ++i;
-    while (i < end && isDigit(s.charCodeAt(i))) i++;
-    if (i === fraction || i !== end) return NaN;
-  }
+  if (i === end) return CUT;
+  if (s.charCodeAt(i) !== 0x2e) return NaN;
+  const fraction = ++i;
+  while (i < end && isDigit(s.charCodeAt(i))) i++;
+  if (i !== end) return NaN;
+  if (i - fraction !== decimals) return CUT;
   const value = Number(s.slice(start, end));
   return Number.isFinite(value) ? value : NaN;
 }

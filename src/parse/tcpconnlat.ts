@@ -6,7 +6,7 @@
 import type { ConnectEvent } from '../event.ts';
 import { displayComm } from './comm.ts';
 import {
-  type ColumnLayout, type Columns, excerpt, makeColumns, padRight, parseDecimal, parseUint, reject, scanColumns,
+  CUT, type ColumnLayout, type Columns, excerpt, makeColumns, padRight, parseFixed, parseUint, reject, scanColumns,
 } from './columns.ts';
 import { ipVersionOf } from './ip.ts';
 import type { DecodeResult } from './types.ts';
@@ -61,8 +61,8 @@ export function parseTcpconnlatLine(line: string, end: number, format: Tcpconnla
   }
   const { starts, ends } = cols;
   let f = 0;
-  if (format.time && Number.isNaN(parseDecimal(line, starts[f]!, ends[f]!))) {
-    return reject('time', `TIME(s) ${excerpt(line, starts[f]!, ends[f]!)} is not seconds`);
+  if (format.time && !(parseFixed(line, starts[f]!, ends[f]!, 3) >= 0)) {
+    return reject('time', `TIME(s) ${excerpt(line, starts[f]!, ends[f]!)} is not seconds as %.3f`);
   }
   if (format.time) f++;
   const pid = parseUint(line, starts[f]!, ends[f]!, PID_MAX);
@@ -85,7 +85,7 @@ export function parseTcpconnlatLine(line: string, end: number, format: Tcpconnla
   const dportField = ++f;
   const dport = parseUint(line, starts[dportField]!, ends[dportField]!, 65535);
   const latField = ++f;
-  const latencyMs = parseDecimal(line, starts[latField]!, ends[latField]!);
+  const latencyMs = parseFixed(line, starts[latField]!, ends[latField]!, 2);
 
   const sVersion = ipVersionOf(saddr);
   if (sVersion === 0) return reject('ip', `SADDR ${excerpt(saddr, 0, saddr.length)} is not an IP address`);
@@ -95,6 +95,9 @@ export function parseTcpconnlatLine(line: string, end: number, format: Tcpconnla
     return reject('ip_version', `IP ${family} with SADDR IPv${sVersion} and DADDR IPv${dVersion}`);
   }
   if (dport < 1) return reject('port', `DPORT ${excerpt(line, starts[dportField]!, ends[dportField]!)} is not 1-65535`);
+  if (latencyMs === CUT) {
+    return reject('shape', `LAT(ms) ${excerpt(line, starts[latField]!, ends[latField]!)} is not %.2f: a line cut short`);
+  }
   if (Number.isNaN(latencyMs)) {
     return reject('latency', `LAT(ms) ${excerpt(line, starts[latField]!, ends[latField]!)} is not a finite number >= 0`);
   }

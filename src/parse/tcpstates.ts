@@ -10,7 +10,7 @@
 import type { ConnectEvent } from '../event.ts';
 import { displayComm } from './comm.ts';
 import {
-  type ColumnLayout, type Columns, excerpt, makeColumns, padRight, parseDecimal, parseUint, reject, scanColumns, SKIP,
+  CUT, type ColumnLayout, type Columns, excerpt, makeColumns, padRight, parseFixed, parseUint, reject, scanColumns, SKIP,
 } from './columns.ts';
 import { ipVersionOf } from './ip.ts';
 import { PID_MAX } from './tcpconnlat.ts';
@@ -171,7 +171,8 @@ export function parseTcpstatesLine(line: string, end: number, format: TcpstatesF
   if (oldState === undefined) return bad('state', 'OLDSTATE %s is not a TCP state', line, oldField);
   const newState = stateAt(line, starts[newField]!, ends[newField]!);
   if (newState === undefined) return bad('state', 'NEWSTATE %s is not a TCP state', line, newField);
-  const ms = parseDecimal(line, starts[msField]!, ends[msField]!);
+  const ms = parseFixed(line, starts[msField]!, ends[msField]!, 3);
+  if (ms === CUT) return bad('shape', 'MS %s is not %.3f: a line cut short', line, msField);
   if (Number.isNaN(ms)) return bad('latency', 'MS %s is not a finite number >= 0', line, msField);
   return {
     kind: 'transition',

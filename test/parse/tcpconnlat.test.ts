@@ -106,8 +106,8 @@ describe('tcpconnlat: hazards', () => {
       [{ dport: 0 }, 'port'], [{ dport: 65536 }, 'port'], [{ dport: 70000 }, 'port'], [{ lport: 0 }, 'port'],
       [{ lport: 65536 }, 'port'], [{ pid: 0 }, 'pid'], [{ pid: 4194305 }, 'pid'],
       [{ lat: 'nan' }, 'latency'], [{ lat: '-nan' }, 'latency'], [{ lat: 'inf' }, 'latency'], [{ lat: '-1.00' }, 'latency'],
-      [{ lat: '1e3' }, 'latency'], [{ lat: '1.' }, 'latency'], [{ lat: '9'.repeat(400) }, 'latency'],
-      [{ time: 'x' }, 'time'], [{ time: '-1.000' }, 'time'],
+      [{ lat: '1e3' }, 'latency'], [{ lat: '9'.repeat(400) + '.00' }, 'latency'],
+      [{ time: 'x' }, 'time'], [{ time: '-1.000' }, 'time'], [{ time: '1.5' }, 'time'], [{ time: '1.5000' }, 'time'],
     ];
     for (const [spec, reason] of table) assert.equal(reasonOf(one(spec)), reason, JSON.stringify(spec));
     const r = one({ dport: 70000 });
@@ -124,6 +124,17 @@ describe('tcpconnlat: hazards', () => {
     ]) {
       assert.equal(reasonOf(decodeAll([tcpconnlatHeader(false, false), line])[1]), 'shape', JSON.stringify(line));
     }
+  });
+  it('a line cut inside LAT(ms) is not a connect: the tool prints it with exactly %.2f', () => {
+    // a recording that ends "...443   47" or a replay stopped mid-line: 47 ms would be a made-up connect
+    for (const lat of ['47', '47.', '47.8', '4', '0.1', '47.800', '9'.repeat(400)]) {
+      const r = one({ lat });
+      assert.equal(reasonOf(r), 'shape', lat);
+      assert.ok(r.kind === 'reject' && r.detail?.includes('%.2f'), JSON.stringify(r));
+    }
+    assert.equal(reasonOf(one({ lat: '47.80' })), 'event');
+    // shape detection (no header) does not take a cut line for a connect either
+    assert.equal(reasonOf(new LineDecoder('detect').decode(renderTcpconnlat({ ...base, lat: '47' }), T)), 'shape');
   });
   it('tolerates CRLF and trailing spaces, skips blank lines', () => {
     assert.deepEqual(decodeAll([renderTcpconnlat(base) + '\r', renderTcpconnlat(base) + '  ', '', '   ', '\r']).map(reasonOf),

@@ -153,7 +153,8 @@ describe('tcpstates: layouts and hazards', () => {
       [{ oldState: 'SYN_SEN' }, 'state'], [{ newState: '(null)' }, 'state'], [{ skaddr: 'fffg888107827500' }, 'skaddr'], [{ skaddr: 'FFFF888107827500' }, 'shape'],
       [{ skaddr: 'ffff8881078275001' }, 'skaddr'], [{ ms: 'nan' }, 'latency'], [{ ms: 'inf' }, 'latency'],
       [{ ms: '-0.144' }, 'latency'], [{ time: '01:02:0x' }, 'time'], [{ time: '1:02:03' }, 'shape'], [{ time: '12:3a:00' }, 'time'],
-      [{ pid: 4194305 }, 'pid'],
+      [{ pid: 4194305 }, 'pid'], [{ ms: '0.1' }, 'shape'], [{ ms: '0' }, 'shape'], [{ ms: '0.14' }, 'shape'],
+      [{ ms: '0.1440' }, 'shape'], [{ ms: '165.' }, 'shape'],
     ];
     for (const [change, reason] of table) {
       const s = { ...spec, ...change };
