@@ -1,7 +1,7 @@
 // Writes the flags table into README.md from src/config.ts SETTINGS (`npx node scripts/readme-flags.ts`);
 // test/readme.test.ts fails when the README and the settings drift apart.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { SETTINGS } from '../src/config.ts';
+import { SETTINGS, settingHelp } from '../src/config.ts';
 
 export const BEGIN = '<!-- FLAGS:BEGIN (generated from src/config.ts SETTINGS by test/readme.test.ts, which fails when this drifts) -->';
 export const END = '<!-- FLAGS:END -->';
@@ -11,7 +11,7 @@ export function flagsTable(): string {
   rows.push('| `-c, --config FILE` | `CONNLAT_CONFIG` | | settings file (YAML or JSON) |');
   for (const s of SETTINGS) {
     const env = `CONNLAT_${s.flag.toUpperCase().replaceAll('-', '_')}`;
-    rows.push(`| \`--${s.flag}\` | \`${env}\` | \`${String(s.key)}\` | ${s.help.replaceAll('|', '\\|')} |`);
+    rows.push(`| \`--${s.flag}\` | \`${env}\` | \`${String(s.key)}\` | ${settingHelp(s).replaceAll('|', '\\|')} |`);
   }
   return rows.join('\n');
 }

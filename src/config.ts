@@ -13,6 +13,13 @@ export const DEFAULT_METRIC_ATTRIBUTES = METRIC_ATTRIBUTE_KEYS.filter((k) => k !
 
 type Kind = 'string' | 'number' | 'list' | 'boolean';
 
+/** What a number setting allows: declared here once, enforced by the schema and stated in --help and the README. */
+interface NumberRange {
+  min: number;
+  max?: number;
+  integer?: boolean;
+}
+
 interface SettingSpec {
   /** key in Config and in the config file */
   key: keyof ConfigInput;
@@ -20,6 +27,8 @@ interface SettingSpec {
   kind: Kind;
   help: string;
   short?: string;
+  /** number settings only */
+  range?: NumberRange;
 }
 
 /** Every setting, in --help order. Env name is CONNLAT_ + flag in upper snake case. */
@@ -27,15 +36,15 @@ export const SETTINGS: SettingSpec[] = [
   { key: 'source', flag: 'source', kind: 'string', help: 'auto | tcpconnlat | tcpstates | file:PATH | - (stdin). Default auto: tcpconnlat when it attaches, else tcpstates' },
   { key: 'exports', flag: 'export', kind: 'list', help: 'otlp | otlp-json:PATH | console; repeatable or comma-separated. Default otlp (gRPC, OTEL_EXPORTER_OTLP_* env honoured)' },
   { key: 'otlpEndpoint', flag: 'otlp-endpoint', kind: 'string', help: 'OTLP gRPC endpoint; default OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4317' },
-  { key: 'slowMs', flag: 'slow-ms', kind: 'number', help: 'log every connect slower than this many milliseconds (decimal). Default 100' },
-  { key: 'slowLogRate', flag: 'slow-log-rate', kind: 'number', help: 'slow-connection log records per second, sustained (token bucket). Default 100' },
-  { key: 'slowLogBurst', flag: 'slow-log-burst', kind: 'number', help: 'slow-connection log burst size. Default 500' },
+  { key: 'slowMs', flag: 'slow-ms', kind: 'number', help: 'log every connect slower than this many milliseconds (decimal). Default 100', range: { min: 0 } },
+  { key: 'slowLogRate', flag: 'slow-log-rate', kind: 'number', help: 'slow-connection log records per second, sustained (token bucket). Default 100', range: { min: 0 } },
+  { key: 'slowLogBurst', flag: 'slow-log-burst', kind: 'number', help: 'slow-connection log burst size. Default 500', range: { min: 1, max: 1_000_000, integer: true } },
   { key: 'histogram', flag: 'histogram', kind: 'string', help: 'explicit (buckets 50us..10s) | exponential. Default explicit' },
   { key: 'metricAttributes', flag: 'metric-attributes', kind: 'list', help: `metric attribute allow list. Default ${DEFAULT_METRIC_ATTRIBUTES.join(',')}` },
-  { key: 'cardinalityLimit', flag: 'cardinality-limit', kind: 'number', help: 'max attribute sets per metric; beyond it otel.metric.overflow=true. Default 2000' },
-  { key: 'exportIntervalMs', flag: 'export-interval-ms', kind: 'number', help: 'metric export interval. Default 10000' },
-  { key: 'logQueueSize', flag: 'log-queue-size', kind: 'number', help: 'slow-connection log records queued while the OTLP gateway is unreachable; beyond it dropped and counted (connlat.logs.dropped{reason=queue_full}). Default 8192' },
-  { key: 'exportRetryMaxMs', flag: 'export-retry-max-ms', kind: 'number', help: 'longest backoff between OTLP export retries (exponential from 1 s, jittered). Default 30000' },
+  { key: 'cardinalityLimit', flag: 'cardinality-limit', kind: 'number', help: 'max attribute sets per metric; beyond it otel.metric.overflow=true. Default 2000', range: { min: 2, max: 1_000_000, integer: true } },
+  { key: 'exportIntervalMs', flag: 'export-interval-ms', kind: 'number', help: 'metric export interval. Default 10000', range: { min: 100, max: 3_600_000, integer: true } },
+  { key: 'logQueueSize', flag: 'log-queue-size', kind: 'number', help: 'slow-connection log records queued while the OTLP gateway is unreachable; beyond it dropped and counted (connlat.logs.dropped{reason=queue_full}). Default 8192', range: { min: 1, max: 1_000_000, integer: true } },
+  { key: 'exportRetryMaxMs', flag: 'export-retry-max-ms', kind: 'number', help: 'longest backoff between OTLP export retries (exponential from 1 s, jittered). Default 30000', range: { min: 100, max: 600_000, integer: true } },
   { key: 'temporality', flag: 'temporality', kind: 'string', help: 'cumulative | delta. Default cumulative (remote-write backends drop delta histograms)' },
   { key: 'tcpconnlatPath', flag: 'tcpconnlat-path', kind: 'string', help: 'tcpconnlat binary. Default /usr/sbin/tcpconnlat' },
   { key: 'tcpstatesPath', flag: 'tcpstates-path', kind: 'string', help: 'tcpstates binary. Default /usr/sbin/tcpstates' },
@@ -47,11 +56,51 @@ export const SETTINGS: SettingSpec[] = [
   { key: 'kubeconfig', flag: 'kubeconfig', kind: 'string', help: 'kubeconfig file for enrichment out of a cluster (and for tests); in a pod the ServiceAccount is used' },
   { key: 'nodeName', flag: 'node-name', kind: 'string', help: "this node's name: selects its pods as connection sources. Default env NODE_NAME (Downward API)" },
   { key: 'hostProc', flag: 'host-proc', kind: 'string', help: 'host /proc mount (PID -> container). Default /proc' },
-  { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', kind: 'number', help: 'max time to drain and flush on SIGTERM/SIGINT. Default 9000' },
+  { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', kind: 'number', help: 'max time to drain and flush on SIGTERM/SIGINT. Default 9000', range: { min: 100, max: 60_000, integer: true } },
   { key: 'logLevel', flag: 'log-level', kind: 'string', help: 'debug | info | warn | error. Default info' },
 ];
 
-const positive = (what: string) => z.number({ error: `expected a number (${what})` }).finite();
+/** "an integer from 2 to 1000000", ">= 0": what a range allows, in the words of the error and the help. */
+export function rangeText(r: NumberRange): string {
+  if (r.integer) return r.max !== undefined ? `an integer from ${r.min} to ${r.max}` : `an integer >= ${r.min}`;
+  return r.max !== undefined ? `from ${r.min} to ${r.max}` : `>= ${r.min}`;
+}
+
+/** The schema of a number setting, from the range SETTINGS declares for it. */
+function ranged(key: string, fallback: number): z.ZodDefault<z.ZodNumber> {
+  const r: NumberRange | undefined = (SETTINGS as readonly { key: string; range?: NumberRange }[]).find((s) => s.key === key)?.range;
+  if (r === undefined) throw new Error(`config: ${key} has no range`);
+  const max = r.max ?? Number.POSITIVE_INFINITY;
+  return z
+    .number({ error: (issue) => (typeof issue.input === 'number' ? 'not a finite number' : 'expected a number') })
+    .refine((v) => v >= r.min && v <= max && (!r.integer || Number.isInteger(v)), { message: `must be ${rangeText(r)}` })
+    .default(fallback);
+}
+
+/** HOST:PORT with a port from 0 to 65535 (an empty HOST listens on every address). */
+function isHostPort(s: string): boolean {
+  const sep = s.lastIndexOf(':');
+  if (sep < 0 || /\s/.test(s)) return false;
+  const port = s.slice(sep + 1);
+  return /^\d{1,5}$/.test(port) && Number(port) <= 65535;
+}
+
+/**
+ * An endpoint the OTLP gRPC exporter can use: http://HOST:PORT (plaintext), https://HOST:PORT (TLS) or HOST:PORT (TLS
+ * unless OTEL_EXPORTER_OTLP_INSECURE=true). The SDK would take anything else (mailto:, ftp://, unix:) and fail every
+ * export.
+ */
+function isOtlpEndpoint(s: string): boolean {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(s);
+  if (scheme === null) return /^[^/:\s]+:\d{1,5}$/.test(s) && isHostPort(s);
+  if (scheme[1]!.toLowerCase() !== 'http' && scheme[1]!.toLowerCase() !== 'https') return false;
+  try {
+    const url = new URL(s);
+    return url.hostname !== '' && url.username === '' && url.search === '' && url.hash === '';
+  } catch {
+    return false;
+  }
+}
 
 export const ConfigSchema = z.object({
   source: z
@@ -68,25 +117,28 @@ export const ConfigSchema = z.object({
     )
     .min(1, { message: 'at least one exporter is needed' })
     .default(['otlp']),
-  otlpEndpoint: z.string().url({ message: 'expected a URL such as http://gateway:4317' }).optional(),
-  slowMs: positive('milliseconds').min(0, { message: 'must be >= 0' }).default(100),
-  slowLogRate: positive('records per second').min(0, { message: 'must be >= 0' }).default(100),
-  slowLogBurst: positive('records').int().min(1, { message: 'must be >= 1' }).default(500),
+  otlpEndpoint: z
+    .string()
+    .refine(isOtlpEndpoint, { message: 'expected http://HOST:PORT, https://HOST:PORT or HOST:PORT (OTLP gRPC)' })
+    .optional(),
+  slowMs: ranged('slowMs', 100),
+  slowLogRate: ranged('slowLogRate', 100),
+  slowLogBurst: ranged('slowLogBurst', 500),
   histogram: z.enum(['explicit', 'exponential']).default('explicit'),
   metricAttributes: z
     .array(z.enum(METRIC_ATTRIBUTE_KEYS, { error: `expected keys from ${METRIC_ATTRIBUTE_KEYS.join(', ')}` }))
     .default([...DEFAULT_METRIC_ATTRIBUTES]),
-  cardinalityLimit: positive('series').int().min(1).max(1_000_000).default(2000),
-  exportIntervalMs: positive('milliseconds').int().min(100, { message: 'must be >= 100' }).default(10_000),
-  logQueueSize: positive('records').int().min(1, { message: 'must be >= 1' }).max(1_000_000, { message: 'must be <= 1000000' }).default(8192),
-  exportRetryMaxMs: positive('milliseconds').int().min(100, { message: 'must be >= 100' }).max(600_000, { message: 'must be <= 600000' }).default(30_000),
+  cardinalityLimit: ranged('cardinalityLimit', 2000),
+  exportIntervalMs: ranged('exportIntervalMs', 10_000),
+  logQueueSize: ranged('logQueueSize', 8192),
+  exportRetryMaxMs: ranged('exportRetryMaxMs', 30_000),
   temporality: z.enum(['cumulative', 'delta']).default('cumulative'),
   tcpconnlatPath: z.string().min(1).default('/usr/sbin/tcpconnlat'),
   tcpstatesPath: z.string().min(1).default('/usr/sbin/tcpstates'),
   stdbufPath: z.string().min(1).default('stdbuf'),
   healthAddr: z
     .string()
-    .refine((s) => s === 'off' || /^[^\s]*:\d{1,5}$/.test(s), { message: 'expected HOST:PORT or off' })
+    .refine((s) => s === 'off' || isHostPort(s), { message: 'expected HOST:PORT or off, with a port from 0 to 65535' })
     .default('0.0.0.0:9300'),
   view: z.enum(['auto', 'on', 'off']).default('auto'),
   clusterName: z.string().min(1).optional(),
@@ -94,7 +146,7 @@ export const ConfigSchema = z.object({
   kubeconfig: z.string().min(1).optional(),
   nodeName: z.string().min(1).optional(),
   hostProc: z.string().min(1).default('/proc'),
-  shutdownTimeoutMs: positive('milliseconds').int().min(100).max(60_000).default(9000),
+  shutdownTimeoutMs: ranged('shutdownTimeoutMs', 9000),
   logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 });
 
@@ -110,10 +162,14 @@ export interface ParsedCommandLine {
 
 const envName = (flag: string) => `CONNLAT_${flag.toUpperCase().replaceAll('-', '_')}`;
 
+/** Flags and env vars are documented as decimal: "0x10", "1e3", "Infinity" are not taken for numbers. */
+const DECIMAL = /^-?\d+(\.\d+)?$/;
+
 function convert(spec: SettingSpec, value: unknown, origin: string): unknown {
   if (spec.kind === 'number' && typeof value === 'string') {
-    const n = value.trim() === '' ? Number.NaN : Number(value);
-    if (!Number.isFinite(n)) throw new ConfigError(`invalid setting ${origin}: expected a number, got '${value}'`);
+    const text = value.trim();
+    const n = DECIMAL.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isFinite(n)) throw new ConfigError(`invalid setting ${origin}: expected a decimal number, got '${value}'`);
     return n;
   }
   if (spec.kind === 'list') {
@@ -193,10 +249,16 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv = proces
     const issue = result.error.issues[0]!;
     const spec = SETTINGS.find((s) => s.key === issue.path[0]);
     const where = spec ? describeOrigin(spec) : String(issue.path.join('.'));
-    const got = spec ? ` (got ${JSON.stringify(raw[spec.key])})` : '';
+    const value = raw[spec?.key ?? ''];
+    const got = spec ? ` (got ${typeof value === 'number' ? String(value) : JSON.stringify(value)})` : '';
     throw new ConfigError(`invalid setting ${where}: ${issue.message}${got}`);
   }
   return { command, config: result.data };
+}
+
+/** A setting's help with its allowed range, as --help and the README show it. */
+export function settingHelp(s: SettingSpec): string {
+  return s.range ? `${s.help} (${rangeText(s.range)})` : s.help;
 }
 
 export function helpText(version: string): string {
@@ -212,7 +274,7 @@ export function helpText(version: string): string {
     'Flags:',
     '  -c, --config FILE              settings file (YAML/JSON), keys as listed in the README',
   ];
-  for (const s of SETTINGS) lines.push(`  --${s.flag.padEnd(28)} ${s.help}`);
+  for (const s of SETTINGS) lines.push(`  --${s.flag.padEnd(28)} ${settingHelp(s)}`);
   lines.push('  -h, --help                     this text', '      --version                  print the version');
   lines.push(
     '',

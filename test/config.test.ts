@@ -46,9 +46,9 @@ test('subcommands and help', () => {
 });
 
 const invalid: Array<[string, string[], Record<string, string>, RegExp]> = [
-  ['non-numeric slow-ms flag', ['--slow-ms', 'abc'], {}, /--slow-ms.*expected a number.*'abc'/],
+  ['non-numeric slow-ms flag', ['--slow-ms', 'abc'], {}, /--slow-ms.*expected a decimal number, got 'abc'/],
   ['negative slow-ms', ['--slow-ms=-1'], {}, /invalid setting --slow-ms .*must be >= 0/],
-  ['bad env names the env var', [], { CONNLAT_SLOW_MS: 'fast' }, /CONNLAT_SLOW_MS.*expected a number/],
+  ['bad env names the env var', [], { CONNLAT_SLOW_MS: 'fast' }, /CONNLAT_SLOW_MS.*expected a decimal number/],
   ['unknown source', ['--source', 'kprobe'], {}, /invalid setting --source .*expected auto, tcpconnlat/],
   ['unknown exporter', ['--export', 'zipkin'], {}, /invalid setting --export .*expected otlp, console or otlp-json:PATH/],
   ['empty otlp-json path', ['--export', 'otlp-json:'], {}, /--export/],
@@ -57,6 +57,20 @@ const invalid: Array<[string, string[], Record<string, string>, RegExp]> = [
   ['health addr', ['--health-addr', 'nope'], {}, /--health-addr .*HOST:PORT or off/],
   ['endpoint not a URL', ['--otlp-endpoint', 'gateway 4317'], {}, /--otlp-endpoint/],
   ['unknown flag', ['--slowms', '3'], {}, /Unknown option '--slowms'/],
+  // ranges are configuration errors that name the flag and the allowed range (issue 11 item 7)
+  ['cardinality-limit 1', ['--cardinality-limit', '1'], {}, /invalid setting --cardinality-limit .*an integer from 2 to 1000000 \(got 1\)/],
+  ['cardinality-limit 2000000', ['--cardinality-limit', '2000000'], {}, /--cardinality-limit .*an integer from 2 to 1000000 \(got 2000000\)/],
+  ['health-addr port 99999', ['--health-addr', '127.0.0.1:99999'], {}, /invalid setting --health-addr .*port from 0 to 65535 \(got "127\.0\.0\.1:99999"\)/],
+  ['health-addr port not a number', ['--health-addr', '127.0.0.1:http'], {}, /--health-addr .*HOST:PORT or off/],
+  ['shutdown-timeout-ms 50', ['--shutdown-timeout-ms', '50'], {}, /--shutdown-timeout-ms .*an integer from 100 to 60000 \(got 50\)/],
+  ['slow-log-burst 1.5', ['--slow-log-burst', '1.5'], {}, /--slow-log-burst .*an integer from 1 to 1000000 \(got 1\.5\)/],
+  ['export interval 0.5 from env', [], { CONNLAT_EXPORT_INTERVAL_MS: '0.5' }, /CONNLAT_EXPORT_INTERVAL_MS.*an integer from 100 to 3600000 \(got 0\.5\)/],
+  ['slow-ms in hex', ['--slow-ms', '0x10'], {}, /--slow-ms.*expected a decimal number, got '0x10'/],
+  ['slow-ms with exponent', ['--slow-ms', '1e3'], {}, /--slow-ms.*expected a decimal number, got '1e3'/],
+  ['endpoint mailto', ['--otlp-endpoint', 'mailto:a@b'], {}, /invalid setting --otlp-endpoint .*http:\/\/HOST:PORT, https:\/\/HOST:PORT or HOST:PORT/],
+  ['endpoint ftp', ['--otlp-endpoint', 'ftp://gateway:4317'], {}, /--otlp-endpoint .*http:\/\/HOST:PORT/],
+  ['endpoint unix', ['--otlp-endpoint', 'unix:/run/otel.sock'], {}, /--otlp-endpoint .*http:\/\/HOST:PORT/],
+  ['endpoint port out of range', ['--otlp-endpoint', 'http://gateway:70000'], {}, /--otlp-endpoint/],
   ['unknown command', ['serve'], {}, /unknown command 'serve'/],
 ];
 for (const [name, argv, env, re] of invalid) {
@@ -79,6 +93,25 @@ test('config file errors name the file and key', () => {
   writeFileSync(badValue, '{"temporality": "sometimes"}');
   assert.throws(() => parse(['-c', badValue]), /invalid setting --temporality \(env CONNLAT_TEMPORALITY, file key temporality\)/);
   assert.throws(() => parse(['-c', join(dir, 'missing.yaml')]), /cannot read config file .*missing\.yaml/);
+});
+
+test('ranges: the edges are accepted; endpoints the exporter can use are accepted', () => {
+  const { config } = parse(['--cardinality-limit', '2', '--shutdown-timeout-ms', '60000', '--health-addr', '127.0.0.1:0', '--slow-ms', '0.5']);
+  assert.equal(config.cardinalityLimit, 2);
+  assert.equal(config.shutdownTimeoutMs, 60000);
+  assert.equal(config.slowMs, 0.5);
+  for (const endpoint of ['http://gateway:4317', 'https://gateway.example:4317', 'gateway:4317', 'http://[::1]:4317', 'http://10.0.0.1:4317/']) {
+    assert.equal(parse(['--otlp-endpoint', endpoint]).config.otlpEndpoint, endpoint);
+  }
+});
+
+test('a YAML number that is not finite says so, naming the file key', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'connlat-config-'));
+  for (const value of ['.inf', '-.inf', '1e309', '.nan']) {
+    const file = join(dir, 'n.yaml');
+    writeFileSync(file, `slowMs: ${value}\n`);
+    assert.throws(() => parse(['-c', file]), /invalid setting --slow-ms .*not a finite number/, value);
+  }
 });
 
 test('an unknown metric attribute key is a typo, named in the error', () => {
