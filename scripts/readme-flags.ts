@@ -1,7 +1,8 @@
-// Writes the flags table into README.md from src/config.ts SETTINGS (`npx node scripts/readme-flags.ts`);
-// test/readme.test.ts fails when the README and the settings drift apart.
+// Writes the flags table (from src/config.ts SETTINGS) and the exit status table (from src/exit-status.ts) into
+// README.md (`npx node scripts/readme-flags.ts`); test/readme.test.ts fails when the README and the code drift apart.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { SETTINGS, settingHelp } from '../src/config.ts';
+import { EXIT } from '../src/exit-status.ts';
 
 export const BEGIN = '<!-- FLAGS:BEGIN (generated from src/config.ts SETTINGS by test/readme.test.ts, which fails when this drifts) -->';
 export const END = '<!-- FLAGS:END -->';
@@ -16,11 +17,25 @@ export function flagsTable(): string {
   return rows.join('\n');
 }
 
+export const EXIT_BEGIN = '<!-- EXIT:BEGIN (generated from src/exit-status.ts by test/readme.test.ts, which fails when this drifts) -->';
+export const EXIT_END = '<!-- EXIT:END -->';
+
+export function exitTable(): string {
+  const rows = ['| exit status | meaning |', '| --- | --- |'];
+  for (const { code, meaning } of Object.values(EXIT)) rows.push(`| ${code} | ${meaning.replaceAll('|', '\\|')} |`);
+  return rows.join('\n');
+}
+
+function replaceBetween(text: string, begin: string, end: string, body: string): string {
+  const start = text.indexOf(begin);
+  const stop = text.indexOf(end);
+  if (start < 0 || stop < start) throw new Error(`README.md has no ${begin.slice(5, begin.indexOf(':'))} markers`);
+  return text.slice(0, start + begin.length) + '\n' + body + '\n' + text.slice(stop);
+}
+
+/** The README with both generated tables brought up to date. */
 export function withFlags(readme: string): string {
-  const start = readme.indexOf(BEGIN);
-  const end = readme.indexOf(END);
-  if (start < 0 || end < start) throw new Error('README.md has no FLAGS:BEGIN/END markers');
-  return readme.slice(0, start + BEGIN.length) + '\n' + flagsTable() + '\n' + readme.slice(end);
+  return replaceBetween(replaceBetween(readme, BEGIN, END, flagsTable()), EXIT_BEGIN, EXIT_END, exitTable());
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

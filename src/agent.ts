@@ -9,11 +9,11 @@ import type { ToolName } from './event.ts';
 import { startHealthServer, type HealthServer } from './health/server.ts';
 import { SampledLog, type Logger } from './log.ts';
 import { LineDecoder } from './parse/decoder.ts';
-import { createSource } from './sources/index.ts';
+import { createSource, isReplaySpec } from './sources/index.ts';
 import type { Source, SourceHooks } from './sources/types.ts';
 import { otlpTlsEnvProblems } from './telemetry/exporters.ts';
 import { createTelemetry } from './telemetry/index.ts';
-import type { ExportTarget, Telemetry } from './telemetry/types.ts';
+import type { DeliveryReport, ExportTarget, Telemetry } from './telemetry/types.ts';
 import { LiveStats } from './view/stats.ts';
 import { LiveView, renderTable } from './view/table.ts';
 
@@ -58,6 +58,11 @@ export class ShutdownDeadlines {
   begin(now = Date.now()): void {
     this.end ??= now + this.budgetMs;
   }
+  /** How long a stdin replay may still be read after the signal, waiting for its EOF: half the budget, the rest
+   * is for the flush. */
+  get sourceDrainMs(): number {
+    return Math.round(this.budgetMs / 2);
+  }
   of(signal: 'metrics' | 'logs', now = Date.now()): number {
     this.begin(now);
     const end = this.end!;
@@ -67,8 +72,9 @@ export class ShutdownDeadlines {
 
 export class Agent {
   readonly counters: AgentCounters = { lines: 0, events: 0, rejected: 0, restarts: 0, lostEvents: 0 };
-  /** Resolves when the source has ended (replay EOF, or after stop()) and telemetry is flushed. */
-  readonly done: Promise<void>;
+  /** Resolves when the source has ended (replay EOF, or after stop()) and telemetry is flushed, with what telemetry
+   * could not deliver. */
+  readonly done: Promise<DeliveryReport>;
   private readonly opts: AgentOptions;
   private readonly source: Source;
   private readonly telemetry: Telemetry;
@@ -103,8 +109,26 @@ export class Agent {
       tcpconnlatPath: config.tcpconnlatPath,
       tcpstatesPath: config.tcpstatesPath,
       stdbufPath: config.stdbufPath,
+      drainTimeoutMs: deadlines.sourceDrainMs,
       logger,
     });
+    // What can stop the run is checked before telemetry creates any output file: the input, then the health port.
+    await source.prepare?.();
+    let agent: Agent | undefined;
+    let health: HealthServer | undefined;
+    if (config.healthAddr !== 'off') {
+      try {
+        health = await startHealthServer(config.healthAddr, {
+          alive: () => !agent?.shuttingDown,
+          notReadyReason: () => (agent?.source.ready() ? undefined : `${agent?.toolInUse ?? source.description} is not attached and reading`),
+        });
+        logger.info(`health endpoints on ${config.healthAddr} (/healthz, /readyz)`);
+      } catch (err) {
+        // A live agent without its probes would be restarted by the kubelet for nothing: fail now. A replay needs none.
+        if (!isReplaySpec(config.source)) throw err;
+        logger.warn(`health endpoints off: ${(err as Error).message}`);
+      }
+    }
     const telemetry = createTelemetry({
       exports: exportTargets(config),
       resource: buildResourceAttributes({ version: opts.version, clusterName: config.clusterName, env: opts.env }),
@@ -135,15 +159,9 @@ export class Agent {
     logger.info(enricher.description);
     telemetry.observeTotals('connlat.enrich.operations', 'Kubernetes enrichment totals: lookups, unresolved sources, processes gone before lookup, watch errors and restarts.', 'operation', () => enricher.counters);
     await enricher.start();
-    const agent = new Agent(opts, source, telemetry, enricher);
+    agent = new Agent(opts, source, telemetry, enricher);
     agent.deadlines = deadlines;
-    if (config.healthAddr !== 'off') {
-      agent.health = await startHealthServer(config.healthAddr, {
-        alive: () => !agent.shuttingDown,
-        notReadyReason: () => (agent.source.ready() ? undefined : `${agent.toolInUse} is not attached and reading`),
-      });
-      logger.info(`health endpoints on ${config.healthAddr} (/healthz, /readyz)`);
-    }
+    agent.health = health;
     if (agent.stats) {
       const stats = agent.stats;
       agent.view = new LiveView(opts.stdout, (w, r) =>
@@ -210,31 +228,40 @@ export class Agent {
     };
   }
 
-  private async run(): Promise<void> {
+  private async run(): Promise<DeliveryReport> {
+    let report: DeliveryReport | undefined;
     try {
       await this.source.run(this.hooks());
     } finally {
-      await this.finish();
+      report = await this.finish();
     }
+    return report;
   }
 
-  private async finish(): Promise<void> {
+  private async finish(): Promise<DeliveryReport> {
     this.shuttingDown = true;
     this.view?.stop();
     await this.enricher.stop();
-    await this.telemetry.shutdown();
+    const report = await this.telemetry.shutdown();
     await this.health?.close();
     const c = this.counters;
-    this.opts.logger.info(`stopped: ${c.lines} lines read, ${c.events} connect events, ${c.rejected} rejected, ${c.restarts} tool restarts, ${c.lostEvents} events lost in the kernel`);
+    const { logger, config } = this.opts;
+    logger.info(`stopped: ${c.lines} lines read, ${c.events} connect events, ${c.rejected} rejected, ${c.restarts} tool restarts, ${c.lostEvents} events lost in the kernel`);
+    if (report.logsRateLimited > 0) {
+      logger.warn(`${report.logsRateLimited} slow-connection log records dropped by the rate limit (--slow-log-rate ${config.slowLogRate}/s, --slow-log-burst ${config.slowLogBurst}); counted in connlat.logs.dropped{reason=rate_limit}`);
+    }
+    if (report.undelivered !== undefined) logger.error(`not delivered: ${report.undelivered}`);
+    return report;
   }
 
-  /** SIGINT the tool, drain its remaining lines, flush metrics and logs. Idempotent. */
-  stop(): Promise<void> {
+  /** SIGINT the tool, drain its remaining lines, flush metrics and logs. Idempotent. `signalAtMs`: when the signal
+   * came (the shutdown budget counts from it). */
+  stop(signalAtMs?: number): Promise<void> {
     this.stopping ??= (async () => {
-      this.deadlines?.begin();
+      this.deadlines?.begin(signalAtMs);
       this.shuttingDown = true;
       await this.source.stop();
-      await this.done;
+      await this.done.catch(() => undefined);
     })();
     return this.stopping;
   }

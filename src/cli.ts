@@ -1,64 +1,75 @@
-// connlat command line: parse settings (src/config.ts), then run the agent or the doctor. Exit codes: 0 clean stop
-// or replay EOF, 1 runtime failure, 2 invalid settings.
-import { readFileSync } from 'node:fs';
-import { Agent } from './agent.ts';
-import { ConfigError, helpText, parseCommandLine } from './config.ts';
-import { createLogger } from './log.ts';
-import { collectDoctorReport, formatDoctorReport } from './sources/doctor.ts';
+// connlat command line: parse settings (src/config.ts), then run the agent or the doctor. Exit statuses: see
+// src/exit-status.ts (the README's table is generated from it).
+//
+// The stop signals are caught first (src/signals.ts), and everything else is imported only after that: loading the
+// agent takes seconds, and a signal in that window must drain and flush like any other, not kill the process.
+import { StopSignals } from './signals.ts';
+import { EXIT } from './exit-status.ts';
 
-const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+const signals = new StopSignals();
 
 async function main(argv: string[]): Promise<number> {
+  const { readFileSync } = await import('node:fs');
+  const { ConfigError, helpText, parseCommandLine } = await import('./config.ts');
+  const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
   let parsed;
   try {
     parsed = parseCommandLine(argv, process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`connlat: ${err.message}\n`);
-      return 2;
+      return EXIT.config.code;
     }
     throw err;
   }
   const { command, config } = parsed;
+  if (command !== 'run') signals.release(); // nothing to drain: a signal ends these as it ends any command
   if (command === 'help') {
     process.stdout.write(helpText(VERSION) + '\n');
-    return 0;
+    return EXIT.ok.code;
   }
   if (command === 'version') {
     process.stdout.write(`connlat ${VERSION}\n`);
-    return 0;
+    return EXIT.ok.code;
   }
   if (command === 'doctor') {
+    const { collectDoctorReport, formatDoctorReport } = await import('./sources/doctor.ts');
     const report = await collectDoctorReport({
       tcpconnlatPath: config.tcpconnlatPath,
       tcpstatesPath: config.tcpstatesPath,
       stdbufPath: config.stdbufPath,
     });
     process.stdout.write(formatDoctorReport(report) + '\n');
-    return 0;
+    return EXIT.ok.code;
   }
 
+  const { createLogger } = await import('./log.ts');
   const logger = createLogger(config.logLevel);
-  const agent = await Agent.start({ config, version: VERSION, logger, env: process.env, stdout: process.stdout });
-  let signals = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) {
+  let stopAt: number | undefined;
+  let agent: import('./agent.ts').Agent | undefined;
+  let received = 0;
+  signals.handle((sig, atMs) => {
+    received++;
+    if (received > 1) {
       logger.error(`second ${sig}: exiting now without waiting for the flush`);
-      process.exit(1);
+      process.exit(EXIT.failure.code);
     }
-    logger.info(`${sig}: stopping the tool, draining its lines and flushing telemetry`);
+    const hangup = sig === 'SIGHUP' ? ' (terminal hang-up)' : '';
+    logger.info(`${sig}${hangup}: stopping the source, draining its lines and flushing telemetry`);
+    // The budget counts from the signal, also when it came while the agent was still loading.
     const timer = setTimeout(() => {
       logger.error(`shutdown did not finish within ${config.shutdownTimeoutMs} ms; exiting`);
-      process.exit(1);
-    }, config.shutdownTimeoutMs);
+      process.exit(EXIT.failure.code);
+    }, Math.max(0, config.shutdownTimeoutMs - (Date.now() - atMs)));
     timer.unref();
-    void agent.stop();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  await agent.done;
-  return 0;
+    stopAt = atMs;
+    if (agent) void agent.stop(atMs);
+  });
+  const { Agent } = await import('./agent.ts');
+  agent = await Agent.start({ config, version: VERSION, logger, env: process.env, stdout: process.stdout });
+  if (stopAt !== undefined) void agent.stop(stopAt);
+  const report = await agent.done;
+  return report.undelivered === undefined ? EXIT.ok.code : EXIT.undelivered.code;
 }
 
 main(process.argv.slice(2)).then(
@@ -68,6 +79,6 @@ main(process.argv.slice(2)).then(
     const msg = err instanceof Error ? err.message : String(err);
     process.stderr.write(`connlat: ${msg.split('\n')[0]}\n`);
     if (process.env.CONNLAT_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
-    process.exit(1);
+    process.exit(EXIT.failure.code);
   },
 );

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { withFlags } from '../scripts/readme-flags.ts';
 
-test('README flag table matches src/config.ts (regenerate: npx node scripts/readme-flags.ts)', () => {
+test('README flag and exit status tables match src/config.ts and src/exit-status.ts (regenerate: npx node scripts/readme-flags.ts)', () => {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
   assert.equal(readme, withFlags(readme));
 });

@@ -14,11 +14,18 @@ export interface CreateSourceOptions {
   stopTimeoutMs?: number;
   /** For '-' (default process.stdin). */
   stdin?: Readable;
+  /** For '-': how long stop() still reads stdin while waiting for its EOF. */
+  drainTimeoutMs?: number;
   logger?: { debug(msg: string): void };
 }
 
 export const DEFAULT_TCPCONNLAT_PATH = '/usr/sbin/tcpconnlat';
 export const DEFAULT_TCPSTATES_PATH = '/usr/sbin/tcpstates';
+
+/** A replay of recorded output (file:PATH or - for stdin), as opposed to a live tool. */
+export function isReplaySpec(spec: string): boolean {
+  return spec === '-' || (spec.startsWith('file:') && spec.length > 'file:'.length);
+}
 
 export function createSource(spec: string, opts: CreateSourceOptions = {}): Source {
   const tcpconnlatPath = opts.tcpconnlatPath ?? DEFAULT_TCPCONNLAT_PATH;
@@ -34,8 +41,9 @@ export function createSource(spec: string, opts: CreateSourceOptions = {}): Sour
   // No min-latency argument for tcpconnlat: we want every connect, the slow threshold is ours.
   if (spec === 'tcpconnlat') return new ToolSource({ tool: 'tcpconnlat', path: tcpconnlatPath, ...common });
   if (spec === 'tcpstates') return new ToolSource({ tool: 'tcpstates', path: tcpstatesPath, ...common });
-  if (spec === '-') return new ReplaySource({ stdin: opts.stdin ?? process.stdin });
-  if (spec.startsWith('file:') && spec.length > 'file:'.length) return new ReplaySource({ path: spec.slice('file:'.length) });
+  const replay = opts.drainTimeoutMs !== undefined ? { drainTimeoutMs: opts.drainTimeoutMs } : {};
+  if (spec === '-') return new ReplaySource({ stdin: opts.stdin ?? process.stdin }, replay);
+  if (isReplaySpec(spec)) return new ReplaySource({ path: spec.slice('file:'.length) }, replay);
   throw new Error(`unknown source '${spec}': expected auto, tcpconnlat, tcpstates, file:PATH or '-'`);
 }
 

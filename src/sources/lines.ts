@@ -53,8 +53,9 @@ export function createLineSplitter(onLine: LineHandler, maxLineChars = MAX_LINE_
 }
 
 /**
- * Reads `stream` (as latin1) to its end, calling onLine for every line, the last one even without a newline.
- * Resolves at end of stream; rejects if the stream errors (after delivering what was read).
+ * Reads `stream` (as latin1) to its end, calling onLine for every line, the last one even without a newline when the
+ * input really ended. A stream destroyed before its end (a stop) or failing leaves its unterminated tail undelivered:
+ * that is a line cut short, not a line. Resolves when the stream ends or is destroyed; rejects if it errors.
  */
 export function readLines(stream: Readable, onLine: LineHandler, maxLineChars = MAX_LINE_CHARS): Promise<void> {
   const splitter = createLineSplitter(onLine, maxLineChars);
@@ -64,12 +65,14 @@ export function readLines(stream: Readable, onLine: LineHandler, maxLineChars = 
     const finish = (err?: Error): void => {
       if (settled) return;
       settled = true;
-      splitter.end();
       if (err) reject(err);
       else resolve();
     };
     stream.on('data', (chunk: string) => splitter.push(chunk, Date.now()));
-    stream.once('end', () => finish());
+    stream.once('end', () => {
+      splitter.end();
+      finish();
+    });
     stream.once('close', () => finish());
     stream.once('error', (err: Error) => finish(err));
   });

@@ -19,9 +19,12 @@ export interface Source {
   readonly description: string;
   /** The format of the lines it emits; replay sources return 'detect'. May change when auto falls back. */
   format(): ToolName | 'detect';
+  /** Optional: checks what run() will need (opens a replayed file), so a bad input fails before anything is set up. */
+  prepare?(): Promise<void>;
   /** Runs until the input ends (replay EOF) or until stop() completes (tools). Rejects only on unrecoverable errors. */
   run(hooks: SourceHooks): Promise<void>;
-  /** Graceful stop: SIGINT the tool, read every remaining line, then resolve. Bounded by a timeout. */
+  /** Graceful stop: SIGINT the tool and read every remaining line (stdin: read to EOF; file: stop now), then resolve.
+   * Bounded by a timeout. */
   stop(): Promise<void>;
   /** Ready = tool attached and reading, not crash-looping. Replay sources are ready while reading. */
   ready(): boolean;

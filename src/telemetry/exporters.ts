@@ -21,7 +21,7 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { QueuedLogExporter, type LogDropReason } from './log-queue.ts';
 import { OtlpJsonFileLogExporter, OtlpJsonFileMetricExporter } from './otlp-json.ts';
-import { DEFAULT_RETRY, RetryingMetricExporter } from './retry.ts';
+import { DEFAULT_RETRY, MetricDelivery, RetryingMetricExporter } from './retry.ts';
 import type { DeliveryOptions, ExportTarget } from './types.ts';
 
 export type Signal = 'metrics' | 'logs';
@@ -70,10 +70,20 @@ function counting(onFailure: FailureHandler, resultCallback: (result: ExportResu
   };
 }
 
-/** Calls onFailure once per export whose result is not SUCCESS; everything else passes through. */
-export function countMetricExportFailures(inner: PushMetricExporter, onFailure: FailureHandler): PushMetricExporter {
-  const wrapped: PushMetricExporter = {
-    export: (metrics: ResourceMetrics, cb: (result: ExportResult) => void) => inner.export(metrics, counting(onFailure, cb)),
+/** A metric exporter as the reader uses it, with what reached its target in the end (read after shutdown). */
+export type TrackedMetricExporter = PushMetricExporter & { readonly delivery: MetricDelivery };
+
+/** Calls onFailure once per export whose result is not SUCCESS (and tracks delivery); everything else passes through. */
+export function countMetricExportFailures(inner: PushMetricExporter, onFailure: FailureHandler, temporality: AggregationTemporality): TrackedMetricExporter {
+  const delivery = new MetricDelivery(temporality);
+  const track = (result: ExportResult) => (result.code === ExportResultCode.SUCCESS ? delivery.delivered() : delivery.lost(result.error));
+  const wrapped: TrackedMetricExporter = {
+    delivery,
+    export: (metrics: ResourceMetrics, cb: (result: ExportResult) => void) =>
+      inner.export(metrics, counting(onFailure, (result) => {
+        track(result);
+        cb(result);
+      })),
     forceFlush: () => inner.forceFlush(),
     shutdown: () => inner.shutdown(),
   };
@@ -88,9 +98,14 @@ export function countMetricExportFailures(inner: PushMetricExporter, onFailure: 
   return wrapped;
 }
 
-export function countLogExportFailures(inner: LogRecordExporter, onFailure: FailureHandler): LogRecordExporter {
+/** Calls onFailure once per failed export, and onLost with the records of it (a file or console export has no retry). */
+export function countLogExportFailures(inner: LogRecordExporter, onFailure: FailureHandler, onLost?: (count: number, error: Error | undefined) => void): LogRecordExporter {
   return {
-    export: (logs: ReadableLogRecord[], cb: (result: ExportResult) => void) => inner.export(logs, counting(onFailure, cb)),
+    export: (logs: ReadableLogRecord[], cb: (result: ExportResult) => void) =>
+      inner.export(logs, counting(onFailure, (result) => {
+        if (result.code !== ExportResultCode.SUCCESS) onLost?.(logs.length, result.error);
+        cb(result);
+      })),
     forceFlush: () => inner.forceFlush(),
     shutdown: () => inner.shutdown(),
   };
@@ -143,9 +158,9 @@ export function buildMetricExporter(
   temporality: AggregationTemporality,
   onFailure: FailureHandler,
   delivery?: DeliveryOptions,
-): PushMetricExporter {
+): TrackedMetricExporter {
   const inner = createMetricExporter(target, temporality);
-  if (target.kind !== 'otlp') return countMetricExportFailures(inner, onFailure);
+  if (target.kind !== 'otlp') return countMetricExportFailures(inner, onFailure, temporality);
   return new RetryingMetricExporter(
     inner,
     {
@@ -170,7 +185,9 @@ export function buildLogExporter(
   delivery?: DeliveryOptions,
 ): LogRecordExporter {
   const inner = createLogExporter(target);
-  if (target.kind !== 'otlp') return countLogExportFailures(inner, onFailure);
+  if (target.kind !== 'otlp') {
+    return countLogExportFailures(inner, onFailure, (n, error) => onDropped(n, 'export_failed', error?.message.split('\n')[0] ?? 'export failed'));
+  }
   return new QueuedLogExporter(
     inner,
     {

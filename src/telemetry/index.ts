@@ -15,9 +15,9 @@ import { logAttributes, MetricAttributeCache } from './attributes.ts';
 import { buildLogExporter, buildMetricExporter } from './exporters.ts';
 import { ScopeMergingMetricReader } from './reader.ts';
 import { slowConnectBody, TokenBucket } from './slow-log.ts';
-import type { SelfMetrics, Telemetry, TelemetryOptions } from './types.ts';
+import type { DeliveryReport, SelfMetrics, Telemetry, TelemetryOptions } from './types.ts';
 
-export type { ExportTarget, SelfMetrics, Telemetry, TelemetryOptions } from './types.ts';
+export type { DeliveryReport, ExportTarget, SelfMetrics, Telemetry, TelemetryOptions } from './types.ts';
 
 export const CONNECT_DURATION = 'tcp.connect.duration';
 export const CONNECT_FAILURES = 'tcp.connect.failures';
@@ -65,9 +65,12 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     opts.logger?.warn(`telemetry: ${signal} export failed: ${error?.message ?? 'unknown error'}`);
   };
 
-  // Records the OTLP log queue gives up (queue_full, rejected, shutdown): counted by reason, and said (sampled).
+  // Records not delivered (the OTLP queue's queue_full, rejected, shutdown; a file export's export_failed): counted by
+  // reason, said (sampled), and summed for the report at shutdown.
+  const lostLogs = new Map<string, { count: number; detail: string }>();
   const droppedLogs = (n: number, reason: string, detail: string) => {
     logsDropped.add(n, { reason });
+    lostLogs.set(reason, { count: (lostLogs.get(reason)?.count ?? 0) + n, detail });
     opts.logger?.warn(`telemetry: slow-connection log records dropped (${reason}): ${n}, ${detail}`);
   };
   // tcp.connect.duration (explicit buckets) and tcp.connect.failures are aggregated here, not by the SDK: its
@@ -79,10 +82,11 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     : undefined;
   const failuresAgg = new PreAggregator(1, { name: CONNECT_FAILURES, description: FAILURES_DESCRIPTION, unit: '{connection}' }, aggregation);
   const scope = { name: SCOPE, version: '' };
-  const readers = opts.exports.map(
-    (target) =>
+  const metricExporters = opts.exports.map((target) => buildMetricExporter(target, temporality, failed('metrics'), opts.delivery));
+  const readers = metricExporters.map(
+    (exporter) =>
       new ScopeMergingMetricReader({
-        exporter: buildMetricExporter(target, temporality, failed('metrics'), opts.delivery),
+        exporter,
         exportIntervalMillis: opts.exportIntervalMs,
         metricProducers: [durationAgg, failuresAgg].flatMap((a) => (a ? [a.producer(temporality, scope)] : [])),
         metricOrder: [CONNECT_DURATION, CONNECT_FAILURES],
@@ -118,6 +122,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const byAddress = opts.metricAttributes.includes('server.address');
   const bucket = new TokenBucket(opts.slowLogRatePerSec, opts.slowLogBurst, opts.now);
   const slowMs = opts.slowMs;
+  let rateLimited = 0;
 
   const self: SelfMetrics = {
     lineRejected: (reason) => linesRejected.add(1, { reason }),
@@ -158,6 +163,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     if (event.latencyMs > slowMs) {
       if (!bucket.take()) {
         logsDropped.add(1, RATE_LIMITED);
+        rateLimited++;
         return;
       }
       logger.emit({
@@ -177,12 +183,26 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     await meterProvider.forceFlush();
   }
 
-  let shutdownPromise: Promise<void> | undefined;
-  function shutdown(): Promise<void> {
+  /** What did not reach the export targets, in one line; undefined when everything did. */
+  function undelivered(): string | undefined {
+    const parts: string[] = [];
+    opts.exports.forEach((target, i) => {
+      const lack = metricExporters[i]!.delivery.describe();
+      if (lack) parts.push(`metrics: ${lack}${opts.exports.length > 1 ? ` to ${target.kind}` : ''}`);
+    });
+    const lost = [...lostLogs.values()].reduce((a, b) => a + b.count, 0);
+    const why = [...lostLogs].map(([reason, { count, detail }]) => `${reason}: ${count} [${detail}]`);
+    if (lost > 0) parts.push(`${lost} slow-connection log records (${why.join(', ')})`);
+    return parts.length > 0 ? parts.join('; ') : undefined;
+  }
+
+  let shutdownPromise: Promise<DeliveryReport> | undefined;
+  function shutdown(): Promise<DeliveryReport> {
     // Each provider's shutdown flushes first (logs before metrics, as in flush()), then releases its exporters.
     shutdownPromise ??= (async () => {
       await loggerProvider.shutdown();
       await meterProvider.shutdown();
+      return { undelivered: undelivered(), logsRateLimited: rateLimited };
     })();
     return shutdownPromise;
   }

@@ -7,7 +7,8 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { exportOnce, grpcCode, grpcCodeName, isRetryable, needsNewChannel, retryDelay, Sleeper, type RetryOptions } from './retry.ts';
 
-export type LogDropReason = 'queue_full' | 'rejected' | 'shutdown';
+/** Why slow-connection log records were not delivered; export_failed: a file/console export failed (no retry there). */
+export type LogDropReason = 'queue_full' | 'rejected' | 'shutdown' | 'export_failed';
 
 export interface LogQueueOptions {
   /** Records held while the gateway is unreachable; beyond it new records are dropped and counted. */

@@ -2,7 +2,7 @@
 // the OpenTelemetry Collector's file exporter writes (the OTLP/JSON rules: lowerCamelCase names, 64-bit integers as
 // decimal strings, enums as integers, trace/span ids as hex, fields holding their default value left out).
 // @opentelemetry/otlp-transformer builds the request tree; its JSON differs in those details, so it is normalized.
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { JsonLogsSerializer, JsonMetricsSerializer } from '@opentelemetry/otlp-transformer';
 import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
@@ -116,7 +116,8 @@ export function logsRequestLine(logs: ReadableLogRecord[]): string {
 
 /**
  * Appends whole lines to a file with one synchronous write each (O_APPEND), so a flush() followed by process exit
- * leaves only complete lines, and a metrics and a logs writer can share one file.
+ * leaves only complete lines, and a metrics and a logs writer can share one file. A write that fails part way (ENOSPC,
+ * EIO) is cut back off, so a reader can parse every line of the file after any failure.
  */
 class LineAppender {
   readonly #path: string;
@@ -134,8 +135,20 @@ class LineAppender {
   append(line: string): void {
     if (this.#fd === undefined) throw new Error(`otlp-json: ${this.#path} is closed`);
     const buf = Buffer.from(line, 'utf8');
+    const before = fstatSync(this.#fd).size;
     let off = 0;
-    while (off < buf.length) off += writeSync(this.#fd, buf, off, buf.length - off);
+    try {
+      while (off < buf.length) off += writeSync(this.#fd, buf, off, buf.length - off);
+    } catch (err) {
+      if (off > 0) {
+        try {
+          ftruncateSync(this.#fd, before); // the writers are synchronous: nothing else was appended since `before`
+        } catch {
+          // not a regular file (a pipe, /dev/full): nothing to cut back
+        }
+      }
+      throw err;
+    }
   }
 
   close(): void {

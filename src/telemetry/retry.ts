@@ -99,6 +99,40 @@ export function exportOnce<T>(send: (items: T, cb: (r: ExportResult) => void) =>
   });
 }
 
+/**
+ * Whether a metric target ended up with every measurement. With cumulative temporality the newest export holds every
+ * count, so only its fate matters (an older failure is made good by a later success); with delta each export given up
+ * is lost for good.
+ */
+export class MetricDelivery {
+  readonly #cumulative: boolean;
+  #newestLost = false;
+  #lost = 0;
+  #lastError: Error | undefined;
+
+  constructor(temporality: AggregationTemporality) {
+    this.#cumulative = temporality === AggregationTemporality.CUMULATIVE;
+  }
+
+  delivered(): void {
+    this.#newestLost = false;
+  }
+
+  lost(error: Error | undefined, exports = 1): void {
+    if (exports <= 0) return;
+    this.#newestLost = true;
+    this.#lost += exports;
+    this.#lastError = error ?? this.#lastError;
+  }
+
+  /** undefined when the target has everything; otherwise what it lacks, in words. */
+  describe(): string | undefined {
+    const why = this.#lastError ? ` (${this.#lastError.message.split('\n')[0]})` : '';
+    if (this.#cumulative) return this.#newestLost ? `the last export (which holds every count) failed${why}` : undefined;
+    return this.#lost > 0 ? `${this.#lost} delta export(s) failed${why}` : undefined;
+  }
+}
+
 export interface RetryingMetricOptions {
   retry: RetryOptions;
   temporality: AggregationTemporality;
@@ -127,6 +161,9 @@ export class RetryingMetricExporter implements PushMetricExporter {
   #attempt = 0;
   #loop: Promise<void> | undefined;
   #stopAt = Number.POSITIVE_INFINITY;
+  #lastError: Error | undefined;
+  /** What reached the gateway in the end (read after shutdown). */
+  readonly delivery: MetricDelivery;
   selectAggregationTemporality?: (t: InstrumentType) => AggregationTemporality;
   selectAggregation?: PushMetricExporter['selectAggregation'];
 
@@ -135,6 +172,7 @@ export class RetryingMetricExporter implements PushMetricExporter {
     this.#inner = inner;
     this.#factory = factory;
     this.#opts = opts;
+    this.delivery = new MetricDelivery(opts.temporality);
     if (inner.selectAggregationTemporality) this.selectAggregationTemporality = inner.selectAggregationTemporality.bind(inner);
     if (inner.selectAggregation) this.selectAggregation = inner.selectAggregation.bind(inner);
   }
@@ -158,8 +196,10 @@ export class RetryingMetricExporter implements PushMetricExporter {
       if (result.code !== ExportResultCode.SUCCESS) {
         this.#failed(result.error);
         if (isRetryable(result.error)) this.#enqueue(metrics);
+        else this.delivery.lost(result.error);
       } else {
         this.#attempt = 0;
+        this.delivery.delivered();
       }
       resultCallback(result);
     });
@@ -170,6 +210,7 @@ export class RetryingMetricExporter implements PushMetricExporter {
     const max = this.#opts.maxPendingDelta ?? 60;
     while (this.#pending.length > max) {
       this.#pending.shift();
+      this.delivery.lost(this.#lastError);
       this.#opts.onGiveUp?.(`more than ${max} delta metric exports failed in a row; the oldest is given up`);
     }
     this.#loop ??= this.#retryLoop().finally(() => (this.#loop = undefined));
@@ -187,15 +228,20 @@ export class RetryingMetricExporter implements PushMetricExporter {
       if (result.code === ExportResultCode.SUCCESS) {
         this.#attempt = 0;
         if (this.#pending[0] === metrics) this.#pending.shift();
+        if (this.#pending.length === 0) this.delivery.delivered();
         continue;
       }
       this.#failed(result.error);
       this.#attempt++;
-      if (!isRetryable(result.error) && this.#pending[0] === metrics) this.#pending.shift();
+      if (!isRetryable(result.error) && this.#pending[0] === metrics) {
+        this.#pending.shift();
+        this.delivery.lost(result.error);
+      }
     }
   }
 
   #failed(error: Error | undefined): void {
+    this.#lastError = error ?? this.#lastError;
     this.#opts.onAttemptFailure(error);
     if (this.#factory && needsNewChannel(error)) {
       const old = this.#inner;
@@ -220,6 +266,7 @@ export class RetryingMetricExporter implements PushMetricExporter {
     }
     if (this.#pending.length > 0) {
       this.#opts.onGiveUp?.(`${this.#pending.length} metric export(s) not delivered before the shutdown deadline`);
+      this.delivery.lost(this.#lastError, this.#pending.length);
       this.#pending = [];
       this.#sleeper.wake();
     }

@@ -47,6 +47,14 @@ export interface TelemetryOptions {
   logger?: { warn(msg: string): void };
 }
 
+/** What a run's telemetry could not deliver, once shut down. */
+export interface DeliveryReport {
+  /** One line of what did not reach an export target (metrics, log records by reason), or undefined: all delivered. */
+  readonly undelivered: string | undefined;
+  /** Slow-connection log records the token bucket dropped: policy (--slow-log-rate/-burst), not a delivery failure. */
+  readonly logsRateLimited: number;
+}
+
 /** Self-observability counters, recorded through the same pipeline as connect metrics. */
 export interface SelfMetrics {
   lineRejected(reason: string): void;
@@ -65,6 +73,6 @@ export interface Telemetry {
   observeTotals(name: string, description: string, attribute: string, read: () => Readonly<Record<string, number>> | undefined): void;
   /** Export everything recorded so far (metrics and logs) and wait for it. */
   flush(): Promise<void>;
-  /** flush, then release exporters. Idempotent. */
-  shutdown(): Promise<void>;
+  /** flush, then release exporters; says what could not be delivered. Idempotent. */
+  shutdown(): Promise<DeliveryReport>;
 }

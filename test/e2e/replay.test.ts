@@ -2,11 +2,12 @@
 // gives exact histogram counts and sums and exact slow-log counts. The expected numbers are the ones
 // test/fixtures/recordings/README.md states (and test/parse/recordings.test.ts checks against the decoder).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { EXIT } from '../../src/exit-status.ts';
 import { readOtlpJson, runAgent } from '../support/agent.ts';
 import { attrs, lastMetric, logRecords } from '../telemetry/helpers.ts';
 
@@ -93,12 +94,14 @@ test('replay from stdin (-) gives the same numbers as the file', async () => {
 });
 
 test('bad settings and a missing file fail with one line naming what was wrong', async () => {
-  const bad = await runAgent(['--source', 'file:/nonexistent/rec.txt', '--export', 'console', '--health-addr', 'off']);
-  assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /\/nonexistent\/rec\.txt/);
+  const out = join(mkdtempSync(join(tmpdir(), 'connlat-replay-')), 'out.jsonl');
+  const bad = await runAgent(['--source', 'file:/nonexistent/rec.txt', '--export', `otlp-json:${out}`, '--health-addr', 'off']);
+  assert.equal(bad.code, EXIT.failure.code);
+  assert.equal(bad.stderr.trim(), 'connlat: cannot read /nonexistent/rec.txt: ENOENT');
+  assert.equal(existsSync(out), false, 'no output file for a run that could not start');
   const invalid = await runAgent(['--slow-ms', 'slow']);
-  assert.equal(invalid.code, 2);
-  assert.equal(invalid.stderr.trim(), "connlat: invalid setting --slow-ms: expected a number, got 'slow'");
+  assert.equal(invalid.code, EXIT.config.code);
+  assert.equal(invalid.stderr.trim(), "connlat: invalid setting --slow-ms: expected a decimal number, got 'slow'");
 });
 
 test('--help documents every flag', async () => {

@@ -56,12 +56,30 @@ test('readLines caps a hostile 1 MiB line without a newline at MAX_LINE_CHARS an
   assert.equal(got[1], 'next');
 });
 
-test('readLines rejects when the stream errors, after delivering what it read', async () => {
+test('readLines rejects when the stream errors, after delivering the whole lines it read (not the cut one)', async () => {
   const got: string[] = [];
   const stream = new Readable({ read() {} });
   const p = readLines(stream, (t) => void got.push(t));
   stream.push(Buffer.from('one\ntw'));
   setImmediate(() => stream.destroy(new Error('boom')));
   await assert.rejects(p, /boom/);
-  assert.deepEqual(got, ['one', 'tw']);
+  assert.deepEqual(got, ['one']);
+});
+
+test('readLines: an unterminated last line is a line at end of input, not when the stream is destroyed (a cut)', async () => {
+  const ended: string[] = [];
+  const a = new Readable({ read() {} });
+  const pa = readLines(a, (t) => void ended.push(t));
+  a.push(Buffer.from('one\n47.8'));
+  a.push(null);
+  await pa;
+  assert.deepEqual(ended, ['one', '47.8']);
+
+  const cut: string[] = [];
+  const b = new Readable({ read() {} });
+  const pb = readLines(b, (t) => void cut.push(t));
+  b.push(Buffer.from('one\n47'));
+  setImmediate(() => b.destroy());
+  await pb;
+  assert.deepEqual(cut, ['one']);
 });

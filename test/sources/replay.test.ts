@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { PassThrough } from 'node:stream';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +54,53 @@ test('stdin replay from a Readable: the stdout of a real process', async () => {
   const r = recorder();
   await src.run(r);
   assert.deepEqual(r.lines.map((l) => l.text), ['a', 'b', 'c']);
+});
+
+/** A stdin replay of a pipe that has had `written` written to it, running. */
+async function stdinReplay(written: string, drainTimeoutMs: number) {
+  const stdin = new PassThrough();
+  const src = new ReplaySource({ stdin }, { drainTimeoutMs });
+  const r = recorder();
+  const done = src.run(r);
+  stdin.write(written);
+  await new Promise((res) => setImmediate(res));
+  return { stdin, src, r, done };
+}
+
+test('stop() on a stdin replay keeps reading until EOF, within its drain bound', async () => {
+  const { stdin, src, r, done } = await stdinReplay('a\nb\n', 5000);
+  const stopped = src.stop();
+  // the writer (a tool that got the same Ctrl-C) prints its last lines after the signal
+  setTimeout(() => stdin.end('c\nlast'), 100);
+  await stopped;
+  await done;
+  assert.deepEqual(r.lines.map((l) => l.text), ['a', 'b', 'c', 'last']);
+});
+
+test('stop() on a stdin replay that never ends gives up at the drain bound and drops the partial line at the cut', async () => {
+  const { src, r, done } = await stdinReplay('a\nb\n47', 200);
+  const t0 = Date.now();
+  await src.stop();
+  await done;
+  assert.ok(Date.now() - t0 >= 150, 'waited for EOF');
+  assert.deepEqual(r.lines.map((l) => l.text), ['a', 'b']);
+});
+
+test('stop() on a file replay stops at once; a line cut by it is not delivered', async () => {
+  const path = join(tmp, 'big.txt');
+  await writeFile(path, `${'y'.repeat(66)}\n`.repeat(150_000)); // 10 MB: stop() lands inside it, most likely mid-line
+  const src = new ReplaySource({ path });
+  const r = recorder();
+  const done = src.run(r);
+  await new Promise((res) => setTimeout(res, 5));
+  await src.stop();
+  await done;
+  assert.ok(r.lines.length < 150_000, 'stopped before the end');
+  assert.ok(r.lines.every((l) => l.text.length === 66), 'whole lines only, never the tail cut by stop()');
+});
+
+test('prepare() opens the file, so a missing file fails before anything else starts', async () => {
+  await assert.rejects(new ReplaySource({ path: join(tmp, 'absent.txt') }).prepare(), /cannot read .*absent\.txt: ENOENT/);
 });
 
 test('a missing or unreadable file rejects with one line naming the path', async () => {
