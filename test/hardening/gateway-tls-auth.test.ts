@@ -6,6 +6,7 @@
 // retried), counted in connlat.export.failures and connlat.logs.dropped{reason=rejected}, logged once (sampled), and
 // the agent keeps running.
 import assert from 'node:assert/strict';
+import { EXIT } from '../../src/exit-status.ts';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -115,7 +116,9 @@ test('wrong bearer token: rejected, counted, logged once, the agent keeps runnin
     { OTEL_EXPORTER_OTLP_ENDPOINT: `https://${gw.grpc}`, OTEL_EXPORTER_OTLP_CERTIFICATE: certs.ca, OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer wrong-token' },
     ['--export', `otlp,otlp-json:${local}`],
   );
-  assert.equal(run.code, 0, run.stderr);
+  // rejected data is undelivered data: the exit status says so, and one line says what
+  assert.equal(run.code, EXIT.undelivered.code, run.stderr);
+  assert.match(run.stderr, /ERROR +not delivered: metrics: the last export \(which holds every count\) failed \(16 UNAUTHENTICATED.*\) to otlp; \d+ slow-connection log records \(rejected: \d+/);
   const { metrics } = readOtlpJson(local);
   const failures = counterBy(metrics, 'connlat.export.failures', 'signal');
   assert.ok(failures.metrics! >= 3 && failures.logs! >= 1, `failures counted: ${JSON.stringify(failures)}`);

@@ -2,6 +2,7 @@
 // last metric export and every queued slow record reach the gateway (count in = count out). With the gateway down,
 // the agent still exits within --shutdown-timeout-ms and says exactly how many slow records it could not deliver.
 import assert from 'node:assert/strict';
+import { EXIT } from '../../src/exit-status.ts';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,11 +66,12 @@ test('SIGTERM with the gateway down: exits within the shutdown timeout and count
   const began = Date.now();
   const code = await agent.stop('SIGTERM', 20_000);
   const took = Date.now() - began;
-  assert.equal(code, 0, agent.stderr());
+  assert.equal(code, EXIT.undelivered.code, agent.stderr());
+  assert.match(agent.stderr(), /ERROR +not delivered: .*\d+ slow-connection log records \(shutdown: \d+/);
   assert.ok(took < timeoutMs + 1500, `stopped in ${took} ms (shutdown timeout ${timeoutMs} ms)`);
   const printed = floodTotals(totals)!;
   const m = /slow-connection log records dropped \(shutdown\): (\d+), not delivered before the shutdown deadline/.exec(agent.stderr());
   assert.ok(m, agent.stderr());
   assert.equal(deliveredBefore + Number(m[1]), printed.slow, 'delivered before the outage + counted at shutdown = printed');
-  t.diagnostic(`printed ${printed.slow} slow records; ${deliveredBefore} delivered before the gateway went down, ${m[1]} counted as dropped at shutdown; exit 0 after ${took} ms (timeout ${timeoutMs} ms)`);
+  t.diagnostic(`printed ${printed.slow} slow records; ${deliveredBefore} delivered before the gateway went down, ${m[1]} counted as dropped at shutdown; exit ${code} after ${took} ms (timeout ${timeoutMs} ms)`);
 });
