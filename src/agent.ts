@@ -120,7 +120,7 @@ export class Agent {
       try {
         health = await startHealthServer(config.healthAddr, {
           alive: () => !agent?.shuttingDown,
-          notReadyReason: () => (agent?.source.ready() ? undefined : `${agent?.toolInUse ?? source.description} is not attached and reading`),
+          notReadyReason: () => (agent ? agent.notReadyReason() : `${source.description} is starting`),
         });
         logger.info(`health endpoints on ${config.healthAddr} (/healthz, /readyz)`);
       } catch (err) {
@@ -184,6 +184,16 @@ export class Agent {
     }
     logger.info(`reading ${source.description}; exporting to ${config.exports.join(', ')}; slow threshold ${config.slowMs} ms`);
     return agent;
+  }
+
+  /** Why /readyz is 503, or undefined when ready. A live tool must print a format the parser knows: otherwise every
+   * line it prints is rejected, and the agent is up but measures nothing. */
+  notReadyReason(): string | undefined {
+    if (!this.source.ready()) return `${this.toolInUse} is not attached and reading`;
+    if (this.source.format() !== 'detect' && !this.decoder.formatKnown) {
+      return `${this.toolInUse} prints no known format (its header is not one of libbpf-tools' or BCC's; see the rejected lines)`;
+    }
+    return undefined;
   }
 
   get healthPort(): number | undefined {

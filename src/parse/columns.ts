@@ -13,6 +13,8 @@ const SPACE = 0x20;
 export interface ColumnLayout {
   readonly widths: readonly number[];
   readonly comm: number;
+  /** COMM's width counts UTF-8 characters, not bytes (Python's %-12.12s of a decoded string: BCC's tools). */
+  readonly commChars?: boolean;
 }
 
 /** Field boundaries found by scanColumns: field f is line.slice(starts[f], ends[f]). Reused: copy what you keep. */
@@ -26,20 +28,29 @@ export function makeColumns(): Columns {
 }
 
 /**
- * Locates the fields of `layout` in line[0, end). false when the line is not that layout: wrong field count, a field
- * not at its printf column, padding that is not spaces, or anything after the last field. The last field has no
- * padding and runs to `end`.
+ * Locates the fields of `layout` in line[start, end) (columns count from `start`). false when the line is not that
+ * layout: wrong field count, a field not at its printf column, padding that is not spaces, or anything after the last
+ * field. The last field has no padding and runs to `end`.
  */
-export function scanColumns(line: string, end: number, layout: ColumnLayout, out: Columns): boolean {
+export function scanColumns(line: string, end: number, layout: ColumnLayout, out: Columns, start = 0): boolean {
   const { widths, comm } = layout;
   const { starts, ends } = out;
   const last = widths.length - 1;
-  let pos = 0;
+  let pos = start;
   for (let f = 0; f <= last; f++) {
     const width = widths[f]!;
     let fieldEnd: number;
     if (f === comm) {
-      fieldEnd = pos + width;
+      if (layout.commChars) {
+        // `width` characters of UTF-8: each is one byte that is not a continuation byte (10xxxxxx) and those after it
+        fieldEnd = pos;
+        for (let n = 0; n < width && fieldEnd < end; n++) {
+          fieldEnd++;
+          while (fieldEnd < end && (line.charCodeAt(fieldEnd) & 0xc0) === 0x80) fieldEnd++;
+        }
+      } else {
+        fieldEnd = pos + width;
+      }
       if (fieldEnd >= end) return false;
     } else {
       if (pos >= end || line.charCodeAt(pos) === SPACE) return false;
@@ -69,6 +80,15 @@ export function parseUint(s: string, start: number, end: number, max: number): n
     value = value * 10 + d;
   }
   return value > max ? -1 : value;
+}
+
+/** End of the %.<decimals>f number at s[start, end) (digits, '.', exactly `decimals` digits), or -1 when there is none. */
+export function fixedEnd(s: string, start: number, end: number, decimals: number): number {
+  let i = start;
+  while (i < end && isDigit(s.charCodeAt(i))) i++;
+  if (i === start || i + decimals >= end || s.charCodeAt(i) !== 0x2e) return -1;
+  for (let k = 1; k <= decimals; k++) if (!isDigit(s.charCodeAt(i + k))) return -1;
+  return i + 1 + decimals;
 }
 
 /** parseFixed's answer for digits that are not exactly the printf precision: a line cut inside the field. */

@@ -34,11 +34,17 @@ export class LineDecoder {
     return this.#format?.tool ?? this.#fixedTool;
   }
 
+  /** Whether a header or a line has shown the stream's format (a live tool printing none it knows is not ready). */
+  get formatKnown(): boolean {
+    return this.#format !== undefined;
+  }
+
   /** The options the stream was printed with (-t/-L, -T/-w), once known. */
   get options(): Readonly<Record<string, boolean>> | undefined {
     const spec = this.#format?.spec;
     if (spec === undefined) return undefined;
-    return 'wide' in spec ? { time: spec.time, wide: spec.wide } : { time: spec.time, lport: spec.lport };
+    if ('wide' in spec) return { time: spec.time, wide: spec.wide };
+    return spec.bcc ? { time: spec.time, lport: spec.lport, bcc: true } : { time: spec.time, lport: spec.lport };
   }
 
   decode(line: string, timeMs: number): DecodeResult {
@@ -67,13 +73,19 @@ export class LineDecoder {
     return t.kind === 'transition' ? transitionResult(t, this.#sockets, timeMs) : t;
   }
 
-  /** No header yet: the first layout the line fits decides; a line that fits none leaves the stream undecided. */
+  /**
+   * No header yet: the first layout the line fits decides, unless another fits it too (a 7-digit PID is a libbpf-tools
+   * PID overflowing its 6 columns and a BCC one filling its 7): then the line counts and the next one decides. A line
+   * that fits none leaves the stream undecided.
+   */
   #detect(line: string, end: number, timeMs: number): DecodeResult {
     let fallback: { format: Format; result: DecodeResult } | undefined;
-    for (const format of this.#candidates) {
+    const candidates = this.#candidates;
+    for (let i = 0; i < candidates.length; i++) {
+      const format = candidates[i]!;
       const result = this.#parse(format, line, end, timeMs);
       if (result.kind !== 'reject') {
-        this.#format = format;
+        if (!this.#fitsAnotherFrom(i + 1, format, line, end)) this.#format = format;
         return result;
       }
       // right shape, bad value (port 0, bad IP): still tells the format
@@ -84,5 +96,15 @@ export class LineDecoder {
       return fallback.result;
     }
     return reject('shape', `fits no ${this.#fixedTool ?? 'tcpconnlat or tcpstates'} layout`);
+  }
+
+  /** Whether a tcpconnlat line also fits a later tcpconnlat layout (checks the shape only: no side effects). */
+  #fitsAnotherFrom(first: number, fitted: Format, line: string, end: number): boolean {
+    if (fitted.tool !== 'tcpconnlat') return false;
+    for (let i = first; i < this.#candidates.length; i++) {
+      const other = this.#candidates[i]!;
+      if (other.tool === 'tcpconnlat' && parseTcpconnlatLine(line, end, other.spec, 0).kind === 'event') return true;
+    }
+    return false;
   }
 }

@@ -35,8 +35,8 @@ interface Spawned {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function spawnAgent(args: string[], stdin: 'pipe' | 'ignore' = 'pipe'): Spawned {
-  const child = spawn(process.execPath, [CONNLAT_BIN, ...args], { stdio: [stdin, 'ignore', 'pipe'] });
+function spawnAgent(args: string[], stdin: 'pipe' | 'ignore' = 'pipe', env: NodeJS.ProcessEnv = {}): Spawned {
+  const child = spawn(process.execPath, [CONNLAT_BIN, ...args], { stdio: [stdin, 'ignore', 'pipe'], env: { ...process.env, ...env } });
   let err = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => (err += d));
@@ -186,4 +186,27 @@ test('rate-limited slow logs in a replay: the end of the run says how many and w
   assert.equal(run.code, 0, run.stderr);
   assert.equal(logRecords(readOtlpJson(out).logs).length, 10);
   assert.match(run.stderr, /990 slow-connection log records dropped by the rate limit \(--slow-log-rate 0\/s, --slow-log-burst 10\)/);
+});
+
+test('a live tool whose output is in no known format is not Ready', async () => {
+  for (const known of [false, true]) {
+    const port = await freePort();
+    const a = spawnAgent(['--source', 'tcpconnlat', '--tcpconnlat-path', join(FAKE_TOOLS, 'tcpconnlat-unknown-format.sh'),
+      '--export', `otlp-json:${join(tmp(), 'out.jsonl')}`, '--health-addr', `127.0.0.1:${port}`, '--kubernetes', 'off', '--view', 'off'],
+    'ignore', { FAKE_FORMAT: known ? 'known' : 'unknown' });
+    try {
+      await until('the agent reading the tool', () => /reading tcpconnlat/.test(a.stderr()));
+      await new Promise((r) => setTimeout(r, 1500)); // past the 1 s a run must stay up after its first line
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+      const body = await res.text();
+      if (known) assert.equal(res.status, 200, body);
+      else {
+        assert.equal(res.status, 503, body);
+        assert.match(body, /tcpconnlat \(.*\) prints no known format/);
+      }
+    } finally {
+      a.child.kill('SIGTERM');
+      await a.exit;
+    }
+  }
 });

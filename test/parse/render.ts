@@ -127,3 +127,31 @@ export function ntop6(words: readonly number[]): string {
   if (bestBase !== -1 && bestBase + bestLen === 8) out += ':';
   return out;
 }
+
+/**
+ * BCC's Python tcpconnlat (bpfcc-tools 0.26, tools/tcpconnlat.py), from its print() formats:
+ *   header  [%-9s "TIME(s)", no separator] "%-7s %-12s %-2s %-16s [%-6s] %-16s %-5s %s"
+ *   event   [%-9.3f secs, no separator]     "%-7d %-12.12s %-2d %-16s [%-6d] %-16s %-5d %.2f"
+ * COMM is `task.decode('utf-8', 'replace')`, so %-12.12s counts characters, and stdout is UTF-8: the result is
+ * returned as a latin1 string of those UTF-8 bytes, as the sources hand it to the decoder.
+ */
+export function renderBccTcpconnlat(s: TcpconnlatLineSpec): string {
+  const nul = s.comm.indexOf('\0');
+  const raw = Buffer.from(nul < 0 ? s.comm : s.comm.slice(0, nul), 'latin1');
+  const chars = [...raw.toString('utf8')].slice(0, 12); // python slices code points
+  const comm = chars.join('') + ' '.repeat(Math.max(0, 12 - chars.length));
+  const text =
+    (s.time !== undefined ? padRight(s.time, 9) : '') +
+    padRight(String(s.pid), 7) + ' ' + comm + ' ' + padRight(String(s.ip), 2) + ' ' + padRight(s.saddr, 16) + ' ' +
+    (s.lport !== undefined ? padRight(String(s.lport), 6) + ' ' : '') +
+    padRight(s.daddr, 16) + ' ' + padRight(String(s.dport), 5) + ' ' + s.lat;
+  return Buffer.from(text, 'utf8').toString('latin1');
+}
+
+export function bccTcpconnlatHeader(time: boolean, lport: boolean): string {
+  return (
+    (time ? padRight('TIME(s)', 9) : '') +
+    `${padRight('PID', 7)} ${padRight('COMM', 12)} ${padRight('IP', 2)} ${padRight('SADDR', 16)} ` +
+    (lport ? padRight('LPORT', 6) + ' ' : '') + `${padRight('DADDR', 16)} ${padRight('DPORT', 5)} LAT(ms)`
+  );
+}
