@@ -64,6 +64,8 @@ export class LineDecoder {
       return reject('shape', `not a ${this.#fixedTool ?? 'tcpconnlat or tcpstates'} header`);
     }
     this.#format = format;
+    // A header starts a run of the tool: what the previous run saw of sockets in flight may be stale (tcpstates)
+    this.#sockets.clear();
     return SKIP;
   }
 

@@ -197,6 +197,9 @@ function bad(reason: Reject['reason'], detail: string, line: string, field: numb
 export interface SocketOwner {
   readonly pid: number;
   readonly comm: string;
+  /** The destination connect() was called for: the outcome line of the same socket has the same. */
+  readonly raddr?: string;
+  readonly rport?: number;
 }
 
 /**
@@ -204,6 +207,12 @@ export interface SocketOwner {
  * SYN-ACK arrives, often in softirq context, where the tool's PID/COMM are whatever task was interrupted; CLOSE ->
  * SYN_SENT runs inside connect() itself, so its PID/COMM are right. Bounded: the oldest entry goes first (sockets
  * whose outcome was never seen, e.g. lost perf events).
+ *
+ * SKADDR is a kernel address, reused by the next socket as soon as one is freed (the recordings show it within a
+ * second). So an owner is only trusted for the socket it was seen for: it is forgotten at any transition that is not
+ * a connect (the socket lived on or closed: its outcome line was lost), it must name the same destination as the
+ * outcome, and a restarted tool starts with none (its gap may hide a close and a reuse). A connect without a trusted
+ * owner has no known process: it is rejected (`owner`), never given the PID of the task its softirq interrupted.
  */
 export class ConnectingSockets {
   readonly #max: number;
@@ -234,19 +243,31 @@ export class ConnectingSockets {
     if (owner !== undefined) this.#owners.delete(skaddr);
     return owner;
   }
+
+  forget(skaddr: string): void {
+    this.#owners.delete(skaddr);
+  }
+
+  clear(): void {
+    this.#owners.clear();
+  }
 }
 
 /** A validated transition -> a connect event, a skip, or a rejection; updates `sockets`. */
 export function transitionResult(t: TcpstatesLine, sockets: ConnectingSockets, timeMs: number): DecodeResult {
   if (t.oldState !== 'SYN_SENT') {
-    if (t.newState === 'SYN_SENT' && t.pid > 0) sockets.remember(t.skaddr, { pid: t.pid, comm: t.comm });
+    if (t.newState === 'SYN_SENT' && t.pid > 0) sockets.remember(t.skaddr, { pid: t.pid, comm: t.comm, raddr: t.raddr, rport: t.rport });
+    else sockets.forget(t.skaddr); // not (or no longer) connecting: an owner left here belongs to an earlier socket
     return SKIP;
   }
   const owner = sockets.take(t.skaddr);
   const failed = t.newState === 'CLOSE';
   if (!failed && t.newState !== 'ESTABLISHED') return SKIP; // SYN_SENT -> SYN_RECV: simultaneous open
-  const pid = owner !== undefined ? owner.pid : t.pid;
-  if (pid < 1) return reject('pid', 'connect with no owning process (PID 0 and connect() not seen)');
+  if (owner === undefined) return reject('owner', 'connect() of this socket (its CLOSE -> SYN_SENT line) not seen: process unknown');
+  if (owner.raddr !== t.raddr || owner.rport !== t.rport) {
+    return reject('owner', 'the connect() seen at this SKADDR was for another destination (a reused socket address): process unknown');
+  }
+  const pid = owner.pid;
   if (t.rport < 1) return reject('port', 'RPORT 0 on a connect');
   // LPORT 0 on a failed connect is real: connect() failed before a local port was bound (EADDRNOTAVAIL).
   if (t.lport < 1 && !failed) return reject('port', 'LPORT 0 on an established connect');
@@ -254,7 +275,7 @@ export function transitionResult(t: TcpstatesLine, sockets: ConnectingSockets, t
     timeMs,
     tool: 'tcpstates',
     pid,
-    comm: owner !== undefined ? owner.comm : t.comm,
+    comm: owner.comm,
     ipVersion: t.ipVersion,
     saddr: t.laddr,
     sport: t.lport,

@@ -10,6 +10,7 @@ export const REJECT_REASONS = [
   'time', // the optional TIME column is not what the tool prints
   'skaddr', // tcpstates socket address is not 1-16 lowercase hex digits
   'pid', // not an integer in 1..4194304 (tcpstates lines may print 0 for kernel context)
+  'owner', // tcpstates: a connect whose connect() (CLOSE -> SYN_SENT) was not seen, or was another socket's: process unknown
   'ip_version', // IP column not 4/6, or addresses of different families than it says
   'ip', // not an IPv4/IPv6 address as inet_ntop prints it
   'port', // outside 1..65535 (0 only where the tool prints it)

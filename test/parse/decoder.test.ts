@@ -11,6 +11,8 @@ const T = 1_700_000_000_000;
 const reasonOf = (r: DecodeResult): string => (r.kind === 'reject' ? r.reason : r.kind);
 const BLOG = '21168  curl         4  10.0.2.15        76.76.21.21      443   47.80';
 const STATES = '13:31:59 ffff888103a80000 3513    python3    127.0.0.1       49898 127.0.0.1       48853 SYN_SENT    -> ESTABLISHED 0.162';
+/** The connect() line of the socket STATES resolves (tcpstates attributes a connect to it, and only with it). */
+const STATES_CONNECT = '13:31:59 ffff888103a80000 3513    python3    127.0.0.1       0     127.0.0.1       48853 CLOSE       -> SYN_SENT    0.000';
 
 describe('LineDecoder', () => {
   it('rejects over-long lines before anything else, at MAX_LINE_BYTES + 1', () => {
@@ -37,6 +39,7 @@ describe('LineDecoder', () => {
     assert.equal(reasonOf(d.decode(tcpstatesHeader(true, false), T)), 'skip');
     assert.equal(d.tool, 'tcpstates');
     assert.deepEqual(d.options, { time: true, wide: false });
+    assert.equal(reasonOf(d.decode(STATES_CONNECT, T)), 'skip');
     assert.equal(reasonOf(d.decode(STATES, T)), 'event');
   });
   it('a fixed-format decoder refuses the other tool\'s header and unknown headers', () => {
@@ -57,6 +60,11 @@ describe('LineDecoder', () => {
     ];
     for (const [format, line, tool, options] of cases) {
       const d = new LineDecoder(format);
+      if (line.endsWith(STATES.slice(9))) {
+        // a tcpstates connect needs its connect() line first, and that line (a skip) is the one that decides
+        assert.equal(reasonOf(d.decode(line === STATES ? STATES_CONNECT : STATES_CONNECT.slice(9), T)), 'skip', line);
+        assert.equal(d.tool, tool);
+      }
       assert.equal(reasonOf(d.decode(line, T)), 'event', line);
       assert.equal(d.tool, tool);
       assert.deepEqual(d.options, options);
@@ -70,7 +78,7 @@ describe('LineDecoder', () => {
   });
   it('every reason is in the fixed set', () => {
     assert.deepEqual([...REJECT_REASONS].sort(),
-      ['ip', 'ip_version', 'latency', 'pid', 'port', 'shape', 'skaddr', 'state', 'time', 'too_long']);
+      ['ip', 'ip_version', 'latency', 'owner', 'pid', 'port', 'shape', 'skaddr', 'state', 'time', 'too_long']);
   });
 });
 
