@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { startAgent, type LiveAgent } from '../support/agent.ts';
 import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp/receiver.ts';
 import { counterBy, FAKES, floodTotals, forResource, freePort, histogramTotal, logBodies, memoryMiB, sleep, waitUntil } from './helpers.ts';
+import { EXIT } from '../../src/exit-status.ts';
 
 const OUTAGE_S = Number(process.env.OUTAGE_SECONDS ?? 60);
 const RATE = 1000;
@@ -112,10 +113,14 @@ test(`gateway outage of ${OUTAGE_S} s: agents stay up, metrics complete, slow lo
   assert.deepEqual(Object.keys(small.dropped), ['queue_full']);
 
   for (const [n, a] of Object.entries(agents)) {
-    assert.equal(await a.agent.stop('SIGTERM', 20_000), 0, a.agent.stderr());
+    // the small queue lost records: its exit status says so (issue 11: an exit status that tells the truth)
+    const want = n === 'small' ? EXIT.undelivered.code : EXIT.ok.code;
+    assert.equal(await a.agent.stop('SIGTERM', 20_000), want, a.agent.stderr());
     assert.match(a.agent.stderr(), /metrics export failed: 14 UNAVAILABLE/);
   }
   assert.match(agents.small.agent.stderr(), /slow-connection log records dropped \(queue_full\)/);
+  assert.match(agents.small.agent.stderr(), /ERROR +not delivered: \d+ slow-connection log records \(queue_full: \d+/);
+  assert.doesNotMatch(agents.big.agent.stderr(), /not delivered:/);
   const fig = (n: string) => {
     const s = samples[n]!;
     return `${n}: printed ${results[n]!.printed.events} connects / ${results[n]!.printed.slow} slow, delivered ${results[n]!.delivered} slow (${results[n]!.duplicates} sent twice), dropped ${JSON.stringify(results[n]!.dropped)}, failed attempts ${JSON.stringify(results[n]!.failures)}, RSS before ${before[n]!.rss.toFixed(1)} MiB, during outage min ${Math.min(...s).toFixed(1)} max ${Math.max(...s).toFixed(1)} MiB, peak (VmHWM) ${results[n]!.hwm.toFixed(1)} MiB`;

@@ -6,7 +6,6 @@
 // retried), counted in connlat.export.failures and connlat.logs.dropped{reason=rejected}, logged once (sampled), and
 // the agent keeps running.
 import assert from 'node:assert/strict';
-import { EXIT } from '../../src/exit-status.ts';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { findCollector, OTEL_CONFIG_DIR, startCollector, type RunningCollector } from '../support/collector/collector.ts';
 import { readOtlpJson, runAgent, startAgent } from '../support/agent.ts';
 import { counterBy, FAKES, floodTotals, histogramTotal, logBodies, sleep, waitUntil } from './helpers.ts';
+import { EXIT } from '../../src/exit-status.ts';
 
 const BASE = fileURLToPath(new URL('../fixtures/collector/tls-auth-base.yaml', import.meta.url));
 const TOKEN = 'connlat-test-token-5f1c';

@@ -2,7 +2,6 @@
 // last metric export and every queued slow record reach the gateway (count in = count out). With the gateway down,
 // the agent still exits within --shutdown-timeout-ms and says exactly how many slow records it could not deliver.
 import assert from 'node:assert/strict';
-import { EXIT } from '../../src/exit-status.ts';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { test } from 'node:test';
 import { startAgent } from '../support/agent.ts';
 import { startOtlpReceiver } from '../support/otlp/receiver.ts';
 import { FAKES, floodTotals, histogramTotal, logBodies, sleep, waitUntil } from './helpers.ts';
+import { EXIT } from '../../src/exit-status.ts';
 
 test('SIGTERM with lines in flight: every connect and every slow record reaches the OTLP gateway', { timeout: 90_000 }, async (t) => {
   const receiver = await startOtlpReceiver();
