@@ -56,7 +56,7 @@ export const SETTINGS: SettingSpec[] = [
   { key: 'kubeconfig', flag: 'kubeconfig', kind: 'string', help: 'kubeconfig file for enrichment out of a cluster (and for tests); in a pod the ServiceAccount is used' },
   { key: 'nodeName', flag: 'node-name', kind: 'string', help: "this node's name: selects its pods as connection sources. Default env NODE_NAME (Downward API)" },
   { key: 'hostProc', flag: 'host-proc', kind: 'string', help: 'host /proc mount (PID -> container). Default /proc' },
-  { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', kind: 'number', help: 'max time to drain and flush on SIGTERM/SIGINT. Default 9000', range: { min: 100, max: 60_000, integer: true } },
+  { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', kind: 'number', help: 'max time to drain and flush on SIGTERM, SIGINT or SIGHUP (a stdin replay reads on for at most half of it). Default 9000', range: { min: 100, max: 60_000, integer: true } },
   { key: 'logLevel', flag: 'log-level', kind: 'string', help: 'debug | info | warn | error. Default info' },
 ];
 
