@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { EXIT } from './exit-status.ts';
 import { METRIC_ATTRIBUTE_KEYS } from './telemetry/attributes.ts';
 
 /** Metric attributes recorded by default: every key but pod names, so series stay at workload level (opt in with
@@ -281,6 +282,9 @@ export function helpText(version: string): string {
     'Standard OpenTelemetry env honoured: OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS,',
     'OTEL_EXPORTER_OTLP_CERTIFICATE, OTEL_EXPORTER_OTLP_INSECURE, OTEL_RESOURCE_ATTRIBUTES.',
     "Kubernetes identity (Downward API): NODE_NAME, POD_NAME, POD_NAMESPACE, POD_UID.",
+    '',
+    'Exit status:',
   );
+  for (const { code, meaning } of Object.values(EXIT)) lines.push(`  ${code}  ${meaning}`);
   return lines.join('\n');
 }

@@ -1,4 +1,4 @@
-// connlat's exit statuses, declared once: the CLI exits with these, the README's table is generated from this list
+// connlat's exit statuses, declared once: the CLI exits with these, --help and the README's table are generated from this list
 // (scripts/readme-flags.ts, checked by test/readme.test.ts), and tests name them instead of numbers.
 
 export interface ExitStatus {

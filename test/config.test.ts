@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, DEFAULT_METRIC_ATTRIBUTES, helpText, parseCommandLine, SETTINGS } from '../src/config.ts';
+import { EXIT } from '../src/exit-status.ts';
 
 const parse = (argv: string[], env: Record<string, string> = {}) => parseCommandLine(argv, env);
 
@@ -43,6 +44,7 @@ test('subcommands and help', () => {
   assert.equal(parse(['--help']).command, 'help');
   const help = helpText('1.2.3');
   for (const s of SETTINGS) assert.ok(help.includes(`--${s.flag}`), `--help documents --${s.flag}`);
+  for (const { code, meaning } of Object.values(EXIT)) assert.ok(help.includes(`  ${code}  ${meaning}`), `--help documents exit status ${code}`);
 });
 
 const invalid: Array<[string, string[], Record<string, string>, RegExp]> = [
