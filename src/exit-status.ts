@@ -1,5 +1,5 @@
-// connlat's exit statuses, declared once: the CLI exits with these, --help and the README's table are generated from this list
-// (scripts/readme-flags.ts, checked by test/readme.test.ts), and tests name them instead of numbers.
+// connlat's exit statuses, declared once: the CLI exits with these, --help and the README's table are generated from
+// this list (the table by scripts/readme-flags.ts, checked by test/readme.test.ts), and tests name them, not numbers.
 
 export interface ExitStatus {
   readonly code: number;
