@@ -158,12 +158,12 @@ test('a replay whose export could not be delivered exits with the documented sta
   assert.match(summary[0]!, /metrics: the last export .*; 50 slow-connection log records/);
 });
 
-test('ENOSPC on the OTLP/JSON file: exit status says so, and every line of the file is whole JSON', { skip: process.getuid?.() !== 0 ? 'needs root to mount a small tmpfs' : false }, async () => {
+test('ENOSPC on the OTLP/JSON file: exit status says so, and every line of the file is whole JSON', { skip: process.getuid?.() !== 0 ? 'needs root to mount a small tmpfs' : false }, async (t) => {
   const dir = tmp();
   const mnt = join(dir, 'small');
   spawnSync('mkdir', ['-p', mnt]);
   const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=48k', 'tmpfs', mnt], { encoding: 'utf8' });
-  if (mount.status !== 0) return void test.skip?.(`cannot mount tmpfs: ${mount.stderr}`);
+  if (mount.status !== 0) return t.skip(`cannot mount tmpfs: ${mount.stderr.trim()}`);
   try {
     const out = join(mnt, 'out.jsonl');
     // many distinct slow connects: log requests large enough to fill 48 KiB many times over
