@@ -1,0 +1,141 @@
+// The gateway image (bpf-tools/Dockerfile.gateway: our ocb-built Collector) and the tests' workload image
+// (test/support/workload/Dockerfile), as scripts/build-images.sh built them, run with podman. The gateway runs the
+// Deployment's own config files (the ConfigMap's copies), user and read-only root, and routes a real OTLP log record.
+import assert from 'node:assert/strict';
+import { createServer, type AddressInfo } from 'node:net';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parse as parseYaml } from 'yaml';
+import { E2E_OVERLAY, loopbackEnv, waitFor } from '../support/collector/collector.ts';
+import { builtImages, imageConfig, imageRef, podman, REPO_ROOT, spawnPodman } from './support/podman.ts';
+
+const images = await builtImages();
+
+interface GatewayDeployment {
+  spec: {
+    template: {
+      spec: {
+        securityContext: { runAsUser: number; runAsGroup: number; runAsNonRoot: boolean };
+        containers: Array<{
+          image: string;
+          args: string[];
+          securityContext: { readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean; capabilities: { drop: string[] } };
+          volumeMounts: Array<{ name: string; mountPath: string }>;
+        }>;
+      };
+    };
+  };
+}
+
+test('gateway image (bpf-tools/Dockerfile.gateway, built by podman): our Collector, non-root, runs the Deployment config', { timeout: 5 * 60_000 }, async (t) => {
+  const archives = images.archives;
+  if (!archives) return t.skip(images.skip);
+  const ref = await imageRef(archives.gateway);
+  const docs = parseYaml(await readFile(join(REPO_ROOT, 'deploy/kustomize/base/gateway-deployment.yaml'), 'utf8').then((s) => s.split(/^---$/m)[0]!)) as GatewayDeployment;
+  const pod = docs.spec.template.spec;
+  const container = pod.containers[0]!;
+  assert.equal(ref, container.image, 'the archive names the image the Deployment runs');
+
+  const config = await imageConfig(ref);
+  assert.equal(config.User, `${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`, 'non-root, the uid the Deployment runs as');
+  assert.deepEqual(config.Entrypoint, ['/otelcol-connlat']);
+  const confDir = container.volumeMounts.find((m) => m.name === 'config')!.mountPath;
+  assert.deepEqual(config.Cmd, [`--config=${confDir}/gateway.yaml`], 'the default config is where the Deployment mounts it');
+
+  const builder = parseYaml(await readFile(join(REPO_ROOT, 'otel-config/builder-config.yaml'), 'utf8')) as { dist: { name: string; version: string } };
+  const version = await podman(['run', '--rm', '--network=none', ref, '--version']);
+  assert.equal(version.code, 0, version.stderr);
+  assert.equal(version.stdout.trim(), `${builder.dist.name} version ${builder.dist.version}`);
+
+  // The ConfigMap's files (kustomize configMapGenerator copies), mounted where the Deployment mounts them.
+  const configMap = join(REPO_ROOT, 'deploy/kustomize/base/otel-config');
+  const validate = await podman(['run', '--rm', '--network=none', `--volume=${configMap}:${confDir}:ro`, ref, 'validate', ...container.args]);
+  assert.equal(validate.code, 0, `validate ${container.args.join(' ')}:\n${validate.stdout}${validate.stderr}`);
+
+  await t.test('started as the Deployment runs it (uid 10001, read-only root, no capabilities): an OTLP log record reaches its exporter', async () => {
+    const sc = container.securityContext;
+    assert.deepEqual(sc.capabilities.drop, ['ALL']);
+    const out = await mkdtemp(join(tmpdir(), 'connlat-gateway-image-'));
+    t.after(() => rm(out, { recursive: true, force: true }));
+    await chmod(out, 0o777); // written by uid 10001
+    // gateway.yaml + the test overlay (backends swapped for file exporters into /out). k8s-attributes.yaml is left
+    // out: it needs the in-cluster API. Every listener on a free loopback port; nothing is sent off this machine.
+    const { grpc: _g, http, health, selfMetrics: _s, ...ports } = await loopbackEnv();
+    const env = { ...ports, CONNLAT_TEST_OUT_DIR: '/out', CONNLAT_TEST_REMOTE_WRITE_URL: 'http://127.0.0.1:9/api/v1/write' };
+    const name = `connlat-gateway-test-${process.pid}`;
+    const run = [
+      'run', '--rm', `--name=${name}`, '--network=host', '--cap-drop=all',
+      ...(sc.readOnlyRootFilesystem ? ['--read-only', '--read-only-tmpfs=false'] : []),
+      ...(sc.allowPrivilegeEscalation === false ? ['--security-opt=no-new-privileges'] : []),
+      `--volume=${join(REPO_ROOT, 'otel-config/gateway.yaml')}:${confDir}/gateway.yaml:ro`,
+      `--volume=${E2E_OVERLAY}:${confDir}/e2e-overlay.yaml:ro`,
+      `--volume=${out}:/out`,
+      ...Object.entries(env).map(([k, v]) => `--env=${k}=${v}`),
+      ref, `--config=${confDir}/gateway.yaml`, `--config=${confDir}/e2e-overlay.yaml`,
+    ];
+    const gateway = spawnPodman(run);
+    let output = '';
+    gateway.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    gateway.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((r) => gateway.on('close', r));
+    try {
+      await waitFor('the gateway health_check', async () => ((await fetch(`http://${health}/`)).status === 200 ? true : undefined), 30_000);
+      const body = {
+        resourceLogs: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'connlat-image-test' } }] }, scopeLogs: [{ logRecords: [{ body: { stringValue: 'slow connect from the image test' } }] }] }],
+      };
+      const res = await fetch(`http://${http}/v1/logs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      assert.equal(res.status, 200);
+      const written = await waitFor('the log record in logs-default.jsonl', async () => {
+        const text = await readFile(join(out, 'logs-default.jsonl'), 'utf8');
+        return text.includes('slow connect from the image test') ? text : undefined;
+      }, 20_000);
+      assert.match(written, /"connlat-image-test"/);
+    } finally {
+      await podman(['stop', '--time=15', name]);
+      const code = await exited;
+      assert.equal(code, 0, `the gateway exits 0 on SIGTERM:\n${output.slice(-2000)}`);
+    }
+  });
+});
+
+test('workload image (test/support/workload): exact connect counts, refused connects counted as failed', { timeout: 5 * 60_000 }, async (t) => {
+  const archives = images.archives;
+  if (!archives) return t.skip(images.skip);
+  const ref = await imageRef(archives.workload);
+  assert.equal(ref, 'localhost/connlat-test-workload:1');
+  let accepted = 0;
+  const server = createServer((s) => {
+    accepted++;
+    s.end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  const client = await podman(['run', '--rm', '--network=host', ref, 'connect', '127.0.0.1', String(port), '7', '--interval-ms=10', '--exit']);
+  assert.equal(client.code, 0, client.stderr);
+  assert.equal(client.stdout.trim(), 'connect ok=7 failed=0');
+  assert.equal(accepted, 7);
+
+  server.close();
+  const refused = await podman(['run', '--rm', '--network=host', ref, 'connect', '127.0.0.1', String(port), '3', '--interval-ms=10', '--exit']);
+  assert.equal(refused.code, 0, refused.stderr);
+  assert.equal(refused.stdout.trim(), 'connect ok=0 failed=3');
+
+  // serve: the image's server, connected to by the image's client (both on the host network, loopback only).
+  const serverPort = port; // free again: our server closed it
+  const name = `connlat-workload-test-${process.pid}`;
+  const serve = spawnPodman(['run', '--rm', `--name=${name}`, '--network=host', ref, 'serve', String(serverPort), '--host=127.0.0.1']);
+  let served = '';
+  serve.stdout!.on('data', (d: Buffer) => (served += d.toString()));
+  const stopped = new Promise<number | null>((r) => serve.on('close', r));
+  try {
+    await waitFor('the workload server', async () => (served.includes(`listening 127.0.0.1:${serverPort}`) ? true : undefined), 30_000);
+    const toServer = await podman(['run', '--rm', '--network=host', ref, 'connect', '127.0.0.1', String(serverPort), '4', '--interval-ms=10', '--exit']);
+    assert.equal(toServer.stdout.trim(), 'connect ok=4 failed=0');
+  } finally {
+    await podman(['stop', '--time=5', name]);
+    assert.equal(await stopped, 0, 'serve exits 0 on SIGTERM');
+  }
+});
