@@ -126,23 +126,40 @@ fi
 [[ $(id -u) == 0 ]] || die "needs root (debootstrap, podman with its storage under $cache)"
 for tool in podman debootstrap; do command -v "$tool" >/dev/null || die "'$tool' is not installed (Debian package $tool)"; done
 mkdir -p "$cache"
+# One build at a time per cache (several checkouts may share it): they tag the same refs.
+exec 9>"$cache/.lock"
+if ! flock -n 9; then
+  log "another build-images.sh holds $cache/.lock; waiting for it"
+  flock 9
+fi
 work=$(mktemp -d "$cache/.build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 declare -A seconds
 
-# Makes sure podman's storage has image <name> (loading its cached archive), or builds it with build_<name>.
+# The image ID (its config's digest) an OCI archive holds.
+archive_id() { # <archive>
+  local manifest
+  manifest=$(tar -xOf "$1" index.json | grep -o '"digest":"sha256:[0-9a-f]*"' | head -n 1 | cut -d: -f3 | tr -d '"')
+  tar -xOf "$1" "blobs/sha256/$manifest" | grep -o '"config":{[^}]*}' | grep -o 'sha256:[0-9a-f]*' | cut -d: -f2
+}
+
+# Makes sure podman's storage has image <name> as its archive holds it, or builds and saves it with build_<name>.
+# Checkouts sharing this cache may each have built a different image under the same ref; the ID decides.
 ensure() { # <name>
   local name=$1 started=$SECONDS
   if [[ -f ${archive[$name]} ]]; then
-    "$podman" image exists "${ref[$name]}" || "$podman" load -q -i "${archive[$name]}" >&2
+    [[ $("$podman" image inspect -f '{{.Id}}' "${ref[$name]}" 2>/dev/null) == "$(archive_id "${archive[$name]}")" ]] ||
+      "$podman" load -q -i "${archive[$name]}" >/dev/null
     return
   fi
   log "building $name (${ref[$name]})"
   "build_$name"
   # Write beside the final path and rename: an interrupted save never leaves a partial archive that looks built.
-  rm -f "${archive[$name]}.tmp" "$cache/$name"-*.oci.tar
+  rm -f "${archive[$name]}.tmp"
   "$podman" save -q --format oci-archive -o "${archive[$name]}.tmp" "${ref[$name]}"
   mv "${archive[$name]}.tmp" "${archive[$name]}"
+  # Keep the 3 newest keys of each image (other checkouts sharing the cache may use the older ones).
+  ls -t "$cache/$name"-*.oci.tar | tail -n +4 | xargs -r rm -f
   seconds[$name]=$((SECONDS - started))
   log "built $name in ${seconds[$name]}s: $(du -h "${archive[$name]}" | cut -f1) archive, $("$podman" image inspect -f '{{.Size}}' "${ref[$name]}" | numfmt --to=iec) image"
 }
@@ -244,5 +261,7 @@ fi
 
 total=$SECONDS
 for name in base node agent workload tools-debian tools-source gateway; do ensure "$name"; done
+# Untagged images left by rebuilds, once no build or test of the last day can still be using them.
+"$podman" image prune -f --filter until=24h >/dev/null
 log "all images ready in $((SECONDS - total))s"
 print_archives

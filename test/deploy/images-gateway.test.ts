@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { E2E_OVERLAY, loopbackEnv, waitFor } from '../support/collector/collector.ts';
-import { builtImages, imageConfig, imageRef, podman, REPO_ROOT, spawnPodman } from './support/podman.ts';
+import { builtImages, imageConfig, loadImage, podman, REPO_ROOT, spawnPodman } from './support/podman.ts';
 
 const images = await builtImages();
 
@@ -32,26 +32,26 @@ interface GatewayDeployment {
 test('gateway image (bpf-tools/Dockerfile.gateway, built by podman): our Collector, non-root, runs the Deployment config', { timeout: 5 * 60_000 }, async (t) => {
   const archives = images.archives;
   if (!archives) return t.skip(images.skip);
-  const ref = await imageRef(archives.gateway);
+  const { ref, id } = await loadImage(archives.gateway);
   const docs = parseYaml(await readFile(join(REPO_ROOT, 'deploy/kustomize/base/gateway-deployment.yaml'), 'utf8').then((s) => s.split(/^---$/m)[0]!)) as GatewayDeployment;
   const pod = docs.spec.template.spec;
   const container = pod.containers[0]!;
   assert.equal(ref, container.image, 'the archive names the image the Deployment runs');
 
-  const config = await imageConfig(ref);
+  const config = await imageConfig(id);
   assert.equal(config.User, `${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`, 'non-root, the uid the Deployment runs as');
   assert.deepEqual(config.Entrypoint, ['/otelcol-connlat']);
   const confDir = container.volumeMounts.find((m) => m.name === 'config')!.mountPath;
   assert.deepEqual(config.Cmd, [`--config=${confDir}/gateway.yaml`], 'the default config is where the Deployment mounts it');
 
   const builder = parseYaml(await readFile(join(REPO_ROOT, 'otel-config/builder-config.yaml'), 'utf8')) as { dist: { name: string; version: string } };
-  const version = await podman(['run', '--rm', '--network=none', ref, '--version']);
+  const version = await podman(['run', '--rm', '--network=none', id, '--version']);
   assert.equal(version.code, 0, version.stderr);
   assert.equal(version.stdout.trim(), `${builder.dist.name} version ${builder.dist.version}`);
 
   // The ConfigMap's files (kustomize configMapGenerator copies), mounted where the Deployment mounts them.
   const configMap = join(REPO_ROOT, 'deploy/kustomize/base/otel-config');
-  const validate = await podman(['run', '--rm', '--network=none', `--volume=${configMap}:${confDir}:ro`, ref, 'validate', ...container.args]);
+  const validate = await podman(['run', '--rm', '--network=none', `--volume=${configMap}:${confDir}:ro`, id, 'validate', ...container.args]);
   assert.equal(validate.code, 0, `validate ${container.args.join(' ')}:\n${validate.stdout}${validate.stderr}`);
 
   await t.test('started as the Deployment runs it (uid 10001, read-only root, no capabilities): an OTLP log record reaches its exporter', async () => {
@@ -73,7 +73,7 @@ test('gateway image (bpf-tools/Dockerfile.gateway, built by podman): our Collect
       `--volume=${E2E_OVERLAY}:${confDir}/e2e-overlay.yaml:ro`,
       `--volume=${out}:/out`,
       ...Object.entries(env).map(([k, v]) => `--env=${k}=${v}`),
-      ref, `--config=${confDir}/gateway.yaml`, `--config=${confDir}/e2e-overlay.yaml`,
+      id, `--config=${confDir}/gateway.yaml`, `--config=${confDir}/e2e-overlay.yaml`,
     ];
     const gateway = spawnPodman(run);
     let output = '';
@@ -103,7 +103,7 @@ test('gateway image (bpf-tools/Dockerfile.gateway, built by podman): our Collect
 test('workload image (test/support/workload): exact connect counts, refused connects counted as failed', { timeout: 5 * 60_000 }, async (t) => {
   const archives = images.archives;
   if (!archives) return t.skip(images.skip);
-  const ref = await imageRef(archives.workload);
+  const { ref, id } = await loadImage(archives.workload);
   assert.equal(ref, 'localhost/connlat-test-workload:1');
   let accepted = 0;
   const server = createServer((s) => {
@@ -113,26 +113,26 @@ test('workload image (test/support/workload): exact connect counts, refused conn
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.after(() => server.close());
   const port = (server.address() as AddressInfo).port;
-  const client = await podman(['run', '--rm', '--network=host', ref, 'connect', '127.0.0.1', String(port), '7', '--interval-ms=10', '--exit']);
+  const client = await podman(['run', '--rm', '--network=host', id, 'connect', '127.0.0.1', String(port), '7', '--interval-ms=10', '--exit']);
   assert.equal(client.code, 0, client.stderr);
   assert.equal(client.stdout.trim(), 'connect ok=7 failed=0');
   assert.equal(accepted, 7);
 
   server.close();
-  const refused = await podman(['run', '--rm', '--network=host', ref, 'connect', '127.0.0.1', String(port), '3', '--interval-ms=10', '--exit']);
+  const refused = await podman(['run', '--rm', '--network=host', id, 'connect', '127.0.0.1', String(port), '3', '--interval-ms=10', '--exit']);
   assert.equal(refused.code, 0, refused.stderr);
   assert.equal(refused.stdout.trim(), 'connect ok=0 failed=3');
 
   // serve: the image's server, connected to by the image's client (both on the host network, loopback only).
   const serverPort = port; // free again: our server closed it
   const name = `connlat-workload-test-${process.pid}`;
-  const serve = spawnPodman(['run', '--rm', `--name=${name}`, '--network=host', ref, 'serve', String(serverPort), '--host=127.0.0.1']);
+  const serve = spawnPodman(['run', '--rm', `--name=${name}`, '--network=host', id, 'serve', String(serverPort), '--host=127.0.0.1']);
   let served = '';
   serve.stdout!.on('data', (d: Buffer) => (served += d.toString()));
   const stopped = new Promise<number | null>((r) => serve.on('close', r));
   try {
     await waitFor('the workload server', async () => (served.includes(`listening 127.0.0.1:${serverPort}`) ? true : undefined), 30_000);
-    const toServer = await podman(['run', '--rm', '--network=host', ref, 'connect', '127.0.0.1', String(serverPort), '4', '--interval-ms=10', '--exit']);
+    const toServer = await podman(['run', '--rm', '--network=host', id, 'connect', '127.0.0.1', String(serverPort), '4', '--interval-ms=10', '--exit']);
     assert.equal(toServer.stdout.trim(), 'connect ok=4 failed=0');
   } finally {
     await podman(['stop', '--time=5', name]);

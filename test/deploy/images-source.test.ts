@@ -13,24 +13,25 @@ import { test } from 'node:test';
 import { LineDecoder } from '../../src/parse/decoder.ts';
 import { waitFor } from '../sources/helpers.ts';
 import { connectTimes } from '../support/net.ts';
-import { bpfSeccompProfile, builtImages, existingPaths, imageConfig, imageRef, podman, spawnPodman } from './support/podman.ts';
+import { bpfSeccompProfile, builtImages, existingPaths, imageConfig, loadImage, podman, spawnPodman } from './support/podman.ts';
 
 const images = await builtImages();
 
 test('bpf-tools/Dockerfile.source (built by podman): tcpconnlat and tcpstates from the pinned bcc source; tcpstates runs', { timeout: 10 * 60_000 }, async (t) => {
   const archives = images.archives;
   if (!archives) return t.skip(images.skip);
-  const ref = await imageRef(archives['tools-source']);
-  const config = await imageConfig(ref);
+  const { ref, id } = await loadImage(archives['tools-source']);
+  assert.equal(ref, 'localhost/connlat/libbpf-tools:0.26.0-source');
+  const config = await imageConfig(id);
   assert.deepEqual(config.Entrypoint, ['stdbuf', '-oL', '/usr/sbin/tcpconnlat']);
   // Only what the build stage compiled: no Debian package, no compiler in the runtime image.
-  assert.deepEqual(await existingPaths(ref, ['/usr/sbin/tcpconnlat', '/usr/sbin/tcpstates', '/usr/bin/clang', '/usr/bin/gcc']), ['/usr/sbin/tcpconnlat', '/usr/sbin/tcpstates']);
-  const dpkg = await podman(['run', '--rm', '--network=none', '--entrypoint=dpkg-query', ref, '-W', 'libbpf-tools']);
+  assert.deepEqual(await existingPaths(id, ['/usr/sbin/tcpconnlat', '/usr/sbin/tcpstates', '/usr/bin/clang', '/usr/bin/gcc']), ['/usr/sbin/tcpconnlat', '/usr/sbin/tcpstates']);
+  const dpkg = await podman(['run', '--rm', '--network=none', '--entrypoint=dpkg-query', id, '-W', 'libbpf-tools']);
   assert.equal(dpkg.code, 1, 'libbpf-tools is not a Debian package here');
-  const version = await podman(['run', '--rm', '--network=none', ref, '--version']);
+  const version = await podman(['run', '--rm', '--network=none', id, '--version']);
   assert.equal(version.code, 0, version.stderr);
   assert.equal(version.stdout.trim(), 'tcpconnlat 0.1');
-  const help = await podman(['run', '--rm', '--network=none', ref, '--help']);
+  const help = await podman(['run', '--rm', '--network=none', id, '--help']);
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout, /Trace TCP connects and show connection latency/);
 
@@ -44,9 +45,9 @@ test('bpf-tools/Dockerfile.source (built by podman): tcpconnlat and tcpstates fr
   await t.test('seccomp, measured: podman\'s default profile refuses bpf() without CAP_SYS_ADMIN; with bpf()/perf_event_open() allowed for CAP_BPF/CAP_PERFMON it loads', async (tt) => {
     const why = bpfReady();
     if (why) return tt.skip(why);
-    const tcpstates = ['--entrypoint=/usr/sbin/tcpstates', ref];
+    const tcpstates = ['--entrypoint=/usr/sbin/tcpstates', id];
     // tcpstates prints its header once attached; `timeout` stops it (exit 124) after that.
-    const withProfile = async (profile: string[]) => podman(['run', '--rm', ...confined, ...profile, '--entrypoint=timeout', ref, '-s', 'INT', '3', '/usr/sbin/tcpstates']);
+    const withProfile = async (profile: string[]) => podman(['run', '--rm', ...confined, ...profile, '--entrypoint=timeout', id, '-s', 'INT', '3', '/usr/sbin/tcpstates']);
     const byDefault = await podman(['run', '--rm', ...confined, ...tcpstates]);
     assert.equal(byDefault.code, 1);
     assert.match(byDefault.stderr, /Couldn't load trivial BPF program/);
@@ -66,7 +67,7 @@ test('bpf-tools/Dockerfile.source (built by podman): tcpconnlat and tcpstates fr
 
     const name = `connlat-tcpstates-test-${process.pid}`;
     const profile = `--security-opt=seccomp=${await bpfSeccompProfile(dir)}`;
-    const tool = spawnPodman(['run', '--rm', `--name=${name}`, '--stop-signal=SIGINT', ...confined, profile, '--entrypoint=stdbuf', ref, '-oL', '/usr/sbin/tcpstates']);
+    const tool = spawnPodman(['run', '--rm', `--name=${name}`, '--stop-signal=SIGINT', ...confined, profile, '--entrypoint=stdbuf', id, '-oL', '/usr/sbin/tcpstates']);
     let stdout = '';
     let stderr = '';
     tool.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -103,7 +104,7 @@ test('bpf-tools/Dockerfile.source (built by podman): tcpconnlat and tcpstates fr
     const why = bpfReady();
     if (why) return tt.skip(why);
     // libbpf loads (verifies) every program before it attaches any, so an attach error means the object loaded.
-    const run = await podman(['run', '--rm', ...confined, `--security-opt=seccomp=${await bpfSeccompProfile(dir)}`, '--entrypoint=timeout', ref, '-s', 'INT', '30', '/usr/sbin/tcpconnlat']);
+    const run = await podman(['run', '--rm', ...confined, `--security-opt=seccomp=${await bpfSeccompProfile(dir)}`, '--entrypoint=timeout', id, '-s', 'INT', '30', '/usr/sbin/tcpconnlat']);
     tt.diagnostic(`exit ${run.code}: ${run.stderr.trim().split('\n').slice(-2).join(' | ')}`);
     if (run.code === 124) return tt.skip('tcpconnlat attached here (a kernel with kprobes); nothing to compare');
     assert.equal(run.code, 1);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { connectTimes, freePort } from '../support/net.ts';
-import { bpfSeccompProfile, builtImages, existingPaths, imageConfig, imageRef, podman, REPO_ROOT, spawnPodman } from './support/podman.ts';
+import { bpfSeccompProfile, builtImages, existingPaths, imageConfig, loadImage, podman, REPO_ROOT, spawnPodman } from './support/podman.ts';
 
 const fixture = join(REPO_ROOT, 'test/fixtures/recordings/tcpconnlat-blog.txt');
 const images = await builtImages();
@@ -94,23 +94,23 @@ async function daemonSetRunOptions(ds: AgentDaemonSet, seccompDir: string): Prom
 test('agent image (bpf-tools/Dockerfile.agent, built by podman): doctor, replay, and live under the DaemonSet settings', { timeout: 10 * 60_000 }, async (t) => {
   const archives = images.archives;
   if (!archives) return t.skip(images.skip);
-  const ref = await imageRef(archives.agent);
+  const { ref, id } = await loadImage(archives.agent);
   assert.equal(ref, 'ghcr.io/connlat/connlat-agent:0.1.0', 'the archive names the image the DaemonSet runs');
   const ds = parseYaml(await readFile(join(REPO_ROOT, 'deploy/kustomize/base/agent-daemonset.yaml'), 'utf8')) as AgentDaemonSet;
   const container = ds.spec.template.spec.containers[0]!;
   assert.equal((container as unknown as { image: string }).image, ref);
 
-  const config = await imageConfig(ref);
+  const config = await imageConfig(id);
   assert.deepEqual(config.Entrypoint, ['node', 'dist/cli.js']);
   assert.deepEqual(config.Cmd, ['run']);
   assert.equal(config.WorkingDir, '/app');
   const present = ['/usr/sbin/tcpconnlat', '/usr/sbin/tcpstates', '/usr/bin/stdbuf', '/usr/local/bin/node', '/app/dist/cli.js', '/app/node_modules/zod'];
   // Only the compiled agent and its runtime dependencies: no sources, no compiler, no dev dependencies.
   const absent = ['/app/src', '/app/node_modules/typescript', '/app/node_modules/fast-check', '/app/tsconfig.json', '/usr/bin/gcc'];
-  assert.deepEqual(await existingPaths(ref, [...present, ...absent]), present);
+  assert.deepEqual(await existingPaths(id, [...present, ...absent]), present);
 
   await t.test('connlat doctor', async () => {
-    const doctor = await podman(['run', '--rm', '--network=host', ref, 'doctor']);
+    const doctor = await podman(['run', '--rm', '--network=host', id, 'doctor']);
     t.diagnostic(doctor.stdout.trim());
     assert.equal(doctor.code, 0, doctor.stderr);
     assert.match(doctor.stdout, /ok\s+stdbuf\s+\/usr\/bin\/stdbuf/);
@@ -124,7 +124,7 @@ test('agent image (bpf-tools/Dockerfile.agent, built by podman): doctor, replay,
 
   await t.test('replay of a recorded tcpconnlat run to OTLP/JSON, exact counts', async () => {
     const replay = ['--source', 'file:/io/tcpconnlat.txt', '--export', 'otlp-json:/io/replay.jsonl', '--view', 'off', '--health-addr', 'off', '--kubernetes', 'off'];
-    const result = await podman(['run', '--rm', '--network=none', `--volume=${shared}:/io`, ref, ...replay]);
+    const result = await podman(['run', '--rm', '--network=none', `--volume=${shared}:/io`, id, ...replay]);
     assert.equal(result.code, 0, result.stderr);
     const events = (await readFile(fixture, 'utf8')).trim().split('\n').length - 1; // minus the header
     assert.equal(lastConnectCount(await readFile(join(shared, 'replay.jsonl'), 'utf8')), events);
@@ -136,7 +136,7 @@ test('agent image (bpf-tools/Dockerfile.agent, built by podman): doctor, replay,
     assert.deepEqual(container.securityContext.capabilities.drop, ['ALL']);
     const run = [...(await daemonSetRunOptions(ds, shared)), `--volume=${shared}:/io`];
 
-    const doctor = await podman(['run', '--rm', ...run, ref, 'doctor']);
+    const doctor = await podman(['run', '--rm', ...run, id, 'doctor']);
     tt.diagnostic(doctor.stdout.trim());
     assert.match(doctor.stdout, /capabilities\s+CapEff 000000c000000000: CAP_BPF, CAP_PERFMON\b/);
     assert.match(doctor.stdout, /ok\s+tcpstates attach \(tracepoint\)\s+attached/);
@@ -153,7 +153,7 @@ test('agent image (bpf-tools/Dockerfile.agent, built by podman): doctor, replay,
       .concat(['--source=tcpstates', '--export=otlp-json:/io/live.jsonl', '--export-interval-ms=500', '--kubernetes=off', `--health-addr=127.0.0.1:${healthPort}`]);
     assert.ok(args.includes('--host-proc=/host/proc'));
     const name = `connlat-image-test-${process.pid}`;
-    const agent = spawnPodman(['run', '--rm', `--name=${name}`, '--stop-signal=SIGINT', ...run, ref, ...args]);
+    const agent = spawnPodman(['run', '--rm', `--name=${name}`, '--stop-signal=SIGINT', ...run, id, ...args]);
     let stderr = '';
     agent.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => agent.on('close', r));
@@ -173,12 +173,13 @@ test('agent image (bpf-tools/Dockerfile.agent, built by podman): doctor, replay,
 test('tools image (bpf-tools/Dockerfile.debian, built by podman): Debian libbpf-tools 0.26.0 runs its entrypoint', { timeout: 5 * 60_000 }, async (t) => {
   const archives = images.archives;
   if (!archives) return t.skip(images.skip);
-  const ref = await imageRef(archives['tools-debian']);
-  const config = await imageConfig(ref);
+  const { ref, id } = await loadImage(archives['tools-debian']);
+  assert.equal(ref, 'localhost/connlat/libbpf-tools:0.26.0-debian');
+  const config = await imageConfig(id);
   assert.deepEqual(config.Entrypoint, ['stdbuf', '-oL', '/usr/sbin/tcpconnlat']);
-  const version = await podman(['run', '--rm', '--network=none', '--entrypoint=dpkg-query', ref, '-W', '-f', '${Version}', 'libbpf-tools']);
+  const version = await podman(['run', '--rm', '--network=none', '--entrypoint=dpkg-query', id, '-W', '-f', '${Version}', 'libbpf-tools']);
   assert.equal(version.stdout, '0.26.0+ds-1');
-  const help = await podman(['run', '--rm', '--network=none', ref, '--help']);
+  const help = await podman(['run', '--rm', '--network=none', id, '--help']);
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout + help.stderr, /Trace TCP connects and show connection latency/);
 });

@@ -40,13 +40,14 @@ export function spawnPodman(args: string[]): ChildProcess {
   return spawn(PODMAN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** The ref an OCI archive names its image by (org.opencontainers.image.ref.name of its index). */
-export async function archiveRef(archive: string): Promise<string> {
-  const { stdout } = await exec('tar', ['-xOf', archive, 'index.json']);
-  const index = JSON.parse(stdout) as { manifests: Array<{ annotations?: Record<string, string> }> };
-  const refName = index.manifests[0]?.annotations?.['org.opencontainers.image.ref.name'];
-  if (!refName) throw new Error(`${archive}: its index names no image`);
-  return refName;
+/** The ref an OCI archive names its image by (its index's org.opencontainers.image.ref.name) and the image ID. */
+export async function archiveImage(archive: string): Promise<{ ref: string; id: string }> {
+  const member = async (name: string) => JSON.parse((await exec('tar', ['-xOf', archive, name], { maxBuffer: 1 << 20 })).stdout) as unknown;
+  const index = (await member('index.json')) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
+  const ref = index.manifests[0]?.annotations?.['org.opencontainers.image.ref.name'];
+  if (!ref) throw new Error(`${archive}: its index names no image`);
+  const manifest = (await member(`blobs/sha256/${index.manifests[0]!.digest.replace(/^sha256:/, '')}`)) as { config: { digest: string } };
+  return { ref, id: manifest.config.digest.replace(/^sha256:/, '') };
 }
 
 export type Images = { skip: string; archives?: undefined } | { skip?: undefined; archives: Record<ImageName, string> };
@@ -69,14 +70,17 @@ export async function builtImages(): Promise<Images> {
   }
 }
 
-/** The image's ref, loaded into podman's storage from its archive when podman does not have it. */
-export async function imageRef(archive: string): Promise<string> {
-  const ref = await archiveRef(archive);
-  if ((await podman(['image', 'exists', ref])).code !== 0) {
+/**
+ * The archive's image, loaded into podman's storage when podman lacks it. Tests run it by `id`: checkouts sharing the
+ * cache may have tagged another build of theirs with the same ref.
+ */
+export async function loadImage(archive: string): Promise<{ ref: string; id: string }> {
+  const image = await archiveImage(archive);
+  if ((await podman(['image', 'exists', image.id])).code !== 0) {
     const load = await podman(['load', '-q', '-i', archive], 300_000);
     if (load.code !== 0) throw new Error(`podman load ${archive}: ${load.stderr}`);
   }
-  return ref;
+  return image;
 }
 
 export interface ImageConfig {
