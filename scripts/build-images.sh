@@ -58,7 +58,7 @@ mirror=${CONNLAT_DEBIAN_MIRROR:-$(apt_mirror "$SUITE" || true)}
 security_mirror=${CONNLAT_DEBIAN_SECURITY_MIRROR:-$(apt_mirror "$SUITE-security" || echo http://deb.debian.org/debian-security)}
 [[ -n $mirror ]] || die "no Debian $SUITE mirror in /etc/apt/sources.list{,.d}; set CONNLAT_DEBIAN_MIRROR"
 
-# Hash of a build context: the Dockerfile, its ignore file, and every file the ignore file lets in (path + content).
+# Hash of a build context: the Dockerfile, its ignore file, and every file the ignore file lets in (path, mode, content).
 # Only allow-list ignore files are understood ("**" first, then "!path" or "!dir/**" lines), which is what ours are.
 context_key() { # <dockerfile> [<context dir>]  (no context dir: the Dockerfile copies nothing from its context)
   local dockerfile=$1 context=${2:-} ignore="$1.dockerignore" patterns=()
@@ -81,7 +81,10 @@ context_key() { # <dockerfile> [<context dir>]  (no context dir: the Dockerfile 
   {
     sha256sum "$dockerfile" | cut -d' ' -f1
     [[ -f $ignore ]] && sha256sum "$ignore" | cut -d' ' -f1
-    if ((${#patterns[@]})); then (cd "$context" && find "${patterns[@]}" -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum); fi
+    if ((${#patterns[@]})); then # content and mode (COPY keeps the mode) of each file
+      (cd "$context" && find "${patterns[@]}" -type f -print0 | LC_ALL=C sort -z | xargs -0r stat -c '%a %n' &&
+        find "${patterns[@]}" -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum)
+    fi
   } | hash12
 }
 

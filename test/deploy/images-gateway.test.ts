@@ -1,8 +1,7 @@
-// The gateway image (bpf-tools/Dockerfile.gateway: our ocb-built Collector) and the tests' workload image
-// (test/support/workload/Dockerfile), as scripts/build-images.sh built them, run with podman. The gateway runs the
-// Deployment's own config files (the ConfigMap's copies), user and read-only root, and routes a real OTLP log record.
+// The gateway image (bpf-tools/Dockerfile.gateway: our ocb-built Collector), as scripts/build-images.sh built it, run
+// with podman: the Deployment's own config files (the ConfigMap's copies), user and read-only root; it routes a real
+// OTLP log record.
 import assert from 'node:assert/strict';
-import { createServer, type AddressInfo } from 'node:net';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -98,44 +97,4 @@ test('gateway image (bpf-tools/Dockerfile.gateway, built by podman): our Collect
       assert.equal(code, 0, `the gateway exits 0 on SIGTERM:\n${output.slice(-2000)}`);
     }
   });
-});
-
-test('workload image (test/support/workload): exact connect counts, refused connects counted as failed', { timeout: 5 * 60_000 }, async (t) => {
-  const archives = images.archives;
-  if (!archives) return t.skip(images.skip);
-  const { ref, id } = await loadImage(archives.workload);
-  assert.equal(ref, 'localhost/connlat-test-workload:1');
-  let accepted = 0;
-  const server = createServer((s) => {
-    accepted++;
-    s.end();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(() => server.close());
-  const port = (server.address() as AddressInfo).port;
-  const client = await podman(['run', '--rm', '--network=host', id, 'connect', '127.0.0.1', String(port), '7', '--interval-ms=10', '--exit']);
-  assert.equal(client.code, 0, client.stderr);
-  assert.equal(client.stdout.trim(), 'connect ok=7 failed=0');
-  assert.equal(accepted, 7);
-
-  server.close();
-  const refused = await podman(['run', '--rm', '--network=host', id, 'connect', '127.0.0.1', String(port), '3', '--interval-ms=10', '--exit']);
-  assert.equal(refused.code, 0, refused.stderr);
-  assert.equal(refused.stdout.trim(), 'connect ok=0 failed=3');
-
-  // serve: the image's server, connected to by the image's client (both on the host network, loopback only).
-  const serverPort = port; // free again: our server closed it
-  const name = `connlat-workload-test-${process.pid}`;
-  const serve = spawnPodman(['run', '--rm', `--name=${name}`, '--network=host', id, 'serve', String(serverPort), '--host=127.0.0.1']);
-  let served = '';
-  serve.stdout!.on('data', (d: Buffer) => (served += d.toString()));
-  const stopped = new Promise<number | null>((r) => serve.on('close', r));
-  try {
-    await waitFor('the workload server', async () => (served.includes(`listening 127.0.0.1:${serverPort}`) ? true : undefined), 30_000);
-    const toServer = await podman(['run', '--rm', '--network=host', id, 'connect', '127.0.0.1', String(serverPort), '4', '--interval-ms=10', '--exit']);
-    assert.equal(toServer.stdout.trim(), 'connect ok=4 failed=0');
-  } finally {
-    await podman(['stop', '--time=5', name]);
-    assert.equal(await stopped, 0, 'serve exits 0 on SIGTERM');
-  }
 });
