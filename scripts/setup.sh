@@ -46,6 +46,10 @@ fi
 # build-images.sh after build-collector.sh: the gateway image holds that Collector.
 for script in scripts/build-collector.sh scripts/build-kube.sh scripts/build-coredns.sh scripts/build-helm.sh scripts/build-images.sh; do
   if ! "$script" --check >/dev/null 2>&1; then
+    if [[ $script == scripts/build-images.sh && $(id -u) != 0 ]]; then
+      echo "setup: $script needs root (debootstrap, podman); the image tests will skip" >&2
+      continue
+    fi
     step "$script"
     "$script" >/dev/null
   fi
