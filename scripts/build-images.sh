@@ -167,11 +167,12 @@ ensure() { # <name>
   log "built $name in ${seconds[$name]}s: $(du -h "${archive[$name]}" | cut -f1) archive, $("$podman" image inspect -f '{{.Size}}' "${ref[$name]}" | numfmt --to=iec) image"
 }
 
-# podman build of a Dockerfile, as `docker build` would: local bases only, the host's network for RUN steps.
+# podman build of a Dockerfile, as `docker build` would: local bases only, the host's network for RUN steps, and a
+# layer cache in podman's storage (an agent rebuilt for a change in src/ reuses its npm ci layer: 19 s instead of 90 s).
 build() { # <ref> <dockerfile> <context> [more podman build args]
   local image=$1 dockerfile=$2 context=$3
   shift 3
-  "$podman" build --pull=never --network=host --layers=false -q -t "$image" -f "$dockerfile" "$@" "$context" >/dev/null
+  "$podman" build --pull=never --network=host --layers -q -t "$image" -f "$dockerfile" "$@" "$context" >/dev/null
 }
 
 build_base() {
