@@ -13,10 +13,11 @@
 # 6. tools-debian, tools-source  localhost/connlat/libbpf-tools:0.26.0-{debian,source}  bpf-tools/Dockerfile.{debian,source}
 #
 # 1 and 2 carry the exact names the Dockerfiles' FROM lines use, so every Dockerfile builds unchanged with
-# `podman build --pull=never`. Each <key> hashes what goes into the image: Debian release + mirrors for the base;
-# the base's key + Node and npm versions for node; for the others the parent keys + the Dockerfile + every file of the
-# build context that the Dockerfile's .dockerignore lets in (the Collector binary for the gateway). An image is
-# rebuilt only when its key changes; a cached archive is loaded back into podman when its storage lacks the image.
+# `podman build --pull=never`. Each <key> hashes what goes into the image: Debian release + mirrors + this script's
+# recipe for the base; the base's key + Node and npm versions + recipe for node; for the others the parent keys + the
+# Dockerfile + every file (path, mode, content) of the build context that the Dockerfile's .dockerignore lets in (the
+# Collector binary for the gateway). An image is rebuilt only when its key changes; a cached archive is loaded back
+# into podman when its storage lacks that image.
 #
 # stdout: one line per image a cluster or test uses, NAME=/abs/path/archive.oci.tar (agent, gateway, workload,
 # tools-debian, tools-source); progress on stderr. `ctr -n k8s.io images import <archive>` names the image as above.
@@ -80,7 +81,7 @@ context_key() { # <dockerfile> [<context dir>]  (no context dir: the Dockerfile 
   fi
   {
     sha256sum "$dockerfile" | cut -d' ' -f1
-    [[ -f $ignore ]] && sha256sum "$ignore" | cut -d' ' -f1
+    if [[ -f $ignore ]]; then sha256sum "$ignore" | cut -d' ' -f1; fi
     if ((${#patterns[@]})); then # content and mode (COPY keeps the mode) of each file
       (cd "$context" && find "${patterns[@]}" -type f -print0 | LC_ALL=C sort -z | xargs -0r stat -c '%a %n' &&
         find "${patterns[@]}" -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum)
@@ -102,21 +103,103 @@ node_bin="$repo_root/node_modules/node/bin/node"
 node_version=$("$node_bin" --version)
 collector=$("$repo_root/scripts/build-collector.sh" --path)
 
-base_key=$(printf '%s\n' "$SUITE" "$mirror" "$security_mirror" minbase | hash12)
-node_key=$(printf '%s\n' "$base_key" "$node_version" "$NPM_VERSION" | hash12)
-plan base docker.io/library/debian:bookworm-slim "$base_key"
-plan node docker.io/library/node:24-bookworm-slim "$node_key"
-plan agent ghcr.io/connlat/connlat-agent:0.1.0 \
-  "$( { echo "$node_key"; context_key "$repo_root/bpf-tools/Dockerfile.agent" "$repo_root"; } | hash12)"
+# How each image is made (run later, under the lock, in $work).
+build_base() {
+  local root="$work/rootfs"
+  log "debootstrap --variant=minbase $SUITE from $mirror"
+  debootstrap --variant=minbase "$SUITE" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+    { tail -n 20 "$work/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
+  # As the official image: deb822 sources for the release, its updates and security suite; no docs, man pages or
+  # locales installed by later apt-get steps (slim); no package lists or .debs left in a layer.
+  rm -f "$root/etc/apt/sources.list"
+  cat >"$root/etc/apt/sources.list.d/debian.sources" <<EOF
+Types: deb
+URIs: $mirror
+Suites: $SUITE $SUITE-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: $security_mirror
+Suites: $SUITE-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  cat >"$root/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+EOF
+  printf 'APT::Install-Recommends "false";\n' >"$root/etc/apt/apt.conf.d/docker-no-recommends"
+  (cd "$root" && find usr/share/doc -mindepth 2 ! -name copyright ! -type d -delete; rm -rf usr/share/man/* usr/share/info/* usr/share/locale/* \
+    var/cache/apt/archives/*.deb var/cache/apt/*.bin var/lib/apt/lists/* var/log/* etc/hostname etc/resolv.conf)
+  : >"$root/etc/resolv.conf"
+  tar --numeric-owner -C "$root" -c . | "$podman" import -q --change 'CMD ["bash"]' - "${ref[base]}" >/dev/null
+}
+
+build_node() {
+  # The official image's layout: node in /usr/local/bin, npm in /usr/local/lib/node_modules, a `node` user (1000).
+  local ctx="$work/node"
+  mkdir -p "$ctx"
+  cp "$node_bin" "$ctx/node"
+  # Unpacked here, not with ADD + mv in the image: a mv in a later layer would store npm twice (14 MiB).
+  (cd "$ctx" && npm pack -q "npm@$NPM_VERSION" >/dev/null && mkdir npm &&
+    tar -xzf "npm-$NPM_VERSION.tgz" -C npm --strip-components=1 --no-same-owner && rm "npm-$NPM_VERSION.tgz")
+  cat >"$ctx/Dockerfile" <<EOF
+FROM ${ref[base]}
+ENV NODE_VERSION=${node_version#v}
+COPY node /usr/local/bin/node
+COPY npm /usr/local/lib/node_modules/npm
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
+ && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
+ && groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
+ && node --version && npm --version
+CMD ["node"]
+EOF
+  build "${ref[node]}" "$ctx/Dockerfile" "$ctx"
+}
+
+build_agent() { build "${ref[agent]}" "$repo_root/bpf-tools/Dockerfile.agent" "$repo_root" "${trust[@]}"; }
+build_gateway() {
+  if [[ ! -x $collector ]]; then # normally setup.sh built it already
+    collector=$("$repo_root/scripts/build-collector.sh")
+    archive[gateway]="$cache/gateway-$(gateway_key).oci.tar"
+  fi
+  local ctx="$work/gateway"
+  mkdir -p "$ctx"
+  cp "$collector" "$ctx/otelcol-connlat"
+  build "${ref[gateway]}" "$repo_root/bpf-tools/Dockerfile.gateway" "$ctx"
+}
+build_workload() { build "${ref[workload]}" "$repo_root/test/support/workload/Dockerfile" "$repo_root/test/support/workload"; }
+# Dockerfile.debian and .source copy nothing from their context: an empty one.
+build_tools-debian() { mkdir -p "$work/empty"; build "${ref[tools-debian]}" "$repo_root/bpf-tools/Dockerfile.debian" "$work/empty"; }
+build_tools-source() { mkdir -p "$work/empty"; build "${ref[tools-source]}" "$repo_root/bpf-tools/Dockerfile.source" "$work/empty" "${trust[@]}"; }
+
+# Keys as plain assignments, so a failing context_key (an ignore file it cannot read) stops the script (set -e).
+# The two bases are made by this script: their recipes (build_base, build_node below) are part of their keys.
+base_key=$( { printf '%s\n' "$SUITE" "$mirror" "$security_mirror"; declare -f build_base; } | hash12)
+node_key=$( { printf '%s\n' "$base_key" "$node_version" "$NPM_VERSION"; declare -f build_node; } | hash12)
+agent_key=$( { echo "$node_key"; context_key "$repo_root/bpf-tools/Dockerfile.agent" "$repo_root"; } | hash12)
+workload_key=$( { echo "$base_key"; context_key "$repo_root/test/support/workload/Dockerfile" "$repo_root/test/support/workload"; } | hash12)
+tools_debian_key=$( { echo "$base_key"; context_key "$repo_root/bpf-tools/Dockerfile.debian"; } | hash12)
+tools_source_key=$( { echo "$base_key"; context_key "$repo_root/bpf-tools/Dockerfile.source"; } | hash12)
 # Keyed by the Collector binary itself; "unbuilt" until scripts/build-collector.sh made it (build_gateway re-keys).
 gateway_key() { { echo "$base_key"; sha256sum <"$repo_root/bpf-tools/Dockerfile.gateway"; if [[ -x $collector ]]; then sha256sum <"$collector"; else echo unbuilt; fi; } | hash12; }
-plan gateway ghcr.io/connlat/connlat-gateway:0.1.0 "$(gateway_key)"
-plan workload localhost/connlat-test-workload:1 \
-  "$( { echo "$base_key"; context_key "$repo_root/test/support/workload/Dockerfile" "$repo_root/test/support/workload"; } | hash12)"
-plan tools-debian localhost/connlat/libbpf-tools:0.26.0-debian \
-  "$( { echo "$base_key"; context_key "$repo_root/bpf-tools/Dockerfile.debian"; } | hash12)"
-plan tools-source localhost/connlat/libbpf-tools:0.26.0-source \
-  "$( { echo "$base_key"; context_key "$repo_root/bpf-tools/Dockerfile.source"; } | hash12)"
+gateway_key=$(gateway_key)
+
+plan base docker.io/library/debian:bookworm-slim "$base_key"
+plan node docker.io/library/node:24-bookworm-slim "$node_key"
+plan agent ghcr.io/connlat/connlat-agent:0.1.0 "$agent_key"
+plan gateway ghcr.io/connlat/connlat-gateway:0.1.0 "$gateway_key"
+plan workload localhost/connlat-test-workload:1 "$workload_key"
+plan tools-debian localhost/connlat/libbpf-tools:0.26.0-debian "$tools_debian_key"
+plan tools-source localhost/connlat/libbpf-tools:0.26.0-source "$tools_source_key"
 outputs=(agent gateway workload tools-debian tools-source)
 
 print_archives() { local n; for n in "${outputs[@]}"; do printf '%s=%s\n' "$n" "${archive[$n]}"; done; }
@@ -175,81 +258,6 @@ build() { # <ref> <dockerfile> <context> [more podman build args]
   "$podman" build --pull=never --network=host --layers -q -t "$image" -f "$dockerfile" "$@" "$context" >/dev/null
 }
 
-build_base() {
-  local root="$work/rootfs"
-  log "debootstrap --variant=minbase $SUITE from $mirror"
-  debootstrap --variant=minbase "$SUITE" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
-    { tail -n 20 "$work/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
-  # As the official image: deb822 sources for the release, its updates and security suite; no docs, man pages or
-  # locales installed by later apt-get steps (slim); no package lists or .debs left in a layer.
-  rm -f "$root/etc/apt/sources.list"
-  cat >"$root/etc/apt/sources.list.d/debian.sources" <<EOF
-Types: deb
-URIs: $mirror
-Suites: $SUITE $SUITE-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: $security_mirror
-Suites: $SUITE-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-  cat >"$root/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
-path-exclude /usr/share/doc/*
-path-include /usr/share/doc/*/copyright
-path-exclude /usr/share/man/*
-path-exclude /usr/share/groff/*
-path-exclude /usr/share/info/*
-path-exclude /usr/share/lintian/*
-path-exclude /usr/share/linda/*
-path-exclude /usr/share/locale/*
-path-include /usr/share/locale/locale.alias
-EOF
-  printf 'APT::Install-Recommends "false";\n' >"$root/etc/apt/apt.conf.d/docker-no-recommends"
-  (cd "$root" && find usr/share/doc -mindepth 2 ! -name copyright ! -type d -delete; rm -rf usr/share/man/* usr/share/info/* usr/share/locale/* \
-    var/cache/apt/archives/*.deb var/cache/apt/*.bin var/lib/apt/lists/* var/log/* etc/hostname etc/resolv.conf)
-  : >"$root/etc/resolv.conf"
-  tar --numeric-owner -C "$root" -c . | "$podman" import -q --change 'CMD ["bash"]' - "${ref[base]}" >/dev/null
-}
-
-build_node() {
-  # The official image's layout: node in /usr/local/bin, npm in /usr/local/lib/node_modules, a `node` user (1000).
-  local ctx="$work/node"
-  mkdir -p "$ctx"
-  cp "$node_bin" "$ctx/node"
-  (cd "$ctx" && npm pack -q "npm@$NPM_VERSION" >/dev/null && mv "npm-$NPM_VERSION.tgz" npm.tgz)
-  cat >"$ctx/Dockerfile" <<EOF
-FROM ${ref[base]}
-ENV NODE_VERSION=${node_version#v}
-COPY node /usr/local/bin/node
-ADD npm.tgz /usr/local/lib/node_modules/
-RUN mv /usr/local/lib/node_modules/package /usr/local/lib/node_modules/npm \\
- && ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
- && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
- && groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
- && node --version && npm --version
-CMD ["node"]
-EOF
-  build "${ref[node]}" "$ctx/Dockerfile" "$ctx"
-}
-
-build_agent() { build "${ref[agent]}" "$repo_root/bpf-tools/Dockerfile.agent" "$repo_root" "${trust[@]}"; }
-build_gateway() {
-  if [[ ! -x $collector ]]; then # normally setup.sh built it already
-    collector=$("$repo_root/scripts/build-collector.sh")
-    archive[gateway]="$cache/gateway-$(gateway_key).oci.tar"
-  fi
-  local ctx="$work/gateway"
-  mkdir -p "$ctx"
-  cp "$collector" "$ctx/otelcol-connlat"
-  build "${ref[gateway]}" "$repo_root/bpf-tools/Dockerfile.gateway" "$ctx"
-}
-build_workload() { build "${ref[workload]}" "$repo_root/test/support/workload/Dockerfile" "$repo_root/test/support/workload"; }
-# Dockerfile.debian and .source copy nothing from their context: an empty one.
-build_tools-debian() { mkdir -p "$work/empty"; build "${ref[tools-debian]}" "$repo_root/bpf-tools/Dockerfile.debian" "$work/empty"; }
-build_tools-source() { mkdir -p "$work/empty"; build "${ref[tools-source]}" "$repo_root/bpf-tools/Dockerfile.source" "$work/empty" "${trust[@]}"; }
 
 # The build machine's extra TLS trust (e.g. an egress proxy's CA, which NODE_EXTRA_CA_CERTS names), handed to the RUN
 # steps that fetch over HTTPS and never written into an image: a folder mounted over /usr/local/etc (empty in Debian,
