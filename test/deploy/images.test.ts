@@ -105,8 +105,9 @@ test('agent image (bpf-tools/Dockerfile.agent, built by podman): doctor, replay,
   assert.deepEqual(config.Cmd, ['run']);
   assert.equal(config.WorkingDir, '/app');
   const present = ['/usr/sbin/tcpconnlat', '/usr/sbin/tcpstates', '/usr/bin/stdbuf', '/usr/local/bin/node', '/app/dist/cli.js', '/app/node_modules/zod'];
-  // Only the compiled agent and its runtime dependencies: no sources, no compiler, no dev dependencies.
-  const absent = ['/app/src', '/app/node_modules/typescript', '/app/node_modules/fast-check', '/app/tsconfig.json', '/usr/bin/gcc'];
+  // Only the compiled agent and its runtime dependencies: no sources, no compiler, no dev dependencies, and nothing of
+  // the build machine's TLS trust that build-images.sh lends the RUN steps.
+  const absent = ['/app/src', '/app/node_modules/typescript', '/app/node_modules/fast-check', '/app/tsconfig.json', '/usr/bin/gcc', '/usr/local/etc/npmrc', '/usr/local/etc/build-ca.crt'];
   assert.deepEqual(await existingPaths(id, [...present, ...absent]), present);
 
   await t.test('connlat doctor', async () => {
