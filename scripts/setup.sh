@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh Debian machine, and does nothing that is already done:
 # Debian packages, the npm packages (including the pinned Node 24), tracefs, and the slow Go builds (our Collector
-# distribution, Kubernetes, CoreDNS, helm/kustomize), which are cached outside the repo under $CONNLAT_CACHE
-# (default ~/.cache/connlat) keyed by their pinned versions. `npm test` runs it first (scripts/test.sh).
+# distribution, Kubernetes, CoreDNS, helm/kustomize, the container images), which are cached outside the repo under
+# $CONNLAT_CACHE (default ~/.cache/connlat) keyed by their pinned versions. `npm test` runs it first (scripts/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CONNLAT_CACHE="${CONNLAT_CACHE:-$HOME/.cache/connlat}"
@@ -13,7 +13,8 @@ step() { printf '\n== setup: %s (%s)\n' "$*" "$(date -u +%T)" >&2; }
 need=(
   libbpf-tools              # tcpconnlat, tcpstates
   prometheus                # remote-write backend of the collector e2e tests, promtool
-  debootstrap               # the local Debian base image (no registry here)
+  debootstrap               # the local Debian base image (no registry here), scripts/build-images.sh
+  podman                    # builds and runs our images (scripts/build-images.sh, scripts/podman.sh; runc, buildah below)
   iproute2 socat openssl coreutils procps util-linux curl ca-certificates
   python3                   # hostile process names (prctl); the delay line
   # The single-node dev cluster (scripts/dev-cluster.sh): runtime, CNI plugins, kube-proxy's iptables, the local
@@ -42,8 +43,13 @@ if [[ ! -x node_modules/.bin/node || package-lock.json -nt node_modules/.package
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-for script in scripts/build-collector.sh scripts/build-kube.sh scripts/build-coredns.sh scripts/build-helm.sh; do
+# build-images.sh after build-collector.sh: the gateway image holds that Collector.
+for script in scripts/build-collector.sh scripts/build-kube.sh scripts/build-coredns.sh scripts/build-helm.sh scripts/build-images.sh; do
   if ! "$script" --check >/dev/null 2>&1; then
+    if [[ $script == scripts/build-images.sh && $(id -u) != 0 ]]; then
+      echo "setup: $script needs root (debootstrap, podman); the image tests will skip" >&2
+      continue
+    fi
     step "$script"
     "$script" >/dev/null
   fi

@@ -1,21 +1,20 @@
-// The image recipes in bpf-tools/, proven without a container engine: every RUN/COPY step of each Dockerfile is
-// replayed (parsed from the Dockerfile itself, see support/dockerfile.ts) in a debootstrapped Debian bookworm root
-// with chroot, then the agent image runs `connlat doctor`, a replay, and the real tcpstates source inside that root.
-// The source build of the tools (Dockerfile.source) is images-source.test.ts.
+// The agent image (bpf-tools/Dockerfile.agent) and the Debian tools image (bpf-tools/Dockerfile.debian) as
+// scripts/build-images.sh really built them with podman, run with podman: `connlat doctor`, a replay of a recording
+// with exact counts, and the agent live under the DaemonSet's own security settings (read from the manifest).
+// The gateway and workload images: images-gateway.test.ts; the source build of the tools: images-source.test.ts.
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { connectTimes } from '../support/net.ts';
-import { buildDockerfile, ensureBaseTarball, missingPrerequisite, runIn, spawnIn, type Bind, type BuildResult } from './support/chroot-image.ts';
+import { connectTimes, freePort } from '../support/net.ts';
+import { bpfSeccompProfile, builtImages, existingPaths, imageConfig, loadImage, podman, REPO_ROOT, spawnPodman } from './support/podman.ts';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const fixture = join(repoRoot, 'test/fixtures/recordings/tcpconnlat-blog.txt');
+const fixture = join(REPO_ROOT, 'test/fixtures/recordings/tcpconnlat-blog.txt');
+const images = await builtImages();
 
 interface OtlpLine {
   resourceMetrics?: Array<{ scopeMetrics: Array<{ metrics: Array<{ name: string; histogram?: { dataPoints: Array<{ count: string }> } }> }> }>;
@@ -41,12 +40,15 @@ interface AgentDaemonSet {
   spec: {
     template: {
       spec: {
+        hostNetwork?: boolean;
+        hostPID?: boolean;
+        securityContext: { seccompProfile?: { type: string } };
         containers: Array<{
           args: string[];
-          securityContext: { capabilities: { add: string[]; drop: string[] }; readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean };
+          securityContext: { privileged?: boolean; capabilities: { add: string[]; drop: string[] }; readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean; runAsUser?: number };
           volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
         }>;
-        volumes: Array<{ name: string; hostPath?: { path: string } }>;
+        volumes: Array<{ name: string; hostPath?: { path: string }; emptyDir?: { medium?: string } }>;
       };
     };
   };
@@ -61,43 +63,55 @@ const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs: n
   throw new Error(`timed out waiting for ${what}`);
 };
 
-test('bpf-tools/Dockerfile.agent: builds in a bookworm root; doctor, replay and live tcpstates run inside it', { timeout: 30 * 60_000 }, async (t) => {
-  const missing = await missingPrerequisite();
-  if (missing) return t.skip(missing);
-  const log = (s: string) => t.diagnostic(s);
-  const started = Date.now();
-  await ensureBaseTarball(log);
-  // The npm cache is shared with the build steps, as a BuildKit cache mount would be: npm ci still resolves and
-  // verifies every package of package-lock.json, it just does not download them again.
-  const npmCache = join(homedir(), '.npm');
-  await mkdir(npmCache, { recursive: true });
-  const build: BuildResult = await buildDockerfile({
-      dockerfile: join(repoRoot, 'bpf-tools/Dockerfile.agent'),
-      context: repoRoot,
-      repoRoot,
-      binds: [{ host: npmCache, inside: '/root/.npm' }],
-      log,
-    });
-  t.after(() => build.cleanup());
-  for (const { stage, seconds } of build.timings) log(`stage ${stage}: ${seconds.toFixed(1)} s`);
-  log(`image built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+/**
+ * `podman run` options for the DaemonSet's agent container, read from the manifest: capabilities, uid, read-only
+ * root, no_new_privs, host mounts, memory emptyDirs as tmpfs, and its seccomp setting. RuntimeDefault means the
+ * runtime's profile: containerd's allows bpf()/perf_event_open() with CAP_BPF/CAP_PERFMON, podman's does not, so
+ * it is given as podman's profile plus exactly that (bpfSeccompProfile). hostNetwork is not followed: the container
+ * shares the host's network so the test reaches its health port (the tracepoint sees every namespace either way).
+ */
+async function daemonSetRunOptions(ds: AgentDaemonSet, seccompDir: string): Promise<string[]> {
+  const pod = ds.spec.template.spec;
+  const container = pod.containers[0]!;
+  const sc = container.securityContext;
+  const opts = ['--network=host', `--user=${sc.runAsUser ?? 0}`, '--cap-drop=all', `--cap-add=${sc.capabilities.add.join(',')}`];
+  if (sc.privileged) opts.push('--privileged');
+  if (sc.readOnlyRootFilesystem) opts.push('--read-only', '--read-only-tmpfs=false');
+  if (sc.allowPrivilegeEscalation === false) opts.push('--security-opt=no-new-privileges');
+  if (pod.hostPID) opts.push('--pid=host');
+  const seccomp = pod.securityContext.seccompProfile?.type ?? 'RuntimeDefault';
+  if (seccomp === 'Unconfined') opts.push('--security-opt=seccomp=unconfined');
+  else if (seccomp === 'RuntimeDefault') opts.push(`--security-opt=seccomp=${await bpfSeccompProfile(seccompDir)}`);
+  else throw new Error(`seccompProfile ${seccomp}: not translated to podman by this test`);
+  for (const m of container.volumeMounts) {
+    const volume = pod.volumes.find((v) => v.name === m.name)!;
+    if (volume.hostPath) opts.push(`--volume=${volume.hostPath.path}:${m.mountPath}${m.readOnly ? ':ro' : ''}`);
+    else if (volume.emptyDir) opts.push(`--tmpfs=${m.mountPath}`);
+  }
+  return opts;
+}
 
-  const image = build.final;
-  const root = image.root;
-  assert.deepEqual(image.entrypoint, ['node', 'dist/cli.js']);
-  assert.deepEqual(image.cmd, ['run']);
-  assert.equal(image.workdir, '/app');
-  for (const path of ['usr/sbin/tcpconnlat', 'usr/sbin/tcpstates', 'usr/bin/stdbuf', 'usr/local/bin/node', 'app/dist/cli.js', 'app/node_modules/zod']) {
-    assert.ok(existsSync(join(root, path)), `${path} in the image`);
-  }
-  // Only the compiled agent and its runtime dependencies: no sources, no compiler, no dev dependencies.
-  for (const path of ['app/src', 'app/node_modules/typescript', 'app/node_modules/fast-check', 'app/tsconfig.json']) {
-    assert.ok(!existsSync(join(root, path)), `${path} must not be in the image`);
-  }
-  const entry = [...image.entrypoint!];
+test('agent image (bpf-tools/Dockerfile.agent, built by podman): doctor, replay, and live under the DaemonSet settings', { timeout: 10 * 60_000 }, async (t) => {
+  const archives = images.archives;
+  if (!archives) return t.skip(images.skip);
+  const { ref, id } = await loadImage(archives.agent);
+  assert.equal(ref, 'ghcr.io/connlat/connlat-agent:0.1.0', 'the archive names the image the DaemonSet runs');
+  const ds = parseYaml(await readFile(join(REPO_ROOT, 'deploy/kustomize/base/agent-daemonset.yaml'), 'utf8')) as AgentDaemonSet;
+  const container = ds.spec.template.spec.containers[0]!;
+  assert.equal((container as unknown as { image: string }).image, ref);
+
+  const config = await imageConfig(id);
+  assert.deepEqual(config.Entrypoint, ['node', 'dist/cli.js']);
+  assert.deepEqual(config.Cmd, ['run']);
+  assert.equal(config.WorkingDir, '/app');
+  const present = ['/usr/sbin/tcpconnlat', '/usr/sbin/tcpstates', '/usr/bin/stdbuf', '/usr/local/bin/node', '/app/dist/cli.js', '/app/node_modules/zod'];
+  // Only the compiled agent and its runtime dependencies: no sources, no compiler, no dev dependencies, and nothing of
+  // the build machine's TLS trust that build-images.sh lends the RUN steps.
+  const absent = ['/app/src', '/app/node_modules/typescript', '/app/node_modules/fast-check', '/app/tsconfig.json', '/usr/bin/gcc', '/usr/local/etc/npmrc', '/usr/local/etc/build-ca.crt'];
+  assert.deepEqual(await existingPaths(id, [...present, ...absent]), present);
 
   await t.test('connlat doctor', async () => {
-    const doctor = await runIn(image, [...entry, 'doctor'], { timeoutMs: 60_000 });
+    const doctor = await podman(['run', '--rm', '--network=host', id, 'doctor']);
     t.diagnostic(doctor.stdout.trim());
     assert.equal(doctor.code, 0, doctor.stderr);
     assert.match(doctor.stdout, /ok\s+stdbuf\s+\/usr\/bin\/stdbuf/);
@@ -109,12 +123,9 @@ test('bpf-tools/Dockerfile.agent: builds in a bookworm root; doctor, replay and 
   t.after(() => rm(shared, { recursive: true, force: true }));
   await cp(fixture, join(shared, 'tcpconnlat.txt'));
 
-  await t.test('replay of a recorded tcpconnlat run to OTLP/JSON', async () => {
-    const result = await runIn(
-      image,
-      [...entry, '--source', 'file:/io/tcpconnlat.txt', '--export', 'otlp-json:/io/replay.jsonl', '--view', 'off', '--health-addr', 'off', '--kubernetes', 'off'],
-      { binds: [{ host: shared, inside: '/io' }], timeoutMs: 60_000 },
-    );
+  await t.test('replay of a recorded tcpconnlat run to OTLP/JSON, exact counts', async () => {
+    const replay = ['--source', 'file:/io/tcpconnlat.txt', '--export', 'otlp-json:/io/replay.jsonl', '--view', 'off', '--health-addr', 'off', '--kubernetes', 'off'];
+    const result = await podman(['run', '--rm', '--network=none', `--volume=${shared}:/io`, id, ...replay]);
     assert.equal(result.code, 0, result.stderr);
     const events = (await readFile(fixture, 'utf8')).trim().split('\n').length - 1; // minus the header
     assert.equal(lastConnectCount(await readFile(join(shared, 'replay.jsonl'), 'utf8')), events);
@@ -123,23 +134,10 @@ test('bpf-tools/Dockerfile.agent: builds in a bookworm root; doctor, replay and 
   await t.test("live, as the DaemonSet runs it: only its capabilities, read-only root and host mounts, no_new_privs", async (tt) => {
     if (!existsSync('/sys/kernel/tracing/events/sock/inet_sock_set_state')) return tt.skip('tracefs is not mounted at /sys/kernel/tracing');
     if (!existsSync('/sys/kernel/btf/vmlinux')) return tt.skip('no kernel BTF');
-    // The container's security settings, read from the manifest: capability set as the bounding set (what the
-    // runtime gives a uid-0 process: effective = permitted = bounding = the added capabilities), hostPath mounts.
-    const ds = parseYaml(await readFile(join(repoRoot, 'deploy/kustomize/base/agent-daemonset.yaml'), 'utf8')) as AgentDaemonSet;
-    const pod = ds.spec.template.spec;
-    const container = pod.containers[0]!;
-    const sc = container.securityContext;
-    assert.deepEqual(sc.capabilities.drop, ['ALL']);
-    const caps = sc.capabilities.add.map((c) => `+${c.toLowerCase()}`).join(',');
-    const hostPaths = Object.fromEntries(pod.volumes.filter((v) => v.hostPath).map((v) => [v.name, v.hostPath!.path]));
-    const binds: Bind[] = [{ host: shared, inside: '/io' }];
-    for (const m of container.volumeMounts) {
-      if (hostPaths[m.name]) binds.push({ host: hostPaths[m.name]!, inside: m.mountPath, readOnly: m.readOnly === true });
-    }
-    const confine = ['setpriv', `--bounding-set=-all,${caps}`, '--inh-caps=-all', ...(sc.allowPrivilegeEscalation === false ? ['--no-new-privs'] : []), '--'];
-    const runOpts = { binds, readOnlyRoot: sc.readOnlyRootFilesystem === true };
+    assert.deepEqual(container.securityContext.capabilities.drop, ['ALL']);
+    const run = [...(await daemonSetRunOptions(ds, shared)), `--volume=${shared}:/io`];
 
-    const doctor = await runIn(image, [...confine, ...entry, 'doctor'], { ...runOpts, timeoutMs: 60_000 });
+    const doctor = await podman(['run', '--rm', ...run, id, 'doctor']);
     tt.diagnostic(doctor.stdout.trim());
     assert.match(doctor.stdout, /capabilities\s+CapEff 000000c000000000: CAP_BPF, CAP_PERFMON\b/);
     assert.match(doctor.stdout, /ok\s+tcpstates attach \(tracepoint\)\s+attached/);
@@ -148,14 +146,15 @@ test('bpf-tools/Dockerfile.agent: builds in a bookworm root; doctor, replay and 
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     tt.after(() => server.close());
     const port = (server.address() as AddressInfo).port;
-    const healthPort = port + 1 < 65535 ? port + 1 : port - 1;
+    const healthPort = await freePort();
     // The DaemonSet's own args, with the source pinned to tcpstates (tcpconnlat cannot attach on this kernel), the
     // OTLP exporter swapped for a file and the health endpoint on loopback.
     const args = container.args
       .filter((a) => !/^--(source|export|health-addr)=/.test(a))
       .concat(['--source=tcpstates', '--export=otlp-json:/io/live.jsonl', '--export-interval-ms=500', '--kubernetes=off', `--health-addr=127.0.0.1:${healthPort}`]);
     assert.ok(args.includes('--host-proc=/host/proc'));
-    const agent = spawnIn(image, [...confine, ...entry, ...args], runOpts);
+    const name = `connlat-image-test-${process.pid}`;
+    const agent = spawnPodman(['run', '--rm', `--name=${name}`, '--stop-signal=SIGINT', ...run, id, ...args]);
     let stderr = '';
     agent.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => agent.on('close', r));
@@ -165,31 +164,23 @@ test('bpf-tools/Dockerfile.agent: builds in a bookworm root; doctor, replay and 
       await connectTimes(port, connects);
       await waitFor(`${connects} connects exported`, async () => lastConnectCount(await readFile(join(shared, 'live.jsonl'), 'utf8')) >= connects, 20_000);
     } finally {
-      agent.kill('SIGINT');
+      await podman(['stop', '--time=15', name]);
       const code = await exited;
       tt.diagnostic(`agent exit ${code}; stderr tail: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
     }
   });
 });
 
-test('bpf-tools/Dockerfile.debian: Debian libbpf-tools image runs its entrypoint', { timeout: 10 * 60_000 }, async (t) => {
-  const missing = await missingPrerequisite();
-  if (missing) return t.skip(missing);
-  await ensureBaseTarball((s) => t.diagnostic(s));
-  const started = Date.now();
-  const build = await buildDockerfile({
-    dockerfile: join(repoRoot, 'bpf-tools/Dockerfile.debian'),
-    context: join(repoRoot, 'bpf-tools'),
-    repoRoot,
-    log: (s) => t.diagnostic(s),
-  });
-  t.after(() => build.cleanup());
-  t.diagnostic(`image built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  const image = build.final;
-  assert.deepEqual(image.entrypoint, ['stdbuf', '-oL', '/usr/sbin/tcpconnlat']);
-  const { stdout } = await runIn(image, ['dpkg-query', '-W', '-f', '${Version}', 'libbpf-tools']);
-  assert.equal(stdout, '0.26.0+ds-1');
-  const help = await runIn(image, [...image.entrypoint!, '--help'], { timeoutMs: 30_000 });
+test('tools image (bpf-tools/Dockerfile.debian, built by podman): Debian libbpf-tools 0.26.0 runs its entrypoint', { timeout: 5 * 60_000 }, async (t) => {
+  const archives = images.archives;
+  if (!archives) return t.skip(images.skip);
+  const { ref, id } = await loadImage(archives['tools-debian']);
+  assert.equal(ref, 'localhost/connlat/libbpf-tools:0.26.0-debian');
+  const config = await imageConfig(id);
+  assert.deepEqual(config.Entrypoint, ['stdbuf', '-oL', '/usr/sbin/tcpconnlat']);
+  const version = await podman(['run', '--rm', '--network=none', '--entrypoint=dpkg-query', id, '-W', '-f', '${Version}', 'libbpf-tools']);
+  assert.equal(version.stdout, '0.26.0+ds-1');
+  const help = await podman(['run', '--rm', '--network=none', id, '--help']);
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout + help.stderr, /Trace TCP connects and show connection latency/);
 });
