@@ -14,7 +14,8 @@ import type { Logger } from '../log.ts';
 import { ClusterIndex } from './cluster-index.ts';
 import { compactController, compactEndpointSlice, compactNode, compactPod, compactService, type PodRecord } from './compact.ts';
 import type { Enricher } from './enricher.ts';
-import { DEFAULT_BACKOFF, SupervisedWatch, type BackoffOptions, type ListPage, type WatchSpec } from './kube-watch.ts';
+import type { BackoffOptions } from '../backoff.ts';
+import { SupervisedWatch, type ListPage, type WatchSpec } from './kube-watch.ts';
 import { PidResolver } from './proc.ts';
 
 export interface KubeEnricherOptions {
@@ -26,7 +27,7 @@ export interface KubeEnricherOptions {
   logger: Logger;
   /** how long start() waits for the first lists before letting the pipeline run (identities fill in as they land) */
   syncTimeoutMs?: number;
-  backoff?: BackoffOptions;
+  backoff?: Partial<BackoffOptions>;
 }
 
 /** Counters for self-observability and tests. */
@@ -72,7 +73,7 @@ export class KubeEnricher implements Enricher {
     const batch = kc.makeApiClient(BatchV1Api);
     const discovery = kc.makeApiClient(DiscoveryV1Api);
     const idx = this.index;
-    const backoff = opts.backoff ?? DEFAULT_BACKOFF;
+    const backoff = opts.backoff ?? {};
     const add = <R extends KubernetesObject>(spec: WatchSpec<R>) =>
       this.watches.push(new SupervisedWatch<R>(kc, spec, logger, backoff) as unknown as SupervisedWatch<KubernetesObject>);
     const page = (p: Promise<unknown>) => p as Promise<ListPage>;

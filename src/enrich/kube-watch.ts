@@ -4,6 +4,7 @@
 // error (API server down, 403, network): then we start it again with capped exponential backoff and jitter, from
 // the last resourceVersion when there is one (a 410 Gone makes it relist and reconcile deletes).
 import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { Backoff, type BackoffOptions } from '../backoff.ts';
 import type { Logger } from '../log.ts';
 import { SampledLog } from '../log.ts';
 
@@ -25,12 +26,6 @@ export interface WatchSpec<R extends KubernetesObject> {
   remove: (rec: R) => void;
 }
 
-export interface BackoffOptions {
-  initialMs: number;
-  maxMs: number;
-}
-
-export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000 };
 const PAGE_SIZE = 500;
 
 /** A Watch whose callback sees compacted objects: the raw JSON is dropped as soon as it is parsed. */
@@ -75,19 +70,19 @@ export class SupervisedWatch<R extends KubernetesObject> {
   readonly #informer: ListWatch<R>;
   readonly #logger: Logger;
   readonly #log = new SampledLog(60_000);
-  readonly #backoff: BackoffOptions;
-  #attempt = 0;
+  readonly #backoff: Backoff;
   #timer: NodeJS.Timeout | undefined;
   #stopped = true;
 
-  constructor(config: KubeConfig, spec: WatchSpec<R>, logger: Logger, backoff: BackoffOptions = DEFAULT_BACKOFF) {
+  /** backoff: initialMs and maxMs (default 500 ms .. 30 s); reset by any successful list or event, not by time. */
+  constructor(config: KubeConfig, spec: WatchSpec<R>, logger: Logger, backoff: Partial<BackoffOptions> = {}) {
     this.spec = spec;
     this.#logger = logger;
-    this.#backoff = backoff;
+    this.#backoff = new Backoff({ ...backoff, resetAfterMs: Number.POSITIVE_INFINITY }, Math.random, 'equal');
     this.listed = new Promise((resolve) => (this.#markListed = resolve));
     const watch = new CompactingWatch(config, spec.compact as (obj: unknown) => KubernetesObject);
     this.#informer = new ListWatch<R>(spec.path, watch, () => this.#list(), false, undefined, spec.fieldSelector);
-    const ok = () => (this.#attempt = 0);
+    const ok = () => this.#backoff.reset();
     this.#informer.on('add', (rec) => (ok(), spec.upsert(rec)));
     this.#informer.on('update', (rec) => (ok(), spec.upsert(rec)));
     this.#informer.on('delete', (rec) => (ok(), spec.remove(rec)));
@@ -108,7 +103,7 @@ export class SupervisedWatch<R extends KubernetesObject> {
       for (const item of page.items) items.push(this.spec.compact(item));
       cont = page.metadata?._continue || undefined;
     } while (cont !== undefined);
-    this.#attempt = 0;
+    this.#backoff.reset();
     if (!this.#isListed) {
       this.#isListed = true;
       this.#logger.debug(`Kubernetes ${this.spec.name}: listed ${items.length}`);
@@ -121,9 +116,7 @@ export class SupervisedWatch<R extends KubernetesObject> {
     if (this.#stopped || this.#timer !== undefined) return;
     this.errors++;
     this.lastError = describeError(err);
-    const base = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** Math.min(this.#attempt, 20));
-    const delay = Math.round(base / 2 + Math.random() * (base / 2));
-    this.#attempt++;
+    const delay = this.#backoff.next();
     const msg = this.#log.sample(this.spec.name, `Kubernetes watch of ${this.spec.name} failed (${this.lastError}); retrying in ${delay} ms`);
     if (msg) this.#logger.warn(msg);
     this.#timer = setTimeout(() => {

@@ -2,7 +2,7 @@
 // fails or exits before printing its header), switch to tcpstates (tracepoint sock:inet_sock_set_state) for good.
 import type { ToolName } from '../event.ts';
 import type { Source, SourceHooks } from './types.ts';
-import type { BackoffOptions } from './backoff.ts';
+import type { BackoffOptions } from '../backoff.ts';
 import { sanitize } from './stderr.ts';
 import { findExecutable, ToolSource, type EarlyExit, type ToolSourceOptions } from './tool.ts';
 

@@ -1,7 +1,7 @@
 // createSource: the one place a source spec ('auto' | 'tcpconnlat' | 'tcpstates' | 'file:PATH' | '-') becomes a Source.
 import type { Readable } from 'node:stream';
 import type { Source } from './types.ts';
-import type { BackoffOptions } from './backoff.ts';
+import type { BackoffOptions } from '../backoff.ts';
 import { AutoSource } from './auto.ts';
 import { ReplaySource } from './replay.ts';
 import { ToolSource } from './tool.ts';

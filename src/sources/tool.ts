@@ -8,7 +8,7 @@ import { delimiter, join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import type { ToolName } from '../event.ts';
 import type { Source, SourceHooks } from './types.ts';
-import { Backoff, type BackoffOptions } from './backoff.ts';
+import { Backoff, type BackoffOptions } from '../backoff.ts';
 import { readLines } from './lines.ts';
 import { StderrDiagnoser, sanitize, type StderrKind } from './stderr.ts';
 import { ensureTracefs } from './tracefs.ts';

@@ -21,7 +21,8 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { QueuedLogExporter, type LogDropReason } from './log-queue.ts';
 import { OtlpJsonFileLogExporter, OtlpJsonFileMetricExporter } from './otlp-json.ts';
-import { DEFAULT_RETRY, MetricDelivery, RetryingMetricExporter } from './retry.ts';
+import { DEFAULT_RETRY } from '../backoff.ts';
+import { MetricDelivery, RetryingMetricExporter } from './retry.ts';
 import type { DeliveryOptions, ExportTarget } from './types.ts';
 
 export type Signal = 'metrics' | 'logs';

@@ -5,7 +5,8 @@
 // once (connlat.logs.dropped{reason}).
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import { exportOnce, grpcCode, grpcCodeName, isRetryable, needsNewChannel, retryDelay, Sleeper, type RetryOptions } from './retry.ts';
+import { retryDelay, Sleeper, type RetryOptions } from '../backoff.ts';
+import { exportOnce, grpcCode, grpcCodeName, isRetryable, needsNewChannel } from './retry.ts';
 
 /** Why slow-connection log records were not delivered; export_failed: a file/console export failed (no retry there). */
 export type LogDropReason = 'queue_full' | 'rejected' | 'shutdown' | 'export_failed';

@@ -10,6 +10,7 @@ import {
   type PushMetricExporter,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
+import { retryDelay, Sleeper, type RetryOptions } from '../backoff.ts';
 
 /** gRPC status codes the OTLP spec lists as retryable (CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED,
  * OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS). UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT ... are final. */
@@ -49,44 +50,6 @@ export function isRetryable(error: unknown): boolean {
 export function needsNewChannel(error: unknown): boolean {
   const code = grpcCode(error);
   return code === 14 || code === 4;
-}
-
-export interface RetryOptions {
-  /** First delay ceiling (default 1000 ms); doubles per consecutive failure. */
-  initialMs: number;
-  /** Largest delay ceiling (default 30000 ms). */
-  maxMs: number;
-  /** Jitter source in [0, 1) (default Math.random). */
-  random?: () => number;
-}
-
-export const DEFAULT_RETRY: RetryOptions = { initialMs: 1000, maxMs: 30_000 };
-
-/** Equal jitter: half the ceiling plus a random half, so a retry never comes back immediately. */
-export function retryDelay(attempt: number, opts: RetryOptions): number {
-  const ceiling = Math.min(opts.maxMs, opts.initialMs * 2 ** Math.min(attempt, 30));
-  return Math.round(ceiling / 2 + (opts.random ?? Math.random)() * (ceiling / 2));
-}
-
-/** A sleep that wake() ends early (shutdown must not wait out a 30 s backoff). */
-export class Sleeper {
-  #wake: (() => void) | undefined;
-  sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, Math.max(0, ms));
-      timer.unref?.();
-      const self = this;
-      function done(): void {
-        clearTimeout(timer);
-        if (self.#wake === done) self.#wake = undefined;
-        resolve();
-      }
-      this.#wake = done;
-    });
-  }
-  wake(): void {
-    this.#wake?.();
-  }
 }
 
 export function exportOnce<T>(send: (items: T, cb: (r: ExportResult) => void) => void, items: T): Promise<ExportResult> {

@@ -1,5 +1,5 @@
 import type { ConnectEvent } from '../event.ts';
-import type { RetryOptions } from './retry.ts';
+import type { RetryOptions } from '../backoff.ts';
 
 /** Where telemetry goes. Repeatable on the command line (--export). */
 export type ExportTarget =

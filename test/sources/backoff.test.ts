@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Backoff, DEFAULT_BACKOFF } from '../../src/sources/backoff.ts';
+import { Backoff, DEFAULT_BACKOFF } from '../../src/backoff.ts';
 
 test('defaults: 500 ms initial, 30 s cap, reset after 60 s', () => {
   assert.deepEqual(DEFAULT_BACKOFF, { initialMs: 500, maxMs: 30_000, resetAfterMs: 60_000 });
