@@ -1,5 +1,7 @@
 // The agent's own diagnostics: one line per message on stderr, timestamped, level-tagged. Telemetry about
 // connections never goes here; this is for the operator reading `kubectl logs`.
+import { scrub } from './scrub.ts';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
@@ -15,7 +17,7 @@ export function createLogger(level: LogLevel, write: (line: string) => void = (l
   const emit = (lvl: LogLevel, msg: string) => {
     if (RANK[lvl] < min) return;
     // Messages may quote untrusted text (tool stderr, COMM): keep them on one line.
-    const clean = msg.replace(/[\x00-\x1f\x7f]/g, ' ');
+    const clean = scrub(msg, { replacement: ' ' });
     write(`${new Date().toISOString()} ${lvl.toUpperCase().padEnd(5)} ${clean}\n`);
   };
   return {

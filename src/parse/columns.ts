@@ -5,6 +5,7 @@
 // fields before it. That is what stops COMM text from forging fields: COMM is read as a fixed slice, never tokenised,
 // and the fragment after a newline inside COMM has its fields at the wrong columns.
 
+import { scrub } from '../scrub.ts';
 import type { DecodeResult, RejectReason } from './types.ts';
 
 const SPACE = 0x20;
@@ -141,11 +142,5 @@ export function reject(reason: RejectReason, detail: string): DecodeResult {
 
 /** Printable excerpt of untrusted text for a rejection detail (never echo control characters into logs). */
 export function excerpt(s: string, start: number, end: number): string {
-  const text = s.slice(start, Math.min(end, start + 48));
-  let out = '';
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    out += c < 0x20 || c >= 0x7f ? '?' : text[i];
-  }
-  return JSON.stringify(out);
+  return JSON.stringify(scrub(s.slice(start, Math.min(end, start + 48)), { asciiOnly: true }));
 }

@@ -1,17 +1,10 @@
 // COMM is whatever name the connecting process gave itself (prctl PR_SET_NAME): attacker-controlled bytes. Sources
 // decode tool stdout as latin1 (one char per byte), so here the bytes are re-read as UTF-8 for display, and every
-// character that could move a cursor, start a terminal escape, break a log line or reorder text is replaced by '?'.
+// character that could move a cursor, start a terminal escape, break a log line or reorder text is replaced by '?'
+// (src/scrub.ts).
+import { scrub } from '../scrub.ts';
 
 const SPACE = 0x20;
-
-function unsafe(c: number): boolean {
-  return (
-    c < 0x20 || // C0 controls, including ESC, CR, LF, TAB
-    (c >= 0x7f && c <= 0x9f) || // DEL and C1 controls (0x9b is a one-byte CSI on some terminals)
-    c === 0x2028 || c === 0x2029 || // line/paragraph separators: newlines to some log viewers
-    c === 0x200e || c === 0x200f || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) // bidi controls
-  );
-}
 
 /** Display text for the COMM column s[start, end): printf padding trimmed, UTF-8 decoded, unsafe chars -> '?'. */
 export function displayComm(s: string, start: number, end: number): string {
@@ -32,10 +25,5 @@ export function displayComm(s: string, start: number, end: number): string {
       break;
     }
   }
-  let out = '';
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    out += unsafe(c) ? '?' : text[i];
-  }
-  return out;
+  return scrub(text);
 }

@@ -3,7 +3,7 @@
 import type { ToolName } from '../event.ts';
 import type { Source, SourceHooks } from './types.ts';
 import type { BackoffOptions } from '../backoff.ts';
-import { sanitize } from './stderr.ts';
+import { scrub } from '../scrub.ts';
 import { findExecutable, ToolSource, type EarlyExit, type ToolSourceOptions } from './tool.ts';
 
 export interface AutoSourceOptions {
@@ -111,6 +111,6 @@ export class AutoSource implements Source {
 /** Why tcpconnlat could not be used, in one line. */
 function explain(info: EarlyExit): string {
   const attach = info.kinds.get('attach');
-  if (attach) return `tcpconnlat could not attach its kprobe/fentry programs (${sanitize(attach, 160)})`;
+  if (attach) return `tcpconnlat could not attach its kprobe/fentry programs (${scrub(attach, { max: 160 })})`;
   return `tcpconnlat stopped before attaching (${info.exit})`;
 }

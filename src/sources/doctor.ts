@@ -5,7 +5,8 @@ import { release as osRelease } from 'node:os';
 import { execa } from 'execa';
 import type { ToolName } from '../event.ts';
 import { readLines } from './lines.ts';
-import { capabilityAdvice, kernelVersion, sanitize, StderrDiagnoser } from './stderr.ts';
+import { scrub } from '../scrub.ts';
+import { capabilityAdvice, kernelVersion, StderrDiagnoser } from './stderr.ts';
 import { findExecutable } from './tool.ts';
 import { TRACEFS_HOWTO, tracefsMountPoint } from './tracefs.ts';
 
@@ -88,7 +89,7 @@ export async function probeTool(stdbuf: string, path: string, timeoutMs: number)
   if (attached) return { attached, detail: 'attached (printed its header)' };
   const why = diagnoser.primaryCause()?.[1] ?? firstStderr;
   const exit = result.signal ? `killed by ${result.signal}` : `exit ${result.exitCode ?? '?'}`;
-  return { attached, detail: `did not attach${timedOut ? ` within ${timeoutMs} ms` : ''} (${exit}${why ? `: ${sanitize(why, 160)}` : ''})` };
+  return { attached, detail: `did not attach${timedOut ? ` within ${timeoutMs} ms` : ''} (${exit}${why ? `: ${scrub(why, { max: 160 })}` : ''})` };
 }
 
 async function exists(path: string): Promise<boolean> {

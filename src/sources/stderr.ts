@@ -2,6 +2,7 @@
 // libbpf-tools (tcpconnlat.c, tcpstates.c, trace_helpers.c) and libbpf (libbpf.c). Stderr is untrusted and may flood:
 // each failure kind is reported once per source, unknown lines only up to a cap.
 import type { ToolName } from '../event.ts';
+import { scrub } from '../scrub.ts';
 
 export type StderrKind =
   | 'lost' // "lost N events on CPU #x"
@@ -98,12 +99,6 @@ export function diagnosticFor(kind: StderrKind, tool: ToolName, release: string,
   }
 }
 
-/** Makes untrusted text safe for a one-line log: no control characters, bounded length. */
-export function sanitize(text: string, max = 200): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = text.replace(/[\x00-\x1f\x7f-\x9f]/g, '?');
-  return clean.length > max ? `${clean.slice(0, max)}...` : clean;
-}
 
 export interface StderrSink {
   lostEvents(count: number): void;
@@ -162,7 +157,7 @@ export class StderrDiagnoser {
       if (line.trim() === '') return c;
       this.#otherLines++;
       if (this.#otherLines <= MAX_OTHER_LINES) {
-        this.#sink.diagnostic(`${this.#tool} stderr: ${sanitize(line)}`);
+        this.#sink.diagnostic(`${this.#tool} stderr: ${scrub(line, { max: 200 })}`);
       } else if (this.#otherLines === MAX_OTHER_LINES + 1) {
         this.#sink.diagnostic(`${this.#tool} stderr: further unrecognised lines suppressed`);
       }
@@ -195,7 +190,7 @@ export class StderrDiagnoser {
   #report(kind: StderrKind): void {
     if (this.#reported.has(kind)) return;
     this.#reported.add(kind);
-    const message = diagnosticFor(kind, this.#tool, this.#release, sanitize(this.runFirstLine.get(kind) ?? '', 160));
+    const message = diagnosticFor(kind, this.#tool, this.#release, scrub(this.runFirstLine.get(kind) ?? '', { max: 160 }));
     if (message) this.#sink.diagnostic(message);
   }
 }

@@ -10,7 +10,8 @@ import type { ToolName } from '../event.ts';
 import type { Source, SourceHooks } from './types.ts';
 import { Backoff, type BackoffOptions } from '../backoff.ts';
 import { readLines } from './lines.ts';
-import { StderrDiagnoser, sanitize, type StderrKind } from './stderr.ts';
+import { scrub } from '../scrub.ts';
+import { StderrDiagnoser, type StderrKind } from './stderr.ts';
 import { ensureTracefs } from './tracefs.ts';
 
 export interface EarlyExit {
@@ -187,18 +188,18 @@ export class ToolSource implements Source {
     await Promise.allSettled([out, err]);
     diagnoser.endOfStartup();
     if (result.signal) return `${tool} killed by ${result.signal}`;
-    if (result.exitCode === undefined) return `${tool} could not be started: ${sanitize(result.shortMessage ?? '')}`;
+    if (result.exitCode === undefined) return `${tool} could not be started: ${scrub(result.shortMessage ?? '', { max: 200 })}`;
     const failure = diagnoser.primaryCause();
-    return `${tool} exited with code ${result.exitCode}${failure ? ` (${sanitize(failure[1], 160)})` : ''}`;
+    return `${tool} exited with code ${result.exitCode}${failure ? ` (${scrub(failure[1], { max: 160 })})` : ''}`;
   }
 
   #handleTracefs(hooks: SourceHooks, line: string): Promise<void> {
     this.#tracefs ??= ensureTracefs().then(
       (r) => {
         if (r.mountedNow || !r.ok) hooks.diagnostic(`${this.#opts.tool}: ${r.message}`);
-        else hooks.diagnostic(`${this.#opts.tool}: tracepoint not found although ${r.message} (${sanitize(line, 160)})`);
+        else hooks.diagnostic(`${this.#opts.tool}: tracepoint not found although ${r.message} (${scrub(line, { max: 160 })})`);
       },
-      (e: unknown) => hooks.diagnostic(`${this.#opts.tool}: could not check tracefs: ${sanitize(String(e))}`),
+      (e: unknown) => hooks.diagnostic(`${this.#opts.tool}: could not check tracefs: ${scrub(String(e), { max: 200 })}`),
     );
     return this.#tracefs;
   }
