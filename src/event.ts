@@ -45,3 +45,16 @@ export interface ConnectEvent {
   src?: PeerIdentity;
   dst?: PeerIdentity;
 }
+
+/** A connect slower than slowMs, failed or not: it gets a log record and a line in the live view. */
+export function isSlowConnect(event: ConnectEvent, slowMs: number): boolean {
+  return event.latencyMs > slowMs;
+}
+
+/** `curl[21168] 10.0.2.15 -> 76.76.21.21:443 took 47.80 ms` (or `failed after`; IPv6 destinations as `[addr]:port`);
+ * `verbPrefix` goes before the verb (the log body says `connect took`). */
+export function describeConnect(event: ConnectEvent, verbPrefix = ''): string {
+  const dst = event.ipVersion === 6 ? `[${event.daddr}]:${event.dport}` : `${event.daddr}:${event.dport}`;
+  const verb = event.failed ? 'failed after' : 'took';
+  return `${event.comm}[${event.pid}] ${event.saddr} -> ${dst} ${verbPrefix}${verb} ${event.latencyMs.toFixed(2)} ms`;
+}

@@ -9,7 +9,7 @@ import {
   MeterProvider,
   type ViewOptions,
 } from '@opentelemetry/sdk-metrics';
-import type { ConnectEvent } from '../event.ts';
+import { isSlowConnect, type ConnectEvent } from '../event.ts';
 import { PreAggregator, seriesAttributes } from './aggregate.ts';
 import { logAttributes, MetricAttributeCache } from './attributes.ts';
 import { buildLogExporter, buildMetricExporter } from './exporters.ts';
@@ -160,7 +160,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
       if (agg !== undefined) agg.record(ref, value);
       else sdkDuration!.record(value, seriesAttributes(ref));
     }
-    if (event.latencyMs > slowMs) {
+    if (isSlowConnect(event, slowMs)) {
       if (!bucket.take()) {
         logsDropped.add(1, RATE_LIMITED);
         rateLimited++;

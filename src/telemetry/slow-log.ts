@@ -1,11 +1,9 @@
 // Slow-connection log records: the readable body and the token bucket that bounds how many are emitted.
-import type { ConnectEvent } from '../event.ts';
+import { describeConnect, type ConnectEvent } from '../event.ts';
 
 /** `curl[21168] 10.0.2.15 -> 76.76.21.21:443 connect took 47.80 ms` (IPv6 destinations as `[addr]:port`). */
 export function slowConnectBody(event: ConnectEvent): string {
-  const dst = event.ipVersion === 6 ? `[${event.daddr}]:${event.dport}` : `${event.daddr}:${event.dport}`;
-  const what = event.failed ? 'connect failed after' : 'connect took';
-  return `${event.comm}[${event.pid}] ${event.saddr} -> ${dst} ${what} ${event.latencyMs.toFixed(2)} ms`;
+  return describeConnect(event, 'connect ');
 }
 
 /**

@@ -1,7 +1,7 @@
 // Per-destination statistics for the live terminal table. Bounded: at most `maxDestinations` entries, least recently
 // seen evicted first, and latency kept as log-spaced bucket counts (about 9% relative error) so a p99 costs nothing
 // per event and memory does not grow with traffic.
-import type { ConnectEvent } from '../event.ts';
+import { describeConnect, isSlowConnect, type ConnectEvent } from '../event.ts';
 
 const BUCKETS_PER_DOUBLING = 8;
 const MIN_MS = 0.001; // 1 us
@@ -90,9 +90,9 @@ export class LiveStats {
       d.latency.add(ev.latencyMs);
       this.connects++;
     }
-    if (ev.latencyMs > this.slowMs || ev.failed) {
-      const verb = ev.failed ? 'failed after' : 'took';
-      this.recentSlow.push({ timeMs: ev.timeMs, text: `${ev.comm}[${ev.pid}] ${ev.saddr} -> ${addr} ${verb} ${ev.latencyMs.toFixed(2)} ms` });
+    // the same rule and text as the slow-connection log records
+    if (isSlowConnect(ev, this.slowMs)) {
+      this.recentSlow.push({ timeMs: ev.timeMs, text: describeConnect(ev) });
       if (this.recentSlow.length > 10) this.recentSlow.shift();
     }
   }
