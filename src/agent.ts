@@ -196,10 +196,6 @@ export class Agent {
     return undefined;
   }
 
-  get healthPort(): number | undefined {
-    return this.health?.port;
-  }
-
   private hooks(): SourceHooks {
     const { logger } = this.opts;
     return {

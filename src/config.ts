@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { EXIT } from './exit-status.ts';
+import { DEFAULT_TOOL_PATHS } from './sources/types.ts';
 import { METRIC_ATTRIBUTE_KEYS } from './telemetry/attributes.ts';
 
 /** Metric attributes recorded by default: every key but pod names, so series stay at workload level (opt in with
@@ -47,8 +48,8 @@ export const SETTINGS: SettingSpec[] = [
   { key: 'logQueueSize', flag: 'log-queue-size', kind: 'number', help: 'slow-connection log records queued while the OTLP gateway is unreachable; beyond it dropped and counted (connlat.logs.dropped{reason=queue_full}). Default 8192', range: { min: 1, max: 1_000_000, integer: true } },
   { key: 'exportRetryMaxMs', flag: 'export-retry-max-ms', kind: 'number', help: 'longest backoff between OTLP export retries (exponential from 1 s, jittered). Default 30000', range: { min: 100, max: 600_000, integer: true } },
   { key: 'temporality', flag: 'temporality', kind: 'string', help: 'cumulative | delta. Default cumulative (remote-write backends drop delta histograms)' },
-  { key: 'tcpconnlatPath', flag: 'tcpconnlat-path', kind: 'string', help: 'tcpconnlat binary. Default /usr/sbin/tcpconnlat' },
-  { key: 'tcpstatesPath', flag: 'tcpstates-path', kind: 'string', help: 'tcpstates binary. Default /usr/sbin/tcpstates' },
+  { key: 'tcpconnlatPath', flag: 'tcpconnlat-path', kind: 'string', help: `tcpconnlat binary. Default ${DEFAULT_TOOL_PATHS.tcpconnlat}` },
+  { key: 'tcpstatesPath', flag: 'tcpstates-path', kind: 'string', help: `tcpstates binary. Default ${DEFAULT_TOOL_PATHS.tcpstates}` },
   { key: 'stdbufPath', flag: 'stdbuf-path', kind: 'string', help: 'stdbuf binary (line-buffers the tool). Default stdbuf' },
   { key: 'healthAddr', flag: 'health-addr', kind: 'string', help: 'HOST:PORT for /healthz and /readyz, or off. Default 0.0.0.0:9300' },
   { key: 'view', flag: 'view', kind: 'string', help: 'live terminal table: auto (when stdout is a TTY) | on | off. Default auto' },
@@ -134,8 +135,8 @@ export const ConfigSchema = z.object({
   logQueueSize: ranged('logQueueSize', 8192),
   exportRetryMaxMs: ranged('exportRetryMaxMs', 30_000),
   temporality: z.enum(['cumulative', 'delta']).default('cumulative'),
-  tcpconnlatPath: z.string().min(1).default('/usr/sbin/tcpconnlat'),
-  tcpstatesPath: z.string().min(1).default('/usr/sbin/tcpstates'),
+  tcpconnlatPath: z.string().min(1).default(DEFAULT_TOOL_PATHS.tcpconnlat),
+  tcpstatesPath: z.string().min(1).default(DEFAULT_TOOL_PATHS.tcpstates),
   stdbufPath: z.string().min(1).default('stdbuf'),
   healthAddr: z
     .string()

@@ -42,11 +42,6 @@ export class AutoSource implements Source {
     return this.#current.ready();
   }
 
-  /** The ToolSource in use (tcpconnlat until a fallback). */
-  get current(): ToolSource {
-    return this.#current;
-  }
-
   async run(hooks: SourceHooks): Promise<void> {
     const select = (tool: ToolName, reason: string): void => {
       if (this.#selected) return;

@@ -9,6 +9,7 @@ import { scrub } from '../scrub.ts';
 import { capabilityAdvice, kernelVersion, StderrDiagnoser } from './stderr.ts';
 import { findExecutable } from './tool.ts';
 import { TRACEFS_HOWTO, tracefsMountPoint } from './tracefs.ts';
+import { DEFAULT_TOOL_PATHS } from './types.ts';
 
 export type DoctorStatus = 'ok' | 'warn' | 'fail';
 
@@ -145,8 +146,8 @@ export async function collectDoctorReport(opts: DoctorOptions = {}): Promise<Doc
     return probeTool(stdbuf, found, timeoutMs);
   };
   const [connlat, states] = await Promise.all([
-    probe('tcpconnlat', opts.tcpconnlatPath ?? '/usr/sbin/tcpconnlat'),
-    probe('tcpstates', opts.tcpstatesPath ?? '/usr/sbin/tcpstates'),
+    probe('tcpconnlat', opts.tcpconnlatPath ?? DEFAULT_TOOL_PATHS.tcpconnlat),
+    probe('tcpstates', opts.tcpstatesPath ?? DEFAULT_TOOL_PATHS.tcpstates),
   ]);
   if (connlat) add('tcpconnlat attach (kprobe/fentry)', connlat.attached ? 'ok' : 'warn', connlat.detail);
   if (states) add('tcpstates attach (tracepoint)', states.attached ? 'ok' : 'fail', states.detail);

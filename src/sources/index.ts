@@ -1,6 +1,6 @@
 // createSource: the one place a source spec ('auto' | 'tcpconnlat' | 'tcpstates' | 'file:PATH' | '-') becomes a Source.
 import type { Readable } from 'node:stream';
-import type { Source } from './types.ts';
+import { DEFAULT_TOOL_PATHS, type Source } from './types.ts';
 import type { BackoffOptions } from '../backoff.ts';
 import { AutoSource } from './auto.ts';
 import { ReplaySource } from './replay.ts';
@@ -19,8 +19,6 @@ export interface CreateSourceOptions {
   logger?: { debug(msg: string): void };
 }
 
-export const DEFAULT_TCPCONNLAT_PATH = '/usr/sbin/tcpconnlat';
-export const DEFAULT_TCPSTATES_PATH = '/usr/sbin/tcpstates';
 
 /** A replay of recorded output (file:PATH or - for stdin), as opposed to a live tool. */
 export function isReplaySpec(spec: string): boolean {
@@ -28,8 +26,8 @@ export function isReplaySpec(spec: string): boolean {
 }
 
 export function createSource(spec: string, opts: CreateSourceOptions = {}): Source {
-  const tcpconnlatPath = opts.tcpconnlatPath ?? DEFAULT_TCPCONNLAT_PATH;
-  const tcpstatesPath = opts.tcpstatesPath ?? DEFAULT_TCPSTATES_PATH;
+  const tcpconnlatPath = opts.tcpconnlatPath ?? DEFAULT_TOOL_PATHS.tcpconnlat;
+  const tcpstatesPath = opts.tcpstatesPath ?? DEFAULT_TOOL_PATHS.tcpstates;
   const common = {
     ...(opts.stdbufPath ? { stdbufPath: opts.stdbufPath } : {}),
     ...(opts.backoff ? { backoff: opts.backoff } : {}),

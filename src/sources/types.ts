@@ -1,5 +1,8 @@
 import type { ToolName } from '../event.ts';
 
+/** Where Debian's libbpf-tools installs the tools (the one place these paths are written). */
+export const DEFAULT_TOOL_PATHS: Readonly<Record<ToolName, string>> = { tcpconnlat: '/usr/sbin/tcpconnlat', tcpstates: '/usr/sbin/tcpstates' };
+
 /** Callbacks a source drives. All are synchronous and cheap; the source never waits on the pipeline. */
 export interface SourceHooks {
   /** One raw stdout line (without the newline) and when it was read (epoch ms). */
