@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the agent on this host from a fresh clone: installs libbpf-tools (Debian/Ubuntu) and the npm packages
-# (including the pinned Node 24) when missing, mounts tracefs, then `npx connlat "$@"`. Needs root, or
-# CAP_BPF + CAP_PERFMON (see `connlat doctor`).
+# (including the pinned Node 24) when missing, mounts tracefs, then runs the agent with that Node. Needs root, or
+# CAP_BPF + CAP_PERFMON (see `connlat doctor`). The last step execs node itself, so the agent gets this script's PID
+# and a service manager's SIGTERM (systemd's stop) reaches it: npx's wrapper exited on SIGTERM and left the agent
+# running as an orphan holding its port (test/e2e/start-script.test.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ ! -x /usr/sbin/tcpconnlat || ! -x /usr/sbin/tcpstates ]] && command -v apt-get >/dev/null; then
@@ -13,4 +15,4 @@ if [[ ! -x node_modules/.bin/node || package-lock.json -nt node_modules/.package
   npm ci --no-audit --no-fund --loglevel=error
 fi
 mountpoint -q /sys/kernel/tracing 2>/dev/null || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
-exec npx --no-install connlat "$@"
+exec node_modules/.bin/node bin/connlat.js "$@"
