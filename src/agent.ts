@@ -13,6 +13,7 @@ import { createSource, isReplaySpec } from './sources/index.ts';
 import type { Source, SourceHooks } from './sources/types.ts';
 import { otlpTlsEnvProblems } from './telemetry/exporters.ts';
 import { createTelemetry } from './telemetry/index.ts';
+import { INSTRUMENTS } from './telemetry/schema.ts';
 import type { DeliveryReport, ExportTarget, Telemetry } from './telemetry/types.ts';
 import { LiveStats } from './view/stats.ts';
 import { LiveView, renderTable } from './view/table.ts';
@@ -157,7 +158,8 @@ export class Agent {
     if (config.exports.includes('otlp')) for (const problem of otlpTlsEnvProblems(opts.env)) logger.error(problem);
     const enricher = await createEnricher(config, opts.env, logger);
     logger.info(enricher.description);
-    telemetry.observeTotals('connlat.enrich.operations', 'Kubernetes enrichment totals: lookups, unresolved sources, processes gone before lookup, watch errors and restarts.', 'operation', () => enricher.counters);
+    const { name, description } = INSTRUMENTS.enrichOperations;
+    telemetry.observeTotals(name, description, 'operation', () => enricher.counters);
     await enricher.start();
     agent = new Agent(opts, source, telemetry, enricher);
     agent.deadlines = deadlines;

@@ -7,11 +7,9 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { EXIT } from './exit-status.ts';
 import { DEFAULT_TOOL_PATHS } from './sources/types.ts';
-import { METRIC_ATTRIBUTE_KEYS } from './telemetry/attributes.ts';
+import { DEFAULT_METRIC_ATTRIBUTES, METRIC_ATTRIBUTE_KEYS } from './telemetry/schema.ts';
 
-/** Metric attributes recorded by default: every key but pod names, so series stay at workload level (opt in with
- * --metric-attributes ...,k8s.src.name,k8s.dst.name). */
-export const DEFAULT_METRIC_ATTRIBUTES = METRIC_ATTRIBUTE_KEYS.filter((k) => k !== 'k8s.src.name' && k !== 'k8s.dst.name');
+export { DEFAULT_METRIC_ATTRIBUTES };
 
 type Kind = 'string' | 'number' | 'list' | 'boolean';
 

@@ -1,102 +1,49 @@
 // ConnectEvent -> OpenTelemetry attributes. Metric attributes go through a small bounded cache keyed by a cheap
 // string so the hot path (record) does not build a fresh object for every event to the same destination.
 import type { Attributes } from '@opentelemetry/api';
-import type { ConnectEvent, PeerIdentity } from '../event.ts';
+import type { ConnectEvent } from '../event.ts';
 import { detached, newSeriesRef, seriesAttributes, type SeriesRef } from './aggregate.ts';
+import { ATTRIBUTES, METRIC_ATTRIBUTES, type AttributeSpec, type AttributeValue } from './schema.ts';
 
-/** Every metric attribute key connlat can record (the allow list picks from these). */
-export const METRIC_ATTRIBUTE_KEYS = [
-  'network.type',
-  'network.transport',
-  'server.address',
-  'server.port',
-  'process.executable.name',
-  'k8s.src.namespace',
-  'k8s.src.name',
-  'k8s.src.type',
-  'k8s.src.owner.name',
-  'k8s.src.owner.type',
-  'k8s.dst.namespace',
-  'k8s.dst.name',
-  'k8s.dst.type',
-  'k8s.dst.owner.name',
-  'k8s.dst.owner.type',
-] as const;
+export { METRIC_ATTRIBUTE_KEYS } from './schema.ts';
 
-function addPeer(out: Record<string, string>, side: 'src' | 'dst', peer: PeerIdentity | undefined): void {
-  if (peer === undefined) return;
-  if (peer.namespace !== undefined) out[`k8s.${side}.namespace`] = peer.namespace;
-  if (peer.name !== undefined) out[`k8s.${side}.name`] = peer.name;
-  if (peer.type !== undefined) out[`k8s.${side}.type`] = peer.type;
-  if (peer.ownerName !== undefined) out[`k8s.${side}.owner.name`] = peer.ownerName;
-  if (peer.ownerType !== undefined) out[`k8s.${side}.owner.type`] = peer.ownerType;
+const LOG_ATTRIBUTES = ATTRIBUTES;
+
+function hasIdentity(event: ConnectEvent): boolean {
+  return event.src !== undefined || event.dst !== undefined;
+}
+
+function collect(specs: readonly AttributeSpec[], event: ConnectEvent, out: Record<string, AttributeValue>): Record<string, AttributeValue> {
+  const identity = hasIdentity(event);
+  for (const a of specs) {
+    if (a.identity && !identity) continue;
+    const v = a.get(event);
+    if (v !== undefined) out[a.key] = v;
+  }
+  return out;
 }
 
 /** All metric attributes of an event, not filtered by any allow list (logs carry all of them). */
 export function allMetricAttributes(event: ConnectEvent): Record<string, string | number> {
-  const out: Record<string, string | number> = {
-    'network.type': event.ipVersion === 6 ? 'ipv6' : 'ipv4',
-    'network.transport': 'tcp',
-    'server.address': event.daddr,
-    'server.port': event.dport,
-    'process.executable.name': event.comm,
-  };
-  addPeer(out as Record<string, string>, 'src', event.src);
-  addPeer(out as Record<string, string>, 'dst', event.dst);
-  return out;
-}
-
-function addPeerDetail(out: Record<string, string>, side: 'src' | 'dst', peer: PeerIdentity | undefined): void {
-  if (peer === undefined) return;
-  if (peer.podName !== undefined) out[`k8s.${side}.pod.name`] = peer.podName;
-  if (peer.podUid !== undefined) out[`k8s.${side}.pod.uid`] = peer.podUid;
-  if (peer.containerName !== undefined) out[`k8s.${side}.container.name`] = peer.containerName;
-  if (peer.containerId !== undefined) out[`k8s.${side}.container.id`] = peer.containerId;
-  if (peer.serviceName !== undefined) out[`k8s.${side}.service.name`] = peer.serviceName;
-  if (peer.nodeName !== undefined) out[`k8s.${side}.node.name`] = peer.nodeName;
+  return collect(METRIC_ATTRIBUTES, event, {});
 }
 
 /** Attributes of a slow-connection log record: all metric attributes plus pid, client side and full identity. */
 export function logAttributes(event: ConnectEvent): Attributes {
-  const out: Record<string, string | number> = allMetricAttributes(event);
-  out['process.pid'] = event.pid;
-  out['client.address'] = event.saddr;
-  if (event.sport !== undefined) out['client.port'] = event.sport;
-  addPeerDetail(out as Record<string, string>, 'src', event.src);
-  addPeerDetail(out as Record<string, string>, 'dst', event.dst);
-  return out;
+  return collect(LOG_ATTRIBUTES, event, {});
 }
 
-/** Cache key of an event with identity. NUL-separated: a NUL inside comm (attacker text) could at worst make two odd
- * names share one cache entry. */
+/** The cache-key attributes other than server.address (the cache's map key), and the identity ones among them. */
+const CHAIN_KEY = METRIC_ATTRIBUTES.filter((a) => a.cacheKey && !a.identity && a.key !== 'server.address').map((a) => a.get);
+const IDENTITY_KEY = METRIC_ATTRIBUTES.filter((a) => a.cacheKey).map((a) => a.get);
+
+/** Cache key of an event with identity: its cache-key values, NUL-separated (a NUL inside comm, attacker text, could
+ * at worst make two odd names share one cache entry). */
 function identityKey(event: ConnectEvent): string {
-  return `${event.ipVersion}\u0000${event.daddr}\u0000${event.dport}\u0000${event.comm}\u0000${peerKey(event.src)}\u0000${peerKey(event.dst)}`;
+  let key = '';
+  for (const get of IDENTITY_KEY) key += `${get(event) ?? '\u0001'}\u0000`;
+  return key;
 }
-
-function peerKey(peer: PeerIdentity | undefined): string {
-  if (peer === undefined) return '';
-  return `${peer.namespace ?? ''}\u0001${peer.name ?? ''}\u0001${peer.type ?? ''}\u0001${peer.ownerName ?? ''}\u0001${peer.ownerType ?? ''}`;
-}
-
-type Getter = (event: ConnectEvent) => string | number | undefined;
-
-const GETTERS: Record<(typeof METRIC_ATTRIBUTE_KEYS)[number], Getter> = {
-  'network.type': (e) => (e.ipVersion === 6 ? 'ipv6' : 'ipv4'),
-  'network.transport': () => 'tcp',
-  'server.address': (e) => e.daddr,
-  'server.port': (e) => e.dport,
-  'process.executable.name': (e) => e.comm,
-  'k8s.src.namespace': (e) => e.src?.namespace,
-  'k8s.src.name': (e) => e.src?.name,
-  'k8s.src.type': (e) => e.src?.type,
-  'k8s.src.owner.name': (e) => e.src?.ownerName,
-  'k8s.src.owner.type': (e) => e.src?.ownerType,
-  'k8s.dst.namespace': (e) => e.dst?.namespace,
-  'k8s.dst.name': (e) => e.dst?.name,
-  'k8s.dst.type': (e) => e.dst?.type,
-  'k8s.dst.owner.name': (e) => e.dst?.ownerName,
-  'k8s.dst.owner.type': (e) => e.dst?.ownerType,
-};
 
 const SEP = '\u0000';
 const ABSENT = '\u0001';
@@ -115,25 +62,24 @@ function plain(s: string): boolean {
  * keys in the order allMetricAttributes inserts them.
  */
 export function seriesKeyCodec(allowList: readonly string[]): { keyOf: (event: ConnectEvent) => string; decode: (key: string) => Attributes } {
-  const keys = METRIC_ATTRIBUTE_KEYS.filter((k) => allowList.includes(k));
-  const numeric = keys.map((k) => k === 'server.port');
-  const has = (k: string): boolean => allowList.includes(k);
-  const [type, transport, address, port, exe] = METRIC_ATTRIBUTE_KEYS.slice(0, 5).map(has);
-  const k8sGetters = keys.filter((k) => k.startsWith('k8s.')).map((k) => GETTERS[k]);
-  // every allowed k8s.* value absent: the common event without identity
-  const noIdentity = k8sGetters.map(() => ABSENT + SEP).join('');
-  const text = (v: string): string => (plain(v) ? v : ESCAPED + JSON.stringify(v));
-  // each allowed value followed by SEP, in METRIC_ATTRIBUTE_KEYS order; no per-field calls for the plain event
+  const allowed = METRIC_ATTRIBUTES.filter((a) => allowList.includes(a.key));
+  const keys = allowed.map((a) => a.key);
+  const numeric = allowed.map((a) => a.type === 'int');
+  const plainGetters = allowed.filter((a) => !a.identity).map((a) => a.get);
+  const identityGetters = allowed.filter((a) => a.identity).map((a) => a.get);
+  // every allowed identity value absent: the common event without identity
+  const noIdentity = identityGetters.map(() => ABSENT + SEP).join('');
+  const text = (v: string | number): string => (typeof v === 'number' ? String(v) : plain(v) ? v : ESCAPED + JSON.stringify(v));
+  // each allowed value followed by SEP, in schema order; identity values only when the event has some
   const keyOf = (event: ConnectEvent): string => {
     let key = '';
-    if (type) key += event.ipVersion === 6 ? 'ipv6\u0000' : 'ipv4\u0000';
-    if (transport) key += 'tcp\u0000';
-    if (address) key += text(event.daddr) + SEP;
-    if (port) key += event.dport + SEP;
-    if (exe) key += text(event.comm) + SEP;
-    if (event.src === undefined && event.dst === undefined) return key + noIdentity;
-    for (let i = 0; i < k8sGetters.length; i++) {
-      const v = k8sGetters[i]!(event) as string | undefined;
+    for (let i = 0; i < plainGetters.length; i++) {
+      const v = plainGetters[i]!(event);
+      key += (v === undefined ? ABSENT : text(v)) + SEP;
+    }
+    if (!hasIdentity(event)) return key + noIdentity;
+    for (let i = 0; i < identityGetters.length; i++) {
+      const v = identityGetters[i]!(event);
       key += (v === undefined ? ABSENT : text(v)) + SEP;
     }
     return key;
@@ -151,17 +97,31 @@ export function seriesKeyCodec(allowList: readonly string[]): { keyOf: (event: C
   return { keyOf, decode };
 }
 
-/** One cached destination of an event without identity: daddr -> (dport, comm) chain. */
+/** One cached destination of an event without identity: server.address -> chain of the other cache-key values. */
 interface PlainEntry {
-  readonly dport: number;
-  readonly comm: string;
+  readonly values: readonly (AttributeValue | undefined)[];
   readonly ref: SeriesRef;
   readonly next: PlainEntry | undefined;
 }
 
+function chainValues(event: ConnectEvent): (AttributeValue | undefined)[] {
+  // copied: a value sliced from a line would keep its read chunk alive
+  return CHAIN_KEY.map((get) => {
+    const v = get(event);
+    return typeof v === 'string' ? detached(v) : v;
+  });
+}
+
+function chainMatches(entry: PlainEntry, event: ConnectEvent): boolean {
+  const values = entry.values;
+  for (let i = 0; i < CHAIN_KEY.length; i++) if (CHAIN_KEY[i]!(event) !== values[i]) return false;
+  return true;
+}
+
 /**
  * Allow-listed metric attributes per event, cached so the hot path neither builds an object nor a key per event.
- * Events without Kubernetes identity (the common case) are looked up by daddr, then (dport, comm) in a short chain,
+ * Events without Kubernetes identity (the common case) are looked up by server.address, then the other cache-key
+ * values (schema.ts: server.port, process.executable.name) in a short chain,
  * which hashes the event's own string instead of concatenating a key; events with identity use a joined string key.
  * The cache holds at most maxEntries entries and is cleared when full: with more distinct destinations than that it
  * still works, only slower (the cardinality limit bounds the exported series either way). Each entry is a SeriesRef:
@@ -203,8 +163,8 @@ export class MetricAttributeCache {
 
   /** The cached ref of the event's destination, if any. */
   lookup(event: ConnectEvent): SeriesRef | undefined {
-    if (event.src === undefined && event.dst === undefined) {
-      for (let e = this.#byDaddr.get(event.daddr); e !== undefined; e = e.next) if (e.dport === event.dport && e.comm === event.comm) return e.ref;
+    if (!hasIdentity(event)) {
+      for (let e = this.#byDaddr.get(event.daddr); e !== undefined; e = e.next) if (chainMatches(e, event)) return e.ref;
       return undefined;
     }
     return this.#byKey.get(identityKey(event));
@@ -224,10 +184,10 @@ export class MetricAttributeCache {
   insert(event: ConnectEvent, ref: SeriesRef): void {
     ref.key = detached(ref.key);
     const cleared = this.#makeRoom();
-    if (event.src === undefined && event.dst === undefined) {
+    if (!hasIdentity(event)) {
       const head = cleared ? undefined : this.#byDaddr.get(event.daddr);
       // Map.set keeps the key it already has: only a new daddr key is stored (copied)
-      this.#byDaddr.set(head === undefined ? detached(event.daddr) : event.daddr, { dport: event.dport, comm: detached(event.comm), ref, next: head });
+      this.#byDaddr.set(head === undefined ? detached(event.daddr) : event.daddr, { values: chainValues(event), ref, next: head });
     } else {
       this.#byKey.set(detached(identityKey(event)), ref);
     }

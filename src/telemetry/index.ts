@@ -15,26 +15,19 @@ import { logAttributes, MetricAttributeCache } from './attributes.ts';
 import { buildLogExporter, buildMetricExporter } from './exporters.ts';
 import { ScopeMergingMetricReader } from './reader.ts';
 import { slowConnectBody, TokenBucket } from './slow-log.ts';
+import { CONNECT_DURATION_BUCKETS, INSTRUMENTS, SCOPE, SLOW_EVENT_NAME, type InstrumentSpec } from './schema.ts';
 import type { DeliveryReport, SelfMetrics, Telemetry, TelemetryOptions } from './types.ts';
 
 export type { DeliveryReport, ExportTarget, SelfMetrics, Telemetry, TelemetryOptions } from './types.ts';
 
-export const CONNECT_DURATION = 'tcp.connect.duration';
-export const CONNECT_FAILURES = 'tcp.connect.failures';
-export const SLOW_EVENT_NAME = 'tcp.connect.slow';
-const SCOPE = 'connlat';
-
-/** Explicit bucket boundaries in seconds, 50 us .. 10 s. */
-export const CONNECT_DURATION_BUCKETS = [
-  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-];
+export { CONNECT_DURATION_BUCKETS, SLOW_EVENT_NAME } from './schema.ts';
+export const CONNECT_DURATION = INSTRUMENTS.connectDuration.name;
+export const CONNECT_FAILURES = INSTRUMENTS.connectFailures.name;
 
 /** Entries in the per-destination attribute cache (bounded; the SDK's cardinality limit bounds the series). */
 const ATTRIBUTE_CACHE_ENTRIES = 4096;
 const RATE_LIMITED = { reason: 'rate_limit' };
 
-const DURATION_DESCRIPTION = 'Duration of successful TCP connects (SYN sent to established), measured in the kernel by eBPF.';
-const FAILURES_DESCRIPTION = 'TCP connects that failed (SYN_SENT -> CLOSE).';
 
 function views(opts: TelemetryOptions): ViewOptions[] {
   const limit = opts.cardinalityLimit;
@@ -78,9 +71,9 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const explicit = opts.histogram !== 'exponential';
   const aggregation = { cardinalityLimit: opts.cardinalityLimit, temporality };
   const durationAgg = explicit
-    ? new PreAggregator(0, { name: CONNECT_DURATION, description: DURATION_DESCRIPTION, unit: 's', boundaries: CONNECT_DURATION_BUCKETS }, aggregation)
+    ? new PreAggregator(0, { ...INSTRUMENTS.connectDuration, boundaries: CONNECT_DURATION_BUCKETS }, aggregation)
     : undefined;
-  const failuresAgg = new PreAggregator(1, { name: CONNECT_FAILURES, description: FAILURES_DESCRIPTION, unit: '{connection}' }, aggregation);
+  const failuresAgg = new PreAggregator(1, INSTRUMENTS.connectFailures, aggregation);
   const scope = { name: SCOPE, version: '' };
   const metricExporters = opts.exports.map((target) => buildMetricExporter(target, temporality, failed('metrics'), opts.delivery));
   const readers = metricExporters.map(
@@ -108,14 +101,14 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const meter = meterProvider.getMeter(SCOPE);
   const sdkDuration: Histogram | undefined = explicit
     ? undefined
-    : meter.createHistogram(CONNECT_DURATION, { description: DURATION_DESCRIPTION, unit: 's', advice: { explicitBucketBoundaries: CONNECT_DURATION_BUCKETS } });
-  const counter = (name: string, unit: string, description: string): Counter =>
-    meter.createCounter(name, { description, unit, valueType: ValueType.INT });
-  const linesRejected = counter('connlat.lines.rejected', '{line}', 'Tool output lines that could not be parsed, by reason.');
-  const toolRestarts = counter('connlat.tool.restarts', '{restart}', 'Restarts of the eBPF tool process, by tool.');
-  const lostEvents = counter('connlat.tool.lost_events', '{event}', 'Events the eBPF tool reported as lost.');
-  const logsDropped = counter('connlat.logs.dropped', '{log_record}', 'Slow-connection log records dropped, by reason (rate_limit, queue_full, rejected, shutdown).');
-  exportFailures = counter('connlat.export.failures', '{export}', 'Exports that did not succeed, by signal (metrics or logs).');
+    : meter.createHistogram(CONNECT_DURATION, { description: INSTRUMENTS.connectDuration.description, unit: INSTRUMENTS.connectDuration.unit, advice: { explicitBucketBoundaries: CONNECT_DURATION_BUCKETS } });
+  const counter = (spec: InstrumentSpec): Counter =>
+    meter.createCounter(spec.name, { description: spec.description, unit: spec.unit, valueType: ValueType.INT });
+  const linesRejected = counter(INSTRUMENTS.linesRejected);
+  const toolRestarts = counter(INSTRUMENTS.toolRestarts);
+  const lostEvents = counter(INSTRUMENTS.lostEvents);
+  const logsDropped = counter(INSTRUMENTS.logsDropped);
+  exportFailures = counter(INSTRUMENTS.exportFailures);
 
   const logger = loggerProvider.getLogger(SCOPE);
   const cache = new MetricAttributeCache(opts.metricAttributes, ATTRIBUTE_CACHE_ENTRIES);
