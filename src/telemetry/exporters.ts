@@ -19,10 +19,9 @@ import {
   type PushMetricExporter,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
-import { QueuedLogExporter, type LogDropReason } from './log-queue.ts';
+import { MetricDelivery, QueuedLogExporter, RetryingMetricExporter, type DropReason } from './delivery.ts';
 import { OtlpJsonFileLogExporter, OtlpJsonFileMetricExporter } from './otlp-json.ts';
 import { DEFAULT_RETRY } from '../backoff.ts';
-import { MetricDelivery, RetryingMetricExporter } from './retry.ts';
 import type { DeliveryOptions, ExportTarget } from './types.ts';
 
 export type Signal = 'metrics' | 'logs';
@@ -152,7 +151,7 @@ function deadlineOf(delivery: DeliveryOptions | undefined, signal: Signal): () =
 
 /**
  * The metric exporter for a target as the reader uses it: OTLP retries retryable failures in the background (see
- * retry.ts) and counts every failed attempt; the file and console exporters count failures only.
+ * delivery.ts) and counts every failed attempt; the file and console exporters count failures only.
  */
 export function buildMetricExporter(
   target: ExportTarget,
@@ -182,7 +181,7 @@ export function buildMetricExporter(
 export function buildLogExporter(
   target: ExportTarget,
   onFailure: FailureHandler,
-  onDropped: (count: number, reason: LogDropReason, detail: string) => void,
+  onDropped: (count: number, reason: DropReason, detail: string) => void,
   delivery?: DeliveryOptions,
 ): LogRecordExporter {
   const inner = createLogExporter(target);
@@ -202,5 +201,5 @@ export function buildLogExporter(
   );
 }
 
-export type { LogDropReason };
+export type { DropReason };
 export { AggregationTemporality };

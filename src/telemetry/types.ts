@@ -7,7 +7,7 @@ export type ExportTarget =
   | { kind: 'otlp-json'; path: string } // one ExportMetricsServiceRequest / ExportLogsServiceRequest per line
   | { kind: 'console' };
 
-/** How OTLP exports survive a gateway outage (see exporters.ts, retry.ts, log-queue.ts). */
+/** How OTLP exports survive a gateway outage (see exporters.ts, delivery.ts). */
 export interface DeliveryOptions {
   /** Slow-connection log records held while the gateway is unreachable (default 8192); beyond it they are dropped and counted. */
   logQueueSize?: number;
