@@ -2,7 +2,7 @@
 // string so the hot path (record) does not build a fresh object for every event to the same destination.
 import type { Attributes } from '@opentelemetry/api';
 import type { ConnectEvent } from '../event.ts';
-import { detached, newSeriesRef, seriesAttributes, type SeriesRef } from './aggregate.ts';
+import { detached, newSeriesRef, seriesAttributes, type SeriesRef } from './aggregation/series.ts';
 import { ATTRIBUTES, METRIC_ATTRIBUTES, type AttributeSpec, type AttributeValue } from './schema.ts';
 
 export { METRIC_ATTRIBUTE_KEYS } from './schema.ts';

@@ -3,14 +3,11 @@
 import { SeverityNumber, ValueType, type Counter, type Histogram } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
-import {
-  AggregationTemporality,
-  AggregationType,
-  MeterProvider,
-  type ViewOptions,
-} from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, MeterProvider } from '@opentelemetry/sdk-metrics';
 import { isSlowConnect, type ConnectEvent } from '../event.ts';
-import { PreAggregator, seriesAttributes } from './aggregate.ts';
+import { seriesAttributes } from './aggregation/series.ts';
+import { PreAggregator } from './aggregation/storage.ts';
+import { durationPreAggregated, views } from './aggregation/view.ts';
 import { logAttributes, MetricAttributeCache } from './attributes.ts';
 import { buildLogExporter, buildMetricExporter } from './exporters.ts';
 import { ScopeMergingMetricReader } from './reader.ts';
@@ -28,22 +25,6 @@ export const CONNECT_FAILURES = INSTRUMENTS.connectFailures.name;
 const ATTRIBUTE_CACHE_ENTRIES = 4096;
 const RATE_LIMITED = { reason: 'rate_limit' };
 
-
-function views(opts: TelemetryOptions): ViewOptions[] {
-  const limit = opts.cardinalityLimit;
-  return [
-    {
-      instrumentName: CONNECT_DURATION,
-      meterName: SCOPE,
-      aggregationCardinalityLimit: limit,
-      aggregation:
-        opts.histogram === 'exponential'
-          ? { type: AggregationType.EXPONENTIAL_HISTOGRAM }
-          : { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: CONNECT_DURATION_BUCKETS } },
-    },
-    { instrumentName: CONNECT_FAILURES, meterName: SCOPE, aggregationCardinalityLimit: limit },
-  ];
-}
 
 export function createTelemetry(opts: TelemetryOptions): Telemetry {
   if (!(opts.cardinalityLimit >= 2)) throw new Error(`telemetry: cardinalityLimit must be >= 2 (got ${opts.cardinalityLimit})`);
@@ -68,7 +49,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   };
   // tcp.connect.duration (explicit buckets) and tcp.connect.failures are aggregated here, not by the SDK: its
   // per-record attribute hashing was most of record()'s cost. Each reader gets its own producer of them.
-  const explicit = opts.histogram !== 'exponential';
+  const explicit = durationPreAggregated(opts.histogram);
   const aggregation = { cardinalityLimit: opts.cardinalityLimit, temporality };
   const durationAgg = explicit
     ? new PreAggregator(0, { ...INSTRUMENTS.connectDuration, boundaries: CONNECT_DURATION_BUCKETS }, aggregation)
@@ -85,7 +66,7 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
         metricOrder: [CONNECT_DURATION, CONNECT_FAILURES],
       }),
   );
-  const meterProvider = new MeterProvider({ resource, readers, views: views(opts) });
+  const meterProvider = new MeterProvider({ resource, readers, views: views(opts.histogram, opts.cardinalityLimit) });
   const loggerProvider = new LoggerProvider({
     resource,
     processors: opts.exports.map(

@@ -1,4 +1,4 @@
-// A PeriodicExportingMetricReader whose collection puts the pre-aggregated metrics (aggregate.ts, handed in as
+// A PeriodicExportingMetricReader whose collection puts the pre-aggregated metrics (aggregation/storage.ts, handed in as
 // metricProducers) into the same ScopeMetrics as the SDK's own metrics of that scope, in the order the SDK would
 // have listed them had it recorded them itself. MetricReader.collect appends each producer's ScopeMetrics as a
 // separate entry, which would export the `connlat` scope twice in one request.

@@ -16,7 +16,7 @@ import {
   type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
 import type { ConnectEvent } from '../../src/event.ts';
-import { PreAggregator } from '../../src/telemetry/aggregate.ts';
+import { PreAggregator } from '../../src/telemetry/aggregation/storage.ts';
 import { allMetricAttributes, MetricAttributeCache, METRIC_ATTRIBUTE_KEYS, seriesKeyCodec } from '../../src/telemetry/attributes.ts';
 import { CONNECT_DURATION_BUCKETS, createTelemetry } from '../../src/telemetry/index.ts';
 import { mergeScopes } from '../../src/telemetry/reader.ts';
