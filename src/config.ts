@@ -3,7 +3,7 @@
 // key that set it.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
+import { yamlModule } from './lazy.ts';
 import { z } from 'zod';
 import { EXIT } from './exit-status.ts';
 import { DEFAULT_TOOL_PATHS } from './sources/types.ts';
@@ -200,7 +200,7 @@ function readConfigFile(path: string): Record<string, unknown> {
   }
   let data: unknown;
   try {
-    data = parseYaml(text); // YAML is a superset of JSON
+    data = yamlModule().parse(text); // YAML is a superset of JSON
   } catch (err) {
     throw new ConfigError(`config file ${path} is not valid YAML/JSON: ${(err as Error).message.split('\n')[0]}`);
   }

@@ -1,14 +1,18 @@
 // Chooses the enricher: Kubernetes identity when there is a cluster to ask (in a pod, or an explicit --kubeconfig),
-// otherwise the disabled one with the reason, said once at start.
-import { KubeConfig } from '@kubernetes/client-node';
+// otherwise the disabled one with the reason, said once at start. The Kubernetes client (~80 MB, ~0.7 s to load:
+// bench/startup.ts) is loaded only when there is a cluster to ask.
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { DisabledEnricher, type Enricher } from './enricher.ts';
-import { KubeEnricher } from './kube-enricher.ts';
 
 /** In a pod, Kubernetes injects KUBERNETES_SERVICE_HOST; on a plain host there is no cluster to ask. */
 export async function createEnricher(config: Config, env: NodeJS.ProcessEnv, logger: Logger): Promise<Enricher> {
   if (config.kubernetes === 'off') return new DisabledEnricher('--kubernetes off');
+  if (config.kubeconfig === undefined && !env.KUBERNETES_SERVICE_HOST) {
+    if (config.kubernetes === 'auto') return new DisabledEnricher('not running in a cluster (KUBERNETES_SERVICE_HOST unset) and no --kubeconfig given');
+    throw new Error('--kubernetes on, but not running in a cluster (KUBERNETES_SERVICE_HOST unset): give --kubeconfig FILE');
+  }
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kubeConfig = new KubeConfig();
   if (config.kubeconfig !== undefined) {
     try {
@@ -17,16 +21,13 @@ export async function createEnricher(config: Config, env: NodeJS.ProcessEnv, log
       throw new Error(`cannot load --kubeconfig ${config.kubeconfig}: ${(err as Error).message.split('\n')[0]}`);
     }
     if (kubeConfig.getCurrentCluster() === null) throw new Error(`--kubeconfig ${config.kubeconfig}: no current context with a cluster`);
-  } else if (env.KUBERNETES_SERVICE_HOST) {
+  } else {
     try {
       kubeConfig.loadFromCluster();
     } catch (err) {
       throw new Error(`in-cluster Kubernetes config failed (ServiceAccount token mounted?): ${(err as Error).message.split('\n')[0]}`);
     }
-  } else if (config.kubernetes === 'auto') {
-    return new DisabledEnricher('not running in a cluster (KUBERNETES_SERVICE_HOST unset) and no --kubeconfig given');
-  } else {
-    throw new Error('--kubernetes on, but not running in a cluster (KUBERNETES_SERVICE_HOST unset): give --kubeconfig FILE');
   }
+  const { KubeEnricher } = await import('./kube-enricher.ts');
   return new KubeEnricher({ kubeConfig, nodeName: config.nodeName ?? env.NODE_NAME, hostProc: config.hostProc, logger });
 }

@@ -5,7 +5,7 @@ import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { release as osRelease } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import type { ToolName } from '../event.ts';
 import type { Source, SourceHooks } from './types.ts';
 import { Backoff, type BackoffOptions } from '../backoff.ts';
@@ -13,6 +13,7 @@ import { readLines } from './lines.ts';
 import { scrub } from '../scrub.ts';
 import { StderrDiagnoser, type StderrKind } from './stderr.ts';
 import { ensureTracefs } from './tracefs.ts';
+import { execaModule } from '../lazy.ts';
 
 export interface EarlyExit {
   /** e.g. "tcpconnlat exited with code 1" */
@@ -156,7 +157,7 @@ export class ToolSource implements Source {
   async #runOnce(stdbuf: string, hooks: SourceHooks, diagnoser: StderrDiagnoser): Promise<string> {
     const { tool, path, args = [] } = this.#opts;
     this.#headerAtMs = undefined;
-    const child = execa(stdbuf, ['-oL', path, ...args], {
+    const child = execaModule().execa(stdbuf, ['-oL', path, ...args], {
       reject: false,
       buffer: false,
       stdin: 'ignore',

@@ -1,7 +1,7 @@
 // tracefs: libbpf reads tracepoint ids (and creates legacy kprobes) under /sys/kernel/tracing, or
 // /sys/kernel/debug/tracing. A fresh machine may not have it mounted; as root we mount it, otherwise we say how.
 import { readFile } from 'node:fs/promises';
-import { execa } from 'execa';
+import { execaModule } from '../lazy.ts';
 
 export const TRACEFS_PATH = '/sys/kernel/tracing';
 const TRACEFS_PATHS = [TRACEFS_PATH, '/sys/kernel/debug/tracing'];
@@ -41,7 +41,7 @@ export async function ensureTracefs(): Promise<TracefsResult> {
   if (process.getuid?.() !== 0) {
     return { ok: false, mountedNow: false, message: `tracefs is not mounted and we are not root: ${TRACEFS_HOWTO}` };
   }
-  const r = await execa('mount', ['-t', 'tracefs', 'nodev', TRACEFS_PATH], { reject: false, stdin: 'ignore' });
+  const r = await execaModule().execa('mount', ['-t', 'tracefs', 'nodev', TRACEFS_PATH], { reject: false, stdin: 'ignore' });
   if (r.exitCode === 0) {
     return { ok: true, mountedNow: true, message: `tracefs was not mounted; mounted it at ${TRACEFS_PATH}` };
   }

@@ -9,8 +9,8 @@
 // OTEL_EXPORTER_OTLP_INSECURE=true; http:// is plaintext, https:// is TLS.
 import { readFileSync } from 'node:fs';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import type { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
+import type { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { ConsoleLogRecordExporter, type LogRecordExporter, type ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import {
   AggregationTemporality,
@@ -19,6 +19,7 @@ import {
   type PushMetricExporter,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
+import { otlpLogsGrpc, otlpMetricsGrpc } from '../lazy.ts';
 import { MetricDelivery, QueuedLogExporter, RetryingMetricExporter, type DropReason } from './delivery.ts';
 import { OtlpJsonFileLogExporter, OtlpJsonFileMetricExporter } from './otlp-json.ts';
 import { DEFAULT_RETRY } from '../backoff.ts';
@@ -35,7 +36,7 @@ function compressionFor(signal: Signal): 'gzip' | undefined {
 export function createMetricExporter(target: ExportTarget, temporality: AggregationTemporality): PushMetricExporter {
   switch (target.kind) {
     case 'otlp':
-      return new OTLPMetricExporter({
+      return new (otlpMetricsGrpc().OTLPMetricExporter)({
         ...(target.endpoint !== undefined ? { url: target.endpoint } : {}),
         compression: compressionFor('metrics'),
         temporalityPreference: temporality,
@@ -50,7 +51,7 @@ export function createMetricExporter(target: ExportTarget, temporality: Aggregat
 export function createLogExporter(target: ExportTarget): LogRecordExporter {
   switch (target.kind) {
     case 'otlp':
-      return new OTLPLogExporter({
+      return new (otlpLogsGrpc().OTLPLogExporter)({
         ...(target.endpoint !== undefined ? { url: target.endpoint } : {}),
         compression: compressionFor('logs'),
       } as ConstructorParameters<typeof OTLPLogExporter>[0]);

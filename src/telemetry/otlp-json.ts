@@ -4,7 +4,7 @@
 // @opentelemetry/otlp-transformer builds the request tree; its JSON differs in those details, so it is normalized.
 import { closeSync, fstatSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { JsonLogsSerializer, JsonMetricsSerializer } from '@opentelemetry/otlp-transformer';
+import { otlpTransformer as transformer } from '../lazy.ts';
 import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { AggregationTemporality, InstrumentType, PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 
@@ -103,13 +103,13 @@ export function normalizeOtlpJson(node: unknown, parentKey = ''): unknown {
 
 /** Serialize one request with otlp-transformer and normalize it to one OTLP/JSON line. */
 export function metricsRequestLine(metrics: ResourceMetrics): string {
-  const bytes = JsonMetricsSerializer.serializeRequest(metrics);
+  const bytes = transformer().JsonMetricsSerializer.serializeRequest(metrics);
   if (bytes === undefined) throw new Error('otlp-json: metrics serializer returned nothing');
   return JSON.stringify(normalizeOtlpJson(JSON.parse(new TextDecoder().decode(bytes)))) + '\n';
 }
 
 export function logsRequestLine(logs: ReadableLogRecord[]): string {
-  const bytes = JsonLogsSerializer.serializeRequest(logs);
+  const bytes = transformer().JsonLogsSerializer.serializeRequest(logs);
   if (bytes === undefined) throw new Error('otlp-json: logs serializer returned nothing');
   return JSON.stringify(normalizeOtlpJson(JSON.parse(new TextDecoder().decode(bytes)))) + '\n';
 }

@@ -1,0 +1,29 @@
+// Loads a module the first time a run needs it, synchronously, so that what a run does not use costs neither memory
+// nor start-up time (the OTLP gRPC exporters for a file export, execa for a replay, the YAML parser without a config
+// file). require() of the file `import` would load (import conditions) returns the same ES module instance an
+// `import` statement gets: no second copy of a dual CommonJS/ESM package.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const requireHere = createRequire(import.meta.url);
+
+export function loadSync<T>(specifier: string): T {
+  return requireHere(fileURLToPath(import.meta.resolve(specifier))) as T;
+}
+
+/** A getter that loads the module on its first call. */
+export function lazyModule<T>(specifier: string): () => T {
+  let mod: T | undefined;
+  return () => (mod ??= loadSync<T>(specifier));
+}
+
+// What is loaded lazily, and when (bench/startup.ts measures each dependency's cost):
+/** execa: for a run that starts a tool or mounts tracefs (a replay never does). */
+export const execaModule = lazyModule<typeof import('execa')>('execa');
+/** gRPC and the OTLP exporters (~35 MB, ~0.3 s): for a run that exports over OTLP. */
+export const otlpMetricsGrpc = lazyModule<typeof import('@opentelemetry/exporter-metrics-otlp-grpc')>('@opentelemetry/exporter-metrics-otlp-grpc');
+export const otlpLogsGrpc = lazyModule<typeof import('@opentelemetry/exporter-logs-otlp-grpc')>('@opentelemetry/exporter-logs-otlp-grpc');
+/** The OTLP serializers (protobufjs and all): for a run that writes OTLP/JSON. */
+export const otlpTransformer = lazyModule<typeof import('@opentelemetry/otlp-transformer')>('@opentelemetry/otlp-transformer');
+/** The YAML parser: for a run with a config file. */
+export const yamlModule = lazyModule<typeof import('yaml')>('yaml');
