@@ -15,8 +15,8 @@ import { otlpTlsEnvProblems } from './telemetry/exporters.ts';
 import { createTelemetry } from './telemetry/index.ts';
 import { INSTRUMENTS } from './telemetry/schema.ts';
 import type { DeliveryReport, ExportTarget, Telemetry } from './telemetry/types.ts';
-import { LiveStats } from './view/stats.ts';
-import { LiveView, renderTable } from './view/table.ts';
+import type { LiveStats } from './view/stats.ts';
+import type { LiveView } from './view/table.ts';
 
 export interface AgentOptions {
   config: Config;
@@ -71,190 +71,232 @@ export class ShutdownDeadlines {
   }
 }
 
+/** The stages an agent runs, built before it starts reading. */
+interface Pipeline {
+  source: Source;
+  telemetry: Telemetry;
+  enricher: Enricher;
+  deadlines: ShutdownDeadlines;
+  /** the live view's statistics, when the view runs */
+  stats: LiveStats | undefined;
+  health: HealthServer | undefined;
+}
+
+/** The source, created and checked first: what can stop the run is checked before telemetry creates any output file. */
+async function prepareSource(config: Config, deadlines: ShutdownDeadlines, logger: Logger): Promise<Source> {
+  const source = createSource(config.source, {
+    tcpconnlatPath: config.tcpconnlatPath,
+    tcpstatesPath: config.tcpstatesPath,
+    stdbufPath: config.stdbufPath,
+    drainTimeoutMs: deadlines.sourceDrainMs,
+    logger,
+  });
+  await source.prepare?.();
+  return source;
+}
+
+/** The health endpoints, up before telemetry (the port is the other thing that can stop the run); `agent()` is the
+ * agent once it exists (until then /readyz says the source is starting). */
+async function startHealth(config: Config, source: Source, logger: Logger, agent: () => Agent | undefined): Promise<HealthServer | undefined> {
+  if (config.healthAddr === 'off') return undefined;
+  try {
+    const health = await startHealthServer(config.healthAddr, {
+      alive: () => agent()?.alive ?? true,
+      notReadyReason: () => {
+        const running = agent();
+        return running ? running.notReadyReason() : `${source.description} is starting`;
+      },
+    });
+    logger.info(`health endpoints on ${config.healthAddr} (/healthz, /readyz)`);
+    return health;
+  } catch (err) {
+    // A live agent without its probes would be restarted by the kubelet for nothing: fail now. A replay needs none.
+    if (!isReplaySpec(config.source)) throw err;
+    logger.warn(`health endpoints off: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+async function assemble(opts: AgentOptions, source: Source, deadlines: ShutdownDeadlines, health: HealthServer | undefined): Promise<Pipeline> {
+  const { config, logger } = opts;
+  const exportLog = new SampledLog(60_000);
+  const telemetry = createTelemetry({
+    exports: exportTargets(config),
+    resource: buildResourceAttributes({ version: opts.version, clusterName: config.clusterName, env: opts.env }),
+    histogram: config.histogram,
+    metricAttributes: config.metricAttributes,
+    cardinalityLimit: config.cardinalityLimit,
+    exportIntervalMs: config.exportIntervalMs,
+    slowMs: config.slowMs,
+    slowLogRatePerSec: config.slowLogRate,
+    slowLogBurst: config.slowLogBurst,
+    temporality: config.temporality,
+    delivery: {
+      logQueueSize: config.logQueueSize,
+      retry: { initialMs: Math.min(1000, config.exportRetryMaxMs), maxMs: config.exportRetryMaxMs },
+      deadline: (signal) => deadlines.of(signal),
+      onGiveUp: (why) => logger.warn(`telemetry: ${why}`),
+    },
+    // Without a reachable backend every export fails: say so once a minute per kind of message, not every interval.
+    logger: {
+      warn: (msg: string) => {
+        const sampled = exportLog.sample(msg.split(':').slice(0, 2).join(':'), msg);
+        if (sampled) logger.warn(sampled);
+      },
+    },
+  });
+  if (config.exports.includes('otlp')) for (const problem of otlpTlsEnvProblems(opts.env)) logger.error(problem);
+  const enricher = await createEnricher(config, opts.env, logger);
+  logger.info(enricher.description);
+  const { name, description } = INSTRUMENTS.enrichOperations;
+  telemetry.observeTotals(name, description, 'operation', () => enricher.counters);
+  await enricher.start();
+  const wantView = config.view === 'on' || (config.view === 'auto' && opts.stdout.isTTY === true);
+  // the live view's code is loaded only when it runs
+  const stats = wantView ? new (await import('./view/stats.ts')).LiveStats({ slowMs: config.slowMs }) : undefined;
+  return { source, telemetry, enricher, deadlines, stats, health };
+}
+
 export class Agent {
   readonly counters: AgentCounters = { lines: 0, events: 0, rejected: 0, restarts: 0, lostEvents: 0 };
   /** Resolves when the source has ended (replay EOF, or after stop()) and telemetry is flushed, with what telemetry
    * could not deliver. */
   readonly done: Promise<DeliveryReport>;
-  private readonly opts: AgentOptions;
-  private readonly source: Source;
-  private readonly telemetry: Telemetry;
-  private readonly enricher: Enricher;
-  private readonly stats: LiveStats | undefined;
-  private decoder: LineDecoder;
-  private health: HealthServer | undefined;
-  private view: LiveView | undefined;
-  private stopping: Promise<void> | undefined;
-  private shuttingDown = false;
-  private toolInUse: string;
-  private readonly rejectLog = new SampledLog(10_000);
-  private deadlines: ShutdownDeadlines | undefined;
+  readonly #opts: AgentOptions;
+  readonly #pipeline: Pipeline;
+  #decoder: LineDecoder;
+  /** the tool the auto source chose (undefined until it chooses, and for the other sources) */
+  #selectedTool: ToolName | undefined;
+  #view: LiveView | undefined;
+  #stopping: Promise<void> | undefined;
+  #shuttingDown = false;
+  readonly #rejectLog = new SampledLog(10_000);
+  #begin!: () => void;
 
-  private constructor(opts: AgentOptions, source: Source, telemetry: Telemetry, enricher: Enricher) {
-    this.opts = opts;
-    this.source = source;
-    this.telemetry = telemetry;
-    this.enricher = enricher;
-    this.decoder = new LineDecoder(source.format());
-    this.toolInUse = source.description;
-    const wantView = opts.config.view === 'on' || (opts.config.view === 'auto' && opts.stdout.isTTY === true);
-    this.stats = wantView ? new LiveStats({ slowMs: opts.config.slowMs }) : undefined;
-    this.done = this.run();
+  private constructor(opts: AgentOptions, pipeline: Pipeline) {
+    this.#opts = opts;
+    this.#pipeline = pipeline;
+    this.#decoder = new LineDecoder(pipeline.source.format());
+    // reading starts once start() has everything in place (health endpoints, view)
+    this.done = new Promise<void>((resolve) => (this.#begin = resolve)).then(() => this.#run());
   }
 
   static async start(opts: AgentOptions): Promise<Agent> {
     const { config, logger } = opts;
-    const exportLog = new SampledLog(60_000);
     const deadlines = new ShutdownDeadlines(config.shutdownTimeoutMs);
-    const source = createSource(config.source, {
-      tcpconnlatPath: config.tcpconnlatPath,
-      tcpstatesPath: config.tcpstatesPath,
-      stdbufPath: config.stdbufPath,
-      drainTimeoutMs: deadlines.sourceDrainMs,
-      logger,
-    });
-    // What can stop the run is checked before telemetry creates any output file: the input, then the health port.
-    await source.prepare?.();
-    let agent: Agent | undefined;
-    let health: HealthServer | undefined;
-    if (config.healthAddr !== 'off') {
-      try {
-        health = await startHealthServer(config.healthAddr, {
-          alive: () => !agent?.shuttingDown,
-          notReadyReason: () => (agent ? agent.notReadyReason() : `${source.description} is starting`),
-        });
-        logger.info(`health endpoints on ${config.healthAddr} (/healthz, /readyz)`);
-      } catch (err) {
-        // A live agent without its probes would be restarted by the kubelet for nothing: fail now. A replay needs none.
-        if (!isReplaySpec(config.source)) throw err;
-        logger.warn(`health endpoints off: ${(err as Error).message}`);
-      }
-    }
-    const telemetry = createTelemetry({
-      exports: exportTargets(config),
-      resource: buildResourceAttributes({ version: opts.version, clusterName: config.clusterName, env: opts.env }),
-      histogram: config.histogram,
-      metricAttributes: config.metricAttributes,
-      cardinalityLimit: config.cardinalityLimit,
-      exportIntervalMs: config.exportIntervalMs,
-      slowMs: config.slowMs,
-      slowLogRatePerSec: config.slowLogRate,
-      slowLogBurst: config.slowLogBurst,
-      temporality: config.temporality,
-      delivery: {
-        logQueueSize: config.logQueueSize,
-        retry: { initialMs: Math.min(1000, config.exportRetryMaxMs), maxMs: config.exportRetryMaxMs },
-        deadline: (signal) => deadlines.of(signal),
-        onGiveUp: (why) => logger.warn(`telemetry: ${why}`),
-      },
-      // Without a reachable backend every export fails: say so once a minute per kind of message, not every interval.
-      logger: {
-        warn: (msg: string) => {
-          const sampled = exportLog.sample(msg.split(':').slice(0, 2).join(':'), msg);
-          if (sampled) logger.warn(sampled);
-        },
-      },
-    });
-    if (config.exports.includes('otlp')) for (const problem of otlpTlsEnvProblems(opts.env)) logger.error(problem);
-    const enricher = await createEnricher(config, opts.env, logger);
-    logger.info(enricher.description);
-    const { name, description } = INSTRUMENTS.enrichOperations;
-    telemetry.observeTotals(name, description, 'operation', () => enricher.counters);
-    await enricher.start();
-    agent = new Agent(opts, source, telemetry, enricher);
-    agent.deadlines = deadlines;
-    agent.health = health;
-    if (agent.stats) {
-      const stats = agent.stats;
-      agent.view = new LiveView(opts.stdout, (w, r) =>
-        renderTable(
-          stats,
-          {
-            source: agent.toolInUse,
-            ready: agent.source.ready(),
-            linesRejected: agent.counters.rejected,
-            restarts: agent.counters.restarts,
-            lostEvents: agent.counters.lostEvents,
-            enrichment: agent.enricher.description.startsWith('Kubernetes enrichment off') ? 'k8s: off' : 'k8s: on',
-            exports: config.exports.join(','),
-          },
-          w,
-          r,
-        ),
-      );
-      agent.view.start();
-    }
-    logger.info(`reading ${source.description}; exporting to ${config.exports.join(', ')}; slow threshold ${config.slowMs} ms`);
+    const source = await prepareSource(config, deadlines, logger);
+    let created: Agent | undefined;
+    const health = await startHealth(config, source, logger, () => created);
+    const agent = (created = new Agent(opts, await assemble(opts, source, deadlines, health)));
+    if (agent.#pipeline.stats) agent.#view = await agent.#startView(agent.#pipeline.stats);
+    logger.info(`reading ${agent.#pipeline.source.description}; exporting to ${config.exports.join(', ')}; slow threshold ${config.slowMs} ms`);
+    agent.#begin();
     return agent;
+  }
+
+  /** /healthz: alive until shutdown begins. */
+  get alive(): boolean {
+    return !this.#shuttingDown;
   }
 
   /** Why /readyz is 503, or undefined when ready. A live tool must print a format the parser knows: otherwise every
    * line it prints is rejected, and the agent is up but measures nothing. */
   notReadyReason(): string | undefined {
-    if (!this.source.ready()) return `${this.toolInUse} is not attached and reading`;
-    if (this.source.format() !== 'detect' && !this.decoder.formatKnown) {
-      return `${this.toolInUse} prints no known format (its header is not one of libbpf-tools' or BCC's; see the rejected lines)`;
+    const source = this.#pipeline.source;
+    if (!source.ready()) return `${this.#sourceName()} is not attached and reading`;
+    if (source.format() !== 'detect' && !this.#decoder.formatKnown) {
+      return `${this.#sourceName()} prints no known format (its header is not one of libbpf-tools' or BCC's; see the rejected lines)`;
     }
     return undefined;
   }
 
-  private hooks(): SourceHooks {
-    const { logger } = this.opts;
+  /** What the messages call the source: the tool in use once known, else the source's description. */
+  #sourceName(): string {
+    return this.#selectedTool ?? this.#pipeline.source.description;
+  }
+
+  async #startView(stats: LiveStats): Promise<LiveView> {
+    const { LiveView, renderTable } = await import('./view/table.ts');
+    const { source, enricher } = this.#pipeline;
+    const view = new LiveView(this.#opts.stdout, (w, r) =>
+      renderTable(
+        stats,
+        {
+          source: this.#sourceName(),
+          ready: source.ready(),
+          linesRejected: this.counters.rejected,
+          restarts: this.counters.restarts,
+          lostEvents: this.counters.lostEvents,
+          enrichment: enricher.enabled ? 'k8s: on' : 'k8s: off',
+          exports: this.#opts.config.exports.join(','),
+        },
+        w,
+        r,
+      ),
+    );
+    view.start();
+    return view;
+  }
+
+  #hooks(): SourceHooks {
+    const { logger } = this.#opts;
+    const { source, telemetry, enricher, stats } = this.#pipeline;
     return {
       line: (text, readAtMs) => {
         // start-up time as an operator (and bench/startup.ts) sees it: performance.now() counts from process start
         if (this.counters.lines++ === 0) logger.debug(`first line read ${Math.round(performance.now())} ms after process start`);
-        const result = this.decoder.decode(text, readAtMs);
+        const result = this.#decoder.decode(text, readAtMs);
         if (result.kind === 'event') {
           const event = result.event;
-          this.enricher.enrich(event);
-          this.telemetry.record(event);
-          this.stats?.observe(event);
+          enricher.enrich(event);
+          telemetry.record(event);
+          stats?.observe(event);
           this.counters.events++;
         } else if (result.kind === 'reject') {
           this.counters.rejected++;
-          this.telemetry.self.lineRejected(result.reason);
+          telemetry.self.lineRejected(result.reason);
           const detail = 'detail' in result && result.detail ? `: ${String(result.detail)}` : '';
-          const msg = this.rejectLog.sample('reject', `rejected a ${this.toolInUse} line (${result.reason}${detail}): ${JSON.stringify(text.slice(0, 200))}`);
+          const msg = this.#rejectLog.sample('reject', `rejected a ${this.#sourceName()} line (${result.reason}${detail}): ${JSON.stringify(text.slice(0, 200))}`);
           if (msg) logger.warn(msg);
         }
       },
       lostEvents: (count) => {
         this.counters.lostEvents += count;
-        this.telemetry.self.lostEvents(count);
+        telemetry.self.lostEvents(count);
       },
       restart: (exitDescription) => {
         this.counters.restarts++;
-        this.telemetry.self.toolRestarted(this.source.format() === 'detect' ? 'replay' : String(this.source.format()));
-        logger.warn(`${this.toolInUse} exited (${exitDescription}); restarting with backoff`);
+        telemetry.self.toolRestarted(source.format() === 'detect' ? 'replay' : String(source.format()));
+        logger.warn(`${this.#sourceName()} exited (${exitDescription}); restarting with backoff`);
       },
       diagnostic: (message) => logger.error(message),
       toolSelected: (tool: ToolName, reason: string) => {
-        this.decoder = new LineDecoder(tool);
-        this.toolInUse = tool;
+        this.#decoder = new LineDecoder(tool);
+        this.#selectedTool = tool;
         logger.info(`source auto: using ${tool} (${reason})`);
       },
     };
   }
 
-  private async run(): Promise<DeliveryReport> {
+  async #run(): Promise<DeliveryReport> {
     let report: DeliveryReport | undefined;
     try {
-      await this.source.run(this.hooks());
+      await this.#pipeline.source.run(this.#hooks());
     } finally {
-      report = await this.finish();
+      report = await this.#finish();
     }
     return report;
   }
 
-  private async finish(): Promise<DeliveryReport> {
-    this.shuttingDown = true;
-    this.view?.stop();
-    await this.enricher.stop();
-    const report = await this.telemetry.shutdown();
-    await this.health?.close();
+  async #finish(): Promise<DeliveryReport> {
+    this.#shuttingDown = true;
+    this.#view?.stop();
+    const { enricher, telemetry, health } = this.#pipeline;
+    await enricher.stop();
+    const report = await telemetry.shutdown();
+    await health?.close();
     const c = this.counters;
-    const { logger, config } = this.opts;
+    const { logger, config } = this.#opts;
     logger.info(`stopped: ${c.lines} lines read, ${c.events} connect events, ${c.rejected} rejected, ${c.restarts} tool restarts, ${c.lostEvents} events lost in the kernel`);
     if (report.logsRateLimited > 0) {
       logger.warn(`${report.logsRateLimited} slow-connection log records dropped by the rate limit (--slow-log-rate ${config.slowLogRate}/s, --slow-log-burst ${config.slowLogBurst}); counted in connlat.logs.dropped{reason=rate_limit}`);
@@ -266,12 +308,13 @@ export class Agent {
   /** SIGINT the tool, drain its remaining lines, flush metrics and logs. Idempotent. `signalAtMs`: when the signal
    * came (the shutdown budget counts from it). */
   stop(signalAtMs?: number): Promise<void> {
-    this.stopping ??= (async () => {
-      this.deadlines?.begin(signalAtMs);
-      this.shuttingDown = true;
-      await this.source.stop();
+    this.#stopping ??= (async () => {
+      this.#pipeline.deadlines.begin(signalAtMs);
+      this.#shuttingDown = true;
+      this.#begin(); // a stop before reading began: the source starts and stops at once
+      await this.#pipeline.source.stop();
       await this.done.catch(() => undefined);
     })();
-    return this.stopping;
+    return this.#stopping;
   }
 }

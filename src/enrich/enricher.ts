@@ -7,6 +7,8 @@ import type { ConnectEvent } from '../event.ts';
 export interface Enricher {
   /** Why it is on or off, said once at start. */
   readonly description: string;
+  /** false: events pass through untouched (no cluster, or --kubernetes off). */
+  readonly enabled: boolean;
   /** Self-observability counters (listed in docs/enrichment.md); absent when enrichment is off. */
   readonly counters?: Readonly<Record<string, number>>;
   start(): Promise<void>;
@@ -17,6 +19,7 @@ export interface Enricher {
 /** Used on a plain host (no cluster) or with --kubernetes off: events pass through untouched. */
 export class DisabledEnricher implements Enricher {
   readonly description: string;
+  readonly enabled = false;
   constructor(reason: string) {
     this.description = `Kubernetes enrichment off: ${reason}`;
   }

@@ -54,6 +54,7 @@ export function isLoopback(ip: string): boolean {
 }
 
 export class KubeEnricher implements Enricher {
+  readonly enabled = true;
   readonly description: string;
   readonly index: ClusterIndex;
   readonly pids: PidResolver;
