@@ -15,6 +15,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
 const FROM: 'dist' | 'src' = process.env.BENCH_FROM === 'src' ? 'src' : 'dist';
+/** Node flags for the measured children (e.g. BENCH_NODE_FLAGS='--max-semi-space-size=1', as the agent image runs). */
+const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 
 /** tcpconnlat's own printf: "%-6d %-12.12s %-2d %-16s %-16s %-5d %.2f". */
 function renderLine(pid: number, comm: string, saddr: string, daddr: string, dport: number, lat: number): string {
@@ -163,7 +165,7 @@ async function main(): Promise<void> {
     const self = fileURLToPath(import.meta.url);
     const load0 = loadavg()[0]!;
     const run = (kind: string, file: string) => {
-      const r = spawnSync(process.execPath, [self, '--child', kind, file, join(dir, 'out.jsonl'), root], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [...NODE_FLAGS, self, '--child', kind, file, join(dir, 'out.jsonl'), root], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`${kind} failed: ${r.stderr}`);
       return JSON.parse(r.stdout.trim().split('\n').pop()!) as CaseResult;
     };
@@ -175,7 +177,7 @@ async function main(): Promise<void> {
       run('pipeline (100k destinations)', many),
     ];
     const base = results[0]!;
-    console.log(`connlat benchmark: ${LINES.toLocaleString('en')} tcpconnlat lines, Node ${process.version}, pipeline from ${FROM}, ${new Date().toISOString()}`);
+    console.log(`connlat benchmark: ${LINES.toLocaleString('en')} tcpconnlat lines, Node ${process.version}, pipeline from ${FROM}, node flags '${NODE_FLAGS.join(' ')}', ${new Date().toISOString()}`);
     console.log(`load average ${load0.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end`);
     console.log(`${'case'.padEnd(30)} ${'lines/s'.padStart(12)} ${'ratio'.padStart(7)} ${'lines/CPU-s'.padStart(12)} ${'peak RSS MB'.padStart(12)}`);
     for (const r of results) {
