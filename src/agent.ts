@@ -3,7 +3,6 @@
 // lost" reduces to "flush telemetry after the source has drained".
 import type { Config } from './config.ts';
 import { createEnricher } from './enrich/index.ts';
-import { buildResourceAttributes } from './enrich/resource.ts';
 import type { Enricher } from './enrich/enricher.ts';
 import type { ToolName } from './event.ts';
 import { startHealthServer, type HealthServer } from './health/server.ts';
@@ -13,6 +12,7 @@ import { createSource, isReplaySpec } from './sources/index.ts';
 import type { Source, SourceHooks } from './sources/types.ts';
 import { otlpTlsEnvProblems } from './telemetry/exporters.ts';
 import { createTelemetry } from './telemetry/index.ts';
+import { buildResourceAttributes } from './telemetry/resource.ts';
 import { INSTRUMENTS } from './telemetry/schema.ts';
 import type { DeliveryReport, ExportTarget, Telemetry } from './telemetry/types.ts';
 import type { LiveStats } from './view/stats.ts';

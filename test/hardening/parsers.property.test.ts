@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ConfigError, parseCommandLine, SETTINGS } from '../../src/config.ts';
 import { parseCgroupFile, parseCgroupPath } from '../../src/enrich/cgroup.ts';
-import { buildResourceAttributes, parseResourceAttributes } from '../../src/enrich/resource.ts';
+import { buildResourceAttributes, parseResourceAttributes } from '../../src/telemetry/resource.ts';
 
 const RUNS = { numRuns: 500 };
 const hex = (n: number) => fc.array(fc.constantFrom(...'0123456789abcdef'), { minLength: n, maxLength: n }).map((a) => a.join(''));

@@ -1,6 +1,11 @@
 // The agent's own resource: who is reporting. Kubernetes identity comes from Downward API env vars set in the
 // DaemonSet (deploy/). OTEL_RESOURCE_ATTRIBUTES is merged over it (user-provided wins over detected), and
 // OTEL_SERVICE_NAME over that, as the OpenTelemetry SDK environment spec orders them.
+//
+// Not @opentelemetry/resources' envDetector: it gives a different result. It discards the whole variable when one
+// entry is malformed (here that entry alone is skipped, as before), percent-decodes keys too (so a key could hold ','
+// or '='), drops values over 255 characters with everything else, and reads only process.env (here the env is
+// passed in). The precedence (OTEL_SERVICE_NAME over OTEL_RESOURCE_ATTRIBUTES) is the same.
 import { hostname } from 'node:os';
 
 export interface ResourceInput {
