@@ -10,6 +10,7 @@ import { connect, createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { kubeSkipReason, startKubeHarness } from '../test/support/kube/harness.ts';
 import { startOtlpReceiver } from '../test/support/otlp/receiver.ts';
 
@@ -66,10 +67,10 @@ const work = mkdtempSync(join(tmpdir(), 'connlat-rest-'));
 try {
   const ns = await harness.createNamespace('rest');
   for (let i = 0; i < 100; i++) {
-    await harness.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `p${i}`, namespace: ns }, spec: { containers: [{ name: 'c', image: 'none' }] } });
+    await harness.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `p${i}`, namespace: ns }, spec: { containers: [{ name: 'c', image: 'none' }] } } as KubernetesObject);
   }
   for (let i = 0; i < 20; i++) {
-    await harness.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: ns }, spec: { ports: [{ port: 80 + i }] } });
+    await harness.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: ns }, spec: { ports: [{ port: 80 + i }] } } as KubernetesObject);
   }
   console.log(`connlat agent at rest: tcpstates, OTLP gRPC, enrichment on (100 pods, 20 services), ${DESTINATIONS} destinations, ${REST_MS / 1000} s idle, node flags '${NODE_FLAGS.join(' ')}'; Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)}, ${new Date().toISOString()}`);
   console.log(`${'tree'.padEnd(60)} ${'first line RSS'.padStart(15)} ${'at rest RSS'.padStart(12)} ${'peak (HWM)'.padStart(11)}`);
