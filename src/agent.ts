@@ -8,7 +8,8 @@ import type { ToolName } from './event.ts';
 import { startHealthServer, type HealthServer } from './health/server.ts';
 import { SampledLog, type Logger } from './log.ts';
 import { LineDecoder } from './parse/decoder.ts';
-import { createSource, isReplaySpec } from './sources/index.ts';
+import { createSource } from './sources/index.ts';
+import { isReplay } from './specs.ts';
 import type { Source, SourceHooks } from './sources/types.ts';
 import { otlpTlsEnvProblems } from './telemetry/exporters.ts';
 import { createTelemetry } from './telemetry/index.ts';
@@ -37,11 +38,7 @@ export interface AgentCounters {
 }
 
 export function exportTargets(config: Config): ExportTarget[] {
-  return config.exports.map((spec): ExportTarget => {
-    if (spec === 'console') return { kind: 'console' };
-    if (spec.startsWith('otlp-json:')) return { kind: 'otlp-json', path: spec.slice('otlp-json:'.length) };
-    return config.otlpEndpoint ? { kind: 'otlp', endpoint: config.otlpEndpoint } : { kind: 'otlp' };
-  });
+  return config.exportSpecs.map((spec): ExportTarget => (spec.kind === 'otlp' && config.otlpEndpoint ? { kind: 'otlp', endpoint: config.otlpEndpoint } : spec));
 }
 
 /**
@@ -84,7 +81,7 @@ interface Pipeline {
 
 /** The source, created and checked first: what can stop the run is checked before telemetry creates any output file. */
 async function prepareSource(config: Config, deadlines: ShutdownDeadlines, logger: Logger): Promise<Source> {
-  const source = createSource(config.source, {
+  const source = createSource(config.sourceSpec, {
     tcpconnlatPath: config.tcpconnlatPath,
     tcpstatesPath: config.tcpstatesPath,
     stdbufPath: config.stdbufPath,
@@ -111,7 +108,7 @@ async function startHealth(config: Config, source: Source, logger: Logger, agent
     return health;
   } catch (err) {
     // A live agent without its probes would be restarted by the kubelet for nothing: fail now. A replay needs none.
-    if (!isReplaySpec(config.source)) throw err;
+    if (!isReplay(config.sourceSpec)) throw err;
     logger.warn(`health endpoints off: ${(err as Error).message}`);
     return undefined;
   }
@@ -145,7 +142,7 @@ async function assemble(opts: AgentOptions, source: Source, deadlines: ShutdownD
       },
     },
   });
-  if (config.exports.includes('otlp')) for (const problem of otlpTlsEnvProblems(opts.env)) logger.error(problem);
+  if (config.exportSpecs.some((e) => e.kind === 'otlp')) for (const problem of otlpTlsEnvProblems(opts.env)) logger.error(problem);
   const enricher = await createEnricher(config, opts.env, logger);
   logger.info(enricher.description);
   const { name, description } = INSTRUMENTS.enrichOperations;

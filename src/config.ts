@@ -7,6 +7,7 @@ import { yamlModule } from './lazy.ts';
 import { z } from 'zod';
 import { EXIT } from './exit-status.ts';
 import { DEFAULT_TOOL_PATHS } from './sources/types.ts';
+import { EXPORT_SPEC_EXPECTED, ExportSpecSchema, SOURCE_SPEC_EXPECTED, SourceSpecSchema } from './specs.ts';
 import { DEFAULT_METRIC_ATTRIBUTES, METRIC_ATTRIBUTE_KEYS } from './telemetry/schema.ts';
 
 export { DEFAULT_METRIC_ATTRIBUTES };
@@ -103,18 +104,9 @@ function isOtlpEndpoint(s: string): boolean {
 }
 
 export const ConfigSchema = z.object({
-  source: z
-    .string()
-    .refine((s) => ['auto', 'tcpconnlat', 'tcpstates', '-'].includes(s) || (s.startsWith('file:') && s.length > 5), {
-      message: "expected auto, tcpconnlat, tcpstates, file:PATH or '-'",
-    })
-    .default('auto'),
+  source: z.string().refine((s) => SourceSpecSchema.safeParse(s).success, { message: SOURCE_SPEC_EXPECTED }).default('auto'),
   exports: z
-    .array(
-      z.string().refine((s) => s === 'otlp' || s === 'console' || (s.startsWith('otlp-json:') && s.length > 10), {
-        message: 'expected otlp, console or otlp-json:PATH',
-      }),
-    )
+    .array(z.string().refine((s) => ExportSpecSchema.safeParse(s).success, { message: EXPORT_SPEC_EXPECTED }))
     .min(1, { message: 'at least one exporter is needed' })
     .default(['otlp']),
   otlpEndpoint: z
@@ -148,7 +140,9 @@ export const ConfigSchema = z.object({
   hostProc: z.string().min(1).default('/proc'),
   shutdownTimeoutMs: ranged('shutdownTimeoutMs', 9000),
   logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
-});
+})
+  // the spec strings as typed unions (specs.ts), for the stages; the strings stay as given (--help, logs)
+  .transform((c) => ({ ...c, sourceSpec: SourceSpecSchema.parse(c.source), exportSpecs: c.exports.map((e) => ExportSpecSchema.parse(e)) }));
 
 export type Config = z.output<typeof ConfigSchema>;
 type ConfigInput = z.input<typeof ConfigSchema>;

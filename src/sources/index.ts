@@ -1,5 +1,6 @@
 // createSource: the one place a source spec ('auto' | 'tcpconnlat' | 'tcpstates' | 'file:PATH' | '-') becomes a Source.
 import type { Readable } from 'node:stream';
+import { SOURCE_SPEC_EXPECTED, SourceSpecSchema, type SourceSpec } from '../specs.ts';
 import { DEFAULT_TOOL_PATHS, type Source } from './types.ts';
 import type { BackoffOptions } from '../backoff.ts';
 import { AutoSource } from './auto.ts';
@@ -20,12 +21,11 @@ export interface CreateSourceOptions {
 }
 
 
-/** A replay of recorded output (file:PATH or - for stdin), as opposed to a live tool. */
-export function isReplaySpec(spec: string): boolean {
-  return spec === '-' || (spec.startsWith('file:') && spec.length > 'file:'.length);
-}
-
-export function createSource(spec: string, opts: CreateSourceOptions = {}): Source {
+/** A Source for a spec (Config.sourceSpec; a string is parsed by the same schema config.ts validates with). */
+export function createSource(spec: SourceSpec | string, opts: CreateSourceOptions = {}): Source {
+  const parsed = typeof spec === 'string' ? SourceSpecSchema.safeParse(spec) : { success: true as const, data: spec };
+  if (!parsed.success) throw new Error(`unknown source '${String(spec)}': ${SOURCE_SPEC_EXPECTED}`);
+  const source = parsed.data;
   const tcpconnlatPath = opts.tcpconnlatPath ?? DEFAULT_TOOL_PATHS.tcpconnlat;
   const tcpstatesPath = opts.tcpstatesPath ?? DEFAULT_TOOL_PATHS.tcpstates;
   const common = {
@@ -33,16 +33,18 @@ export function createSource(spec: string, opts: CreateSourceOptions = {}): Sour
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
     ...(opts.stopTimeoutMs !== undefined ? { stopTimeoutMs: opts.stopTimeoutMs } : {}),
   };
-  if (spec === 'auto') {
-    return new AutoSource({ tcpconnlatPath, tcpstatesPath, ...common, ...(opts.logger ? { logger: opts.logger } : {}) });
-  }
-  // No min-latency argument for tcpconnlat: we want every connect, the slow threshold is ours.
-  if (spec === 'tcpconnlat') return new ToolSource({ tool: 'tcpconnlat', path: tcpconnlatPath, ...common });
-  if (spec === 'tcpstates') return new ToolSource({ tool: 'tcpstates', path: tcpstatesPath, ...common });
   const replay = opts.drainTimeoutMs !== undefined ? { drainTimeoutMs: opts.drainTimeoutMs } : {};
-  if (spec === '-') return new ReplaySource({ stdin: opts.stdin ?? process.stdin }, replay);
-  if (isReplaySpec(spec)) return new ReplaySource({ path: spec.slice('file:'.length) }, replay);
-  throw new Error(`unknown source '${spec}': expected auto, tcpconnlat, tcpstates, file:PATH or '-'`);
+  switch (source.kind) {
+    case 'auto':
+      return new AutoSource({ tcpconnlatPath, tcpstatesPath, ...common, ...(opts.logger ? { logger: opts.logger } : {}) });
+    case 'tool':
+      // No min-latency argument for tcpconnlat: we want every connect, the slow threshold is ours.
+      return new ToolSource({ tool: source.tool, path: source.tool === 'tcpconnlat' ? tcpconnlatPath : tcpstatesPath, ...common });
+    case 'stdin':
+      return new ReplaySource({ stdin: opts.stdin ?? process.stdin }, replay);
+    case 'file':
+      return new ReplaySource({ path: source.path }, replay);
+  }
 }
 
 export type { Source, SourceHooks } from './types.ts';
