@@ -99,24 +99,42 @@ export function seriesKeyCodec(allowList: readonly string[]): { keyOf: (event: C
 
 /** One cached destination of an event without identity: server.address -> chain of the other cache-key values. */
 interface PlainEntry {
-  readonly values: readonly (AttributeValue | undefined)[];
+  // the chain values as fields (one load each on the hot path), at most three (see chainMatches)
+  readonly v0: AttributeValue | undefined;
+  readonly v1: AttributeValue | undefined;
+  readonly v2: AttributeValue | undefined;
+  /** beyond three */
+  readonly more: readonly (AttributeValue | undefined)[] | undefined;
   readonly ref: SeriesRef;
   readonly next: PlainEntry | undefined;
 }
 
-function chainValues(event: ConnectEvent): (AttributeValue | undefined)[] {
+function chainValues(event: ConnectEvent): Pick<PlainEntry, 'v0' | 'v1' | 'v2' | 'more'> {
   // copied: a value sliced from a line would keep its read chunk alive
-  return CHAIN_KEY.map((get) => {
+  const values = CHAIN_KEY.map((get) => {
     const v = get(event);
     return typeof v === 'string' ? detached(v) : v;
   });
+  return { v0: values[0], v1: values[1], v2: values[2], more: values.length > 3 ? values : undefined };
 }
 
-function chainMatches(entry: PlainEntry, event: ConnectEvent): boolean {
-  const values = entry.values;
-  for (let i = 0; i < CHAIN_KEY.length; i++) if (CHAIN_KEY[i]!(event) !== values[i]) return false;
-  return true;
-}
+/** entry's chain values equal the event's. Unrolled for up to three values (today two: server.port and
+ * process.executable.name): each getter then has a call site of its own, which V8 inlines (the lookup is per event). */
+const chainMatches: (entry: PlainEntry, event: ConnectEvent) => boolean = (() => {
+  const [g0, g1, g2] = CHAIN_KEY;
+  switch (CHAIN_KEY.length) {
+    case 0:
+      return () => true;
+    case 1:
+      return (e, ev) => g0!(ev) === e.v0;
+    case 2:
+      return (e, ev) => g0!(ev) === e.v0 && g1!(ev) === e.v1;
+    case 3:
+      return (e, ev) => g0!(ev) === e.v0 && g1!(ev) === e.v1 && g2!(ev) === e.v2;
+    default:
+      return (e, ev) => CHAIN_KEY.every((get, i) => get(ev) === e.more![i]);
+  }
+})();
 
 /**
  * Allow-listed metric attributes per event, cached so the hot path neither builds an object nor a key per event.
@@ -187,7 +205,7 @@ export class MetricAttributeCache {
     if (!hasIdentity(event)) {
       const head = cleared ? undefined : this.#byDaddr.get(event.daddr);
       // Map.set keeps the key it already has: only a new daddr key is stored (copied)
-      this.#byDaddr.set(head === undefined ? detached(event.daddr) : event.daddr, { values: chainValues(event), ref, next: head });
+      this.#byDaddr.set(head === undefined ? detached(event.daddr) : event.daddr, { ...chainValues(event), ref, next: head });
     } else {
       this.#byKey.set(detached(identityKey(event)), ref);
     }

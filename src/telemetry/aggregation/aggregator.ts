@@ -18,43 +18,43 @@ export interface Accumulation {
   readonly buckets: Float64Array | undefined;
 }
 
+/** The bucket of a value: the SDK's binarySearchUB, first boundary >= value (buckets are upper-inclusive);
+ * boundaries.length for +Inf. */
+export function bucketIndex(boundaries: Float64Array, value: number): number {
+  let lo = 0;
+  let hi = boundaries.length - 1;
+  let ret = boundaries.length;
+  while (hi >= lo) {
+    const mid = (lo + hi) >>> 1;
+    if (boundaries[mid]! < value) lo = mid + 1;
+    else {
+      ret = mid;
+      hi = mid - 1;
+    }
+  }
+  return ret;
+}
+
 export interface Aggregator {
   /** Cells per slot in the storage's bucket array (0: none). */
   readonly width: number;
-  /** The bucket of a value (histograms); only called when width > 0. */
-  bucketOf(value: number): number;
+  /** Bucket boundaries (histograms): the storage finds a value's bucket with bucketIndex. */
+  readonly boundaries: Float64Array | undefined;
   toMetricData(descriptor: MetricDescriptor, temporality: AggregationTemporality, accumulations: Accumulation[], endMs: number): MetricData;
 }
 
 /** Explicit-bucket histogram (the SDK's HistogramAggregator): count, sum, min, max and upper-inclusive buckets. */
 export class ExplicitHistogramAggregator implements Aggregator {
   readonly width: number;
-  readonly #boundaries: Float64Array;
+  readonly boundaries: Float64Array;
 
   constructor(boundaries: readonly number[]) {
-    this.#boundaries = Float64Array.from(boundaries);
+    this.boundaries = Float64Array.from(boundaries);
     this.width = boundaries.length + 1;
   }
 
-  bucketOf(value: number): number {
-    // the SDK's binarySearchUB: first boundary >= value (buckets are upper-inclusive); boundaries.length for +Inf
-    const b = this.#boundaries;
-    let lo = 0;
-    let hi = b.length - 1;
-    let ret = b.length;
-    while (hi >= lo) {
-      const mid = (lo + hi) >>> 1;
-      if (b[mid]! < value) lo = mid + 1;
-      else {
-        ret = mid;
-        hi = mid - 1;
-      }
-    }
-    return ret;
-  }
-
   toMetricData(descriptor: MetricDescriptor, temporality: AggregationTemporality, accumulations: Accumulation[], endMs: number): MetricData {
-    const boundaries = [...this.#boundaries];
+    const boundaries = [...this.boundaries];
     const endTime = millisToHrTime(endMs);
     return {
       descriptor,
@@ -73,10 +73,7 @@ export class ExplicitHistogramAggregator implements Aggregator {
 /** Monotonic sum (the SDK's SumAggregator for a counter). */
 export class SumAggregator implements Aggregator {
   readonly width = 0;
-
-  bucketOf(): number {
-    return 0;
-  }
+  readonly boundaries = undefined;
 
   toMetricData(descriptor: MetricDescriptor, temporality: AggregationTemporality, accumulations: Accumulation[], endMs: number): MetricData {
     const endTime = millisToHrTime(endMs);

@@ -9,7 +9,7 @@
 // interval, so its cumulative output can grow past the limit; the OpenTelemetry spec asks for this bound); with
 // delta it holds per collection interval, as in the SDK.
 import type { Attributes } from '@opentelemetry/api';
-import type { Accumulation, Aggregator } from './aggregator.ts';
+import { bucketIndex, type Accumulation, type Aggregator } from './aggregator.ts';
 import { detached, seriesAttributes, type SeriesRef } from './series.ts';
 
 export const OVERFLOW_ATTRIBUTES: Attributes = Object.freeze({ 'otel.metric.overflow': true });
@@ -51,7 +51,8 @@ export class ReaderState {
 export class DeltaSeries {
   /** Incremented when delta temporality resets the table: refs from earlier generations re-resolve their slot. */
   generation = 1;
-  readonly #aggregator: Aggregator;
+  /** the aggregator's bucket boundaries (histograms), searched inline on the hot path */
+  readonly #boundaries: Float64Array | undefined;
   readonly #width: number;
   readonly #limit: number;
   readonly overflowSlot: number;
@@ -73,7 +74,7 @@ export class DeltaSeries {
   #touchedCount = 0;
 
   constructor(aggregator: Aggregator, cardinalityLimit: number, now: () => number) {
-    this.#aggregator = aggregator;
+    this.#boundaries = aggregator.boundaries;
     this.#width = aggregator.width;
     this.#limit = cardinalityLimit;
     this.overflowSlot = cardinalityLimit - 1;
@@ -131,11 +132,11 @@ export class DeltaSeries {
     }
     this.#count[slot]!++;
     this.#sum[slot]! += value;
-    const w = this.#width;
-    if (w > 0) {
+    const b = this.#boundaries;
+    if (b !== undefined) {
       if (value < this.#min[slot]!) this.#min[slot] = value;
       if (value > this.#max[slot]!) this.#max[slot] = value;
-      this.#buckets[slot * w + this.#aggregator.bucketOf(value)]!++;
+      this.#buckets[slot * this.#width + bucketIndex(b, value)]!++;
     }
   }
 
