@@ -25,6 +25,8 @@ export interface AttributeSpec {
   /** Filled by the enrich stage: absent on every event without src/dst identity (the common, fast case). */
   readonly identity: boolean;
   readonly get: (event: ConnectEvent) => AttributeValue | undefined;
+  /** The ConnectEvent field get() returns as it is, when it is one (the attribute cache compares it directly). */
+  readonly field?: keyof ConnectEvent;
 }
 
 type Side = 'src' | 'dst';
@@ -66,7 +68,11 @@ const LOG_PEER: Array<[string, keyof PeerIdentity, string]> = [
   ['node.name', 'nodeName', 'node name'],
 ];
 
-function connection(key: string, type: 'string' | 'int', brief: string, get: AttributeSpec['get'], cacheKey = true): AttributeSpec {
+function connection(key: string, type: 'string' | 'int', brief: string, get: AttributeSpec['get'] | keyof ConnectEvent, cacheKey = true): AttributeSpec {
+  if (typeof get === 'string') {
+    const field = get;
+    return { key, type, brief, signal: 'metrics', onByDefault: true, cacheKey, identity: false, get: (e) => e[field] as AttributeValue | undefined, field };
+  }
   return { key, type, brief, signal: 'metrics', onByDefault: true, cacheKey, identity: false, get };
 }
 function logOnly(key: string, type: 'string' | 'int', brief: string, get: AttributeSpec['get']): AttributeSpec {
@@ -81,9 +87,9 @@ const LOG_PEER_ATTRIBUTES = LOG_PEER.flatMap(([suffix, field, brief]) => peer(su
 export const ATTRIBUTES: readonly AttributeSpec[] = [
   connection('network.type', 'string', '`ipv4` or `ipv6`', (e) => (e.ipVersion === 6 ? 'ipv6' : 'ipv4'), false),
   connection('network.transport', 'string', '`tcp`', () => 'tcp', false),
-  connection('server.address', 'string', 'destination IP address', (e) => e.daddr),
-  connection('server.port', 'int', 'destination port', (e) => e.dport),
-  connection('process.executable.name', 'string', 'COMM of the connecting process (untrusted text, scrubbed)', (e) => e.comm),
+  connection('server.address', 'string', 'destination IP address', 'daddr'),
+  connection('server.port', 'int', 'destination port', 'dport'),
+  connection('process.executable.name', 'string', 'COMM of the connecting process (untrusted text, scrubbed)', 'comm'),
   ...sides((side) => bySide(METRIC_PEER_ATTRIBUTES, side)),
   logOnly('process.pid', 'int', 'PID of the connecting process', (e) => e.pid),
   logOnly('client.address', 'string', 'source IP address', (e) => e.saddr),
