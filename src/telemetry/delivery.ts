@@ -9,7 +9,7 @@
 //  - RetryingMetricExporter: each export makes one attempt and reports it to the reader at once; a retryable failure
 //    is re-sent in the background until it succeeds or a newer cumulative export supersedes it.
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import type { LogRecordProcessor, ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { AggregationTemporality, type InstrumentType, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { Backoff, Sleeper, type RetryOptions } from '../backoff.ts';
 
@@ -82,6 +82,8 @@ export interface QueueOptions {
   dropWhenFull: 'arriving' | 'oldest';
   /** for messages: 'log queue' */
   name?: string;
+  /** A batch smaller than maxBatchSize waits this long for more items (default 0: sent at once). */
+  lingerMs?: number;
   retry: RetryOptions;
   /** Epoch ms by which shutdown() must be done (read when shutdown starts). */
   deadline: () => number;
@@ -105,6 +107,10 @@ export class DeliveryQueue<T, B = T[]> {
   #pump: Promise<void> | undefined;
   #stopAt = Number.POSITIVE_INFINITY;
   #closed = false;
+  /** a flush is waiting: no lingering until the next attempt ends */
+  #flushRequested = false;
+  /** in a linger sleep (not a backoff: a full batch ends only the linger) */
+  #lingering = false;
   /** Resolved whenever an attempt ends (delivered or failed); flushUntilAttempt waits on it. */
   #attemptEnded: Array<(ok: boolean) => void> = [];
 
@@ -141,6 +147,7 @@ export class DeliveryQueue<T, B = T[]> {
         this.#opts.onDropped(excess, 'queue_full', `more than ${maxQueueSize} waiting; the oldest given up`);
       }
     }
+    if (this.#lingering && this.#queue.length >= this.#opts.maxBatchSize) this.#sleeper.wake(); // a full batch need not linger
     this.#pump ??= this.#run(afterFailure).finally(() => (this.#pump = undefined));
   }
 
@@ -171,6 +178,11 @@ export class DeliveryQueue<T, B = T[]> {
       if (sleep) {
         await this.#sleeper.sleep(Math.min(this.#backoff.next(), this.#stopAt - Date.now()));
         if (this.#queue.length === 0 || Date.now() >= this.#stopAt) return;
+      } else if (this.#lingers()) {
+        this.#lingering = true;
+        await this.#sleeper.sleep(this.#opts.lingerMs!);
+        this.#lingering = false;
+        if (this.#queue.length === 0 || Date.now() >= this.#stopAt) return;
       }
       const batch = this.#queue.slice(0, this.#opts.maxBatchSize);
       const result = await this.attempt(batch);
@@ -192,7 +204,13 @@ export class DeliveryQueue<T, B = T[]> {
     }
   }
 
+  /** Wait for more items before sending: a linger is set, the batch is not full, nobody flushes or shuts down. */
+  #lingers(): boolean {
+    return (this.#opts.lingerMs ?? 0) > 0 && this.#queue.length < this.#opts.maxBatchSize && !this.#flushRequested && this.#stopAt === Number.POSITIVE_INFINITY;
+  }
+
   #settle(ok: boolean): void {
+    this.#flushRequested = false;
     const waiters = this.#attemptEnded;
     this.#attemptEnded = [];
     for (const w of waiters) w(ok);
@@ -201,7 +219,8 @@ export class DeliveryQueue<T, B = T[]> {
   /** Waits until the queue is empty or an attempt failed (one delivery attempt, not an outage's worth of retries). */
   async flushUntilAttempt(): Promise<void> {
     while (this.#queue.length > 0 && this.#pump) {
-      this.#sleeper.wake(); // in a backoff: try now
+      this.#flushRequested = true;
+      this.#sleeper.wake(); // in a backoff or lingering: try now
       const ok = await new Promise<boolean>((r) => this.#attemptEnded.push(r));
       if (!ok) break;
     }
@@ -237,6 +256,8 @@ export interface QueuedExporterOptions {
   maxQueueSize: number;
   /** Records per export request (default 512, the SDK's batch size). */
   maxBatchSize?: number;
+  /** A batch smaller than maxBatchSize waits this long for more records (default 0; the SDK's batch processor: 1 s). */
+  lingerMs?: number;
   retry: RetryOptions;
   /** Epoch ms by which shutdown() must be done (read when shutdown starts). */
   deadline: () => number;
@@ -287,6 +308,27 @@ export class QueuedExporter<T> {
 
   shutdown(): Promise<void> {
     return this.#queue.shutdown();
+  }
+}
+
+/**
+ * OTLP logs without a second queue: the SDK's LogRecordProcessor interface putting each emitted record straight into
+ * a QueuedExporter (which batches, lingering like the SDK's batch processor). Records refused by the queue's bound
+ * are counted there; the SDK's BatchLogRecordProcessor in front of it dropped a full buffer uncounted.
+ */
+export class QueuedLogRecordProcessor implements LogRecordProcessor {
+  readonly #exporter: QueuedExporter<ReadableLogRecord>;
+  constructor(exporter: QueuedExporter<ReadableLogRecord>) {
+    this.#exporter = exporter;
+  }
+  onEmit(record: ReadableLogRecord): void {
+    this.#exporter.export([record], () => undefined);
+  }
+  forceFlush(): Promise<void> {
+    return this.#exporter.forceFlush();
+  }
+  shutdown(): Promise<void> {
+    return this.#exporter.shutdown();
   }
 }
 

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
 import type { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
-import { ConsoleLogRecordExporter, type LogRecordExporter, type ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import { BatchLogRecordProcessor, ConsoleLogRecordExporter, type LogRecordExporter, type LogRecordProcessor, type ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import {
   AggregationTemporality,
   ConsoleMetricExporter,
@@ -20,7 +20,7 @@ import {
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
 import { otlpLogsGrpc, otlpMetricsGrpc } from '../lazy.ts';
-import { MetricDelivery, QueuedLogExporter, RetryingMetricExporter, type DropReason } from './delivery.ts';
+import { MetricDelivery, QueuedLogExporter, QueuedLogRecordProcessor, RetryingMetricExporter, type DropReason } from './delivery.ts';
 import { OtlpJsonFileLogExporter, OtlpJsonFileMetricExporter } from './otlp-json.ts';
 import { DEFAULT_RETRY } from '../backoff.ts';
 import type { DeliveryOptions, ExportTarget } from './types.ts';
@@ -175,24 +175,31 @@ export function buildMetricExporter(
   );
 }
 
+/** The SDK batch processor's default delay before a batch smaller than 512 records goes out. */
+const LOG_LINGER_MS = 1000;
+
 /**
- * The log exporter for a target as the batch processor uses it: OTLP gets the bounded queue with retry (records it
- * gives up go to onDropped with a reason); the file and console exporters count failures only.
+ * The log processor for a target: for OTLP, records go straight into the delivery queue (bounded, retrying, batching
+ * like the SDK's batch processor; what it gives up goes to onDropped with a reason); the file and console exporters
+ * sit behind the SDK's batch processor and count failures only.
  */
-export function buildLogExporter(
+export function buildLogProcessor(
   target: ExportTarget,
   onFailure: FailureHandler,
   onDropped: (count: number, reason: DropReason, detail: string) => void,
-  delivery?: DeliveryOptions,
-): LogRecordExporter {
+  delivery: DeliveryOptions | undefined,
+  batchQueueSize: number,
+): LogRecordProcessor {
   const inner = createLogExporter(target);
   if (target.kind !== 'otlp') {
-    return countLogExportFailures(inner, onFailure, (n, error) => onDropped(n, 'export_failed', error?.message.split('\n')[0] ?? 'export failed'));
+    const exporter = countLogExportFailures(inner, onFailure, (n, error) => onDropped(n, 'export_failed', error?.message.split('\n')[0] ?? 'export failed'));
+    return new BatchLogRecordProcessor({ exporter, maxQueueSize: batchQueueSize });
   }
-  return new QueuedLogExporter(
+  const queue = new QueuedLogExporter(
     inner,
     {
       maxQueueSize: delivery?.logQueueSize ?? DEFAULT_LOG_QUEUE_SIZE,
+      lingerMs: LOG_LINGER_MS,
       retry: delivery?.retry ?? DEFAULT_RETRY,
       deadline: deadlineOf(delivery, 'logs'),
       onAttemptFailure: onFailure,
@@ -200,6 +207,7 @@ export function buildLogExporter(
     },
     () => createLogExporter(target),
   );
+  return new QueuedLogRecordProcessor(queue);
 }
 
 export type { DropReason };

@@ -2,14 +2,14 @@
 // counters, all through one MeterProvider / LoggerProvider with one reader / processor per export target.
 import { SeverityNumber, ValueType, type Histogram } from '@opentelemetry/api';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
+import { LoggerProvider } from '@opentelemetry/sdk-logs';
 import { AggregationTemporality, MeterProvider } from '@opentelemetry/sdk-metrics';
 import { isSlowConnect, type ConnectEvent } from '../event.ts';
 import { seriesAttributes } from './aggregation/series.ts';
 import { PreAggregator } from './aggregation/storage.ts';
 import { durationPreAggregated, views } from './aggregation/view.ts';
 import { logAttributes, MetricAttributeCache } from './attributes.ts';
-import { buildLogExporter, buildMetricExporter, type TrackedMetricExporter } from './exporters.ts';
+import { buildLogProcessor, buildMetricExporter, type TrackedMetricExporter } from './exporters.ts';
 import { ScopeMergingMetricReader } from './reader.ts';
 import { slowConnectBody, TokenBucket } from './slow-log.ts';
 import { CONNECT_DURATION_BUCKETS, INSTRUMENTS, SCOPE, SLOW_EVENT_NAME } from './schema.ts';
@@ -65,17 +65,14 @@ function createMeterProvider(
   return { meterProvider: new MeterProvider({ resource, readers, views: views(opts.histogram, opts.cardinalityLimit) }), exporters };
 }
 
-/** One batch processor per export target, in front of its (for OTLP: queued, retrying) log exporter. */
+/** One log processor per export target (for OTLP: the delivery queue itself, see exporters.ts). */
 function createLoggerProvider(opts: TelemetryOptions, resource: Resource, own: OwnCounters): LoggerProvider {
+  // the token bucket bounds the rate; a batch processor's buffer must hold a full burst or it drops uncounted
+  const batchQueueSize = Math.max(2048, 2 * opts.slowLogBurst);
   return new LoggerProvider({
     resource,
-    processors: opts.exports.map(
-      (target) =>
-        new BatchLogRecordProcessor({
-          exporter: buildLogExporter(target, (error) => own.exportFailed('logs', error), (n, reason, detail) => own.logsDropped(n, reason, detail), opts.delivery),
-          // the token bucket bounds the rate; the queue must hold a full burst or the processor drops uncounted
-          maxQueueSize: Math.max(2048, 2 * opts.slowLogBurst),
-        }),
+    processors: opts.exports.map((target) =>
+      buildLogProcessor(target, (error) => own.exportFailed('logs', error), (n, reason, detail) => own.logsDropped(n, reason, detail), opts.delivery, batchQueueSize),
     ),
   });
 }
