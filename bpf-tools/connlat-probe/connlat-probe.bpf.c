@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * connlat-probe (BPF side): one record per active TCP connect, from raw tracepoints only (no kprobes, no fentry):
+ *   sock:inet_sock_set_state   CLOSE -> SYN_SENT starts a connect (runs in the connecting task: pid/comm);
+ *                              SYN_SENT -> ESTABLISHED / CLOSE ends it (often in softirq: pid/comm not used)
+ *   tcp:tcp_retransmit_skb     while SYN_SENT: a SYN retransmission
+ *   sock:inet_sk_error_report  the socket error (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ...)
+ * Raw tracepoints hand us the struct sock itself, so nothing needs tracefs, and fields are read with CO-RE.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "connlat-probe.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+/* include/net/tcp_states.h */
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
+#define TCP_CLOSE 7
+
+/* Connects in flight at once; a connect that does not fit is counted as LOST_START when it ends. */
+#define MAX_CONNECTING 65536
+/* Wake the reader early once this much is queued; otherwise it drains every poll interval (batched output). */
+#define WAKEUP_BYTES (256 * 1024)
+
+struct start {
+	__u64 ts_ns;
+	__u32 tgid;
+	__u32 retransmits;
+	__s32 error;
+	char comm[TASK_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_CONNECTING);
+	__type(key, __u64); /* struct sock * */
+	__type(value, struct start);
+} connecting SEC(".maps");
+
+/* Sized by the loader (bpf_map__set_max_entries) before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 * 1024 * 1024);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LOST_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+static __always_inline void count_lost(__u32 reason)
+{
+	__u64 *n = bpf_map_lookup_elem(&lost, &reason);
+
+	if (n)
+		*n += 1; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline int on_start(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct start s = {};
+
+	s.ts_ns = bpf_ktime_get_ns();
+	s.tgid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(s.comm, sizeof(s.comm));
+	/* full map: this connect will be counted as LOST_START when it ends */
+	bpf_map_update_elem(&connecting, &key, &s, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int on_end(struct sock *sk, int oldstate, int newstate)
+{
+	__u64 key = (__u64)sk;
+	struct start *s = bpf_map_lookup_elem(&connecting, &key);
+	struct event *e;
+	__u64 now;
+	__s32 error;
+	long avail;
+
+	if (!s) {
+		/* passive opens pass SYN_RECV -> ESTABLISHED without ever being ours */
+		if (oldstate == TCP_SYN_SENT)
+			count_lost(LOST_START);
+		return 0;
+	}
+	/* simultaneous open: SYN_SENT -> SYN_RECV, the connect ends at the next transition */
+	if (newstate == TCP_SYN_RECV)
+		return 0;
+
+	now = bpf_ktime_get_ns();
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(LOST_RINGBUF);
+		bpf_map_delete_elem(&connecting, &key);
+		return 0;
+	}
+	e->end_ns = now;
+	e->latency_ns = now - s->ts_ns;
+	e->tgid = s->tgid;
+	e->retransmits = s->retransmits > 0xffff ? 0xffff : s->retransmits;
+	__builtin_memcpy(e->comm, s->comm, sizeof(e->comm));
+	e->established = newstate == TCP_ESTABLISHED;
+	/* sk_err is set before tcp_done() moves the socket to CLOSE; the error report may come first or after */
+	error = s->error;
+	if (!error && !e->established)
+		error = BPF_CORE_READ(sk, sk_err);
+	e->error = error;
+	/* srtt_us is 8 times the smoothed RTT in us; set from the SYN-ACK before the move to ESTABLISHED */
+	e->srtt_us = e->established ? BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3 : 0;
+	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	/* inet_sport, not skc_num: moving to CLOSE releases the bound port (skc_num = 0) before the tracepoint */
+	e->sport = __builtin_bswap16(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	e->dport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (e->family == AF_INET) {
+		bpf_core_read(e->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(e->daddr, 4, &sk->__sk_common.skc_daddr);
+	} else {
+		bpf_core_read(e->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(e->daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+	bpf_map_delete_elem(&connecting, &key);
+
+	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_submit(e, avail >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+SEC("raw_tp/inet_sock_set_state")
+int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	/* cheap checks first: this fires for every state change of every TCP socket */
+	if (newstate == TCP_SYN_SENT) {
+		if (oldstate != TCP_CLOSE)
+			return 0;
+	} else if (oldstate != TCP_SYN_SENT && oldstate != TCP_SYN_RECV) {
+		return 0;
+	}
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	if (newstate == TCP_SYN_SENT)
+		return on_start(sk);
+	return on_end(sk, oldstate, newstate);
+}
+
+SEC("raw_tp/tcp_retransmit_skb")
+int BPF_PROG(on_retransmit, struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct start *s;
+
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
+		return 0;
+	s = bpf_map_lookup_elem(&connecting, &key);
+	if (s)
+		__sync_fetch_and_add(&s->retransmits, 1);
+	return 0;
+}
+
+SEC("raw_tp/inet_sk_error_report")
+int BPF_PROG(on_error_report, struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct start *s = bpf_map_lookup_elem(&connecting, &key);
+
+	/* the app may read (and clear) sk_err before the socket reaches CLOSE: keep the error now */
+	if (s)
+		s->error = BPF_CORE_READ(sk, sk_err);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * connlat-probe: one line per active TCP connect with its latency, SYN retransmits, handshake RTT and result.
+ * Tracepoints only (see connlat-probe.bpf.c). Output: tcpconnlat's `-t -L` columns, then RETX RTT(ms) RESULT:
+ *
+ *   TIME(s)   PID    COMM         IP SADDR            LPORT  DADDR            DPORT LAT(ms) RETX RTT(ms) RESULT  # connlat-probe format 1
+ *   0.000     4242   curl         4  10.0.0.1         51234  10.0.0.2         80    40.31   0    40.120  ok
+ *
+ * Lines are written in batches, once per drain of the ring buffer (at most every POLL_MS), so a line reaches a pipe
+ * within ~POLL_MS without one write per line. Events that could not be reported go to stderr as
+ * "lost N events on CPU #x (why)". SIGINT and SIGTERM drain and flush before exit.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include "connlat-probe.h"
+#include "connlat-probe.skel.h"
+
+#define FORMAT_VERSION 1
+#define POLL_MS 50
+#define LOST_REPORT_NS 1000000000ULL
+/* 4 MiB holds ~40k records: two seconds of 20k connects/s even if the reader stalls. */
+#define RINGBUF_BYTES (4u * 1024 * 1024)
+
+static volatile sig_atomic_t exiting;
+static int verbose;
+static __u64 first_ns;
+
+static const char *const lost_why[LOST_NR] = {
+	[LOST_RINGBUF] = "ring buffer full",
+	[LOST_START] = "connect start not seen",
+};
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	exiting = 1;
+}
+
+static int print_libbpf(enum libbpf_print_level level, const char *format, va_list args)
+{
+	if (level == LIBBPF_DEBUG && !verbose)
+		return 0;
+	return vfprintf(stderr, format, args);
+}
+
+/* The fixed result vocabulary; anything else is other:<errno>. */
+static const char *result_of(const struct event *e, char *buf, size_t len)
+{
+	if (e->established)
+		return "ok";
+	switch (e->error) {
+	case 0: return "aborted";
+	case ECONNREFUSED: return "refused";
+	case ETIMEDOUT: return "timed_out";
+	case EHOSTUNREACH: return "host_unreachable";
+	case ENETUNREACH: return "net_unreachable";
+	}
+	snprintf(buf, len, "other:%d", e->error);
+	return buf;
+}
+
+static int handle_event(void *ctx, void *data, size_t size)
+{
+	const struct event *e = data;
+	char saddr[INET6_ADDRSTRLEN], daddr[INET6_ADDRSTRLEN], rtt[24], result[24];
+	int af = e->family == 10 ? AF_INET6 : AF_INET;
+
+	(void)ctx;
+	if (size < sizeof(*e))
+		return 0;
+	if (!inet_ntop(af, e->saddr, saddr, sizeof(saddr)) || !inet_ntop(af, e->daddr, daddr, sizeof(daddr)))
+		return 0;
+	if (first_ns == 0)
+		first_ns = e->end_ns;
+	if (e->established && e->srtt_us)
+		snprintf(rtt, sizeof(rtt), "%.3f", e->srtt_us / 1000.0);
+	else
+		strcpy(rtt, "-");
+	printf("%-9.3f %-6u %-12.12s %-2d %-16s %-6u %-16s %-5u %-7.2f %-4u %-7s %s\n",
+	       (e->end_ns - first_ns) / 1e9, e->tgid, e->comm, af == AF_INET6 ? 6 : 4, saddr, e->sport, daddr,
+	       e->dport, e->latency_ns / 1e6, e->retransmits, rtt, result_of(e, result, sizeof(result)));
+	return 0;
+}
+
+/* Prints what was lost since the last call, per CPU and reason, in the "lost N events on CPU #x" form. */
+static void report_lost(int map_fd, __u64 *seen, int ncpus)
+{
+	__u64 values[ncpus];
+
+	for (__u32 reason = 0; reason < LOST_NR; reason++) {
+		if (bpf_map_lookup_elem(map_fd, &reason, values))
+			continue;
+		for (int cpu = 0; cpu < ncpus; cpu++) {
+			__u64 *last = &seen[reason * ncpus + cpu];
+
+			if (values[cpu] > *last)
+				fprintf(stderr, "lost %llu events on CPU #%d (%s)\n",
+					(unsigned long long)(values[cpu] - *last), cpu, lost_why[reason]);
+			*last = values[cpu];
+		}
+	}
+}
+
+static __u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: connlat-probe [-v] [-h] [-V]\n"
+		"Traces active TCP connects (tracepoints only): one line per connect with latency, SYN retransmits,\n"
+		"handshake RTT and result (ok refused timed_out host_unreachable net_unreachable aborted other:<errno>).\n"
+		"Needs CAP_BPF and CAP_PERFMON. Stops on SIGINT or SIGTERM.\n"
+		"  -v, --verbose   libbpf debug output on stderr\n"
+		"  -V, --version   print the version and output format version\n"
+		"  -h, --help      this text\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct connlat_probe_bpf *skel = NULL;
+	struct ring_buffer *rb = NULL;
+	struct sigaction sa = { .sa_handler = on_signal };
+	__u64 *lost_seen = NULL, last_report;
+	int ncpus, opt, err = 0, status = 1;
+
+	while ((opt = getopt_long(argc, argv, "vVh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'v': verbose = 1; break;
+		case 'V': printf("connlat-probe %s (output format %d)\n", CONNLAT_PROBE_VERSION, FORMAT_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "connlat-probe: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+
+	libbpf_set_print(print_libbpf);
+	/* no SA_RESTART: a signal interrupts the ring-buffer poll */
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL)) {
+		fprintf(stderr, "connlat-probe: can't set signal handlers: %s\n", strerror(errno));
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN); /* a closed stdout shows up as a write error, reported below */
+
+	ncpus = libbpf_num_possible_cpus();
+	if (ncpus <= 0) {
+		fprintf(stderr, "connlat-probe: failed to count possible CPUs: %s\n", strerror(-ncpus));
+		return 1;
+	}
+	lost_seen = calloc((size_t)ncpus * LOST_NR, sizeof(*lost_seen));
+	if (!lost_seen) {
+		fprintf(stderr, "connlat-probe: out of memory\n");
+		return 1;
+	}
+
+	skel = connlat_probe_bpf__open();
+	if (!skel) {
+		fprintf(stderr, "failed to open BPF object: %s\n", strerror(errno));
+		goto out;
+	}
+	err = bpf_map__set_max_entries(skel->maps.events, RINGBUF_BYTES);
+	if (!err)
+		err = connlat_probe_bpf__load(skel);
+	if (err) {
+		fprintf(stderr, "failed to load BPF object: %d (%s)\n", err, strerror(-err));
+		goto out;
+	}
+	/* attached one by one so that a failure names the tracepoint */
+	struct { struct bpf_program *prog; const char *tracepoint; } progs[] = {
+		{ skel->progs.on_set_state, "sock:inet_sock_set_state" },
+		{ skel->progs.on_retransmit, "tcp:tcp_retransmit_skb" },
+		{ skel->progs.on_error_report, "sock:inet_sk_error_report" },
+	};
+	struct bpf_link *links[3] = {};
+	for (int i = 0; i < 3; i++) {
+		links[i] = bpf_program__attach(progs[i].prog);
+		if (!links[i]) {
+			fprintf(stderr, "failed to attach raw tracepoint %s: %s\n", progs[i].tracepoint, strerror(errno));
+			for (int j = 0; j < i; j++)
+				bpf_link__destroy(links[j]);
+			goto out;
+		}
+	}
+
+	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), handle_event, NULL, NULL);
+	if (!rb) {
+		fprintf(stderr, "failed to create ring buffer: %s\n", strerror(errno));
+		goto detach;
+	}
+
+	/* full buffering: one write per drain, not per line */
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	printf("%-9s %-6s %-12s %-2s %-16s %-6s %-16s %-5s %-7s %-4s %-7s %s  # connlat-probe format %d\n", "TIME(s)",
+	       "PID", "COMM", "IP", "SADDR", "LPORT", "DADDR", "DPORT", "LAT(ms)", "RETX", "RTT(ms)", "RESULT",
+	       FORMAT_VERSION);
+	fflush(stdout);
+
+	last_report = now_ns();
+	while (!exiting) {
+		err = ring_buffer__poll(rb, POLL_MS);
+		if (err < 0 && err != -EINTR) {
+			fprintf(stderr, "error polling ring buffer: %s\n", strerror(-err));
+			break;
+		}
+		/* records submitted without a wakeup are only seen by consuming */
+		ring_buffer__consume(rb);
+		if (fflush(stdout)) {
+			fprintf(stderr, "connlat-probe: writing stdout: %s\n", strerror(errno));
+			break;
+		}
+		if (now_ns() - last_report >= LOST_REPORT_NS) {
+			report_lost(bpf_map__fd(skel->maps.lost), lost_seen, ncpus);
+			last_report = now_ns();
+		}
+	}
+	if (exiting) {
+		/* drain what is already queued, then report and leave */
+		ring_buffer__consume(rb);
+		status = fflush(stdout) ? 1 : 0;
+		if (status)
+			fprintf(stderr, "connlat-probe: writing stdout: %s\n", strerror(errno));
+		report_lost(bpf_map__fd(skel->maps.lost), lost_seen, ncpus);
+	}
+	ring_buffer__free(rb);
+detach:
+	for (int i = 0; i < 3; i++)
+		bpf_link__destroy(links[i]);
+out:
+	connlat_probe_bpf__destroy(skel);
+	free(lost_seen);
+	return status;
+}
