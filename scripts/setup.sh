@@ -12,6 +12,8 @@ step() { printf '\n== setup: %s (%s)\n' "$*" "$(date -u +%T)" >&2; }
 # One list of what the tests need from Debian; each entry says what needs it.
 need=(
   libbpf-tools              # tcpconnlat, tcpstates
+  clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config  # connlat-probe (scripts/build-probe.sh)
+  nftables iptables         # connlat-probe fidelity tests: dropped SYNs, ICMP rejects in a test netns
   prometheus                # remote-write backend of the collector e2e tests, promtool
   debootstrap               # the local Debian base image (no registry here), scripts/build-images.sh
   podman                    # builds and runs our images (scripts/build-images.sh, scripts/podman.sh; runc, buildah below)
@@ -44,7 +46,7 @@ if [[ ! -x node_modules/.bin/node || package-lock.json -nt node_modules/.package
 fi
 
 # build-images.sh after build-collector.sh: the gateway image holds that Collector.
-for script in scripts/build-collector.sh scripts/build-kube.sh scripts/build-coredns.sh scripts/build-helm.sh scripts/build-images.sh; do
+for script in scripts/build-collector.sh scripts/build-kube.sh scripts/build-coredns.sh scripts/build-helm.sh scripts/build-probe.sh scripts/build-images.sh; do
   if ! "$script" --check >/dev/null 2>&1; then
     if [[ $script == scripts/build-images.sh && $(id -u) != 0 ]]; then
       echo "setup: $script needs root (debootstrap, podman); the image tests will skip" >&2

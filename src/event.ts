@@ -1,7 +1,14 @@
 // The one event type that flows source -> parse -> enrich -> record -> export. Each stage adds to it; none reaches
 // back. Kept a plain object with fixed fields (no per-event allocation beyond itself) because it is on the hot path.
 
-export type ToolName = 'tcpconnlat' | 'tcpstates';
+export type ToolName = 'tcpconnlat' | 'tcpstates' | 'connlat-probe';
+
+/**
+ * How a connect ended (connlat-probe's RESULT column): ok, or why it failed. A fixed set, because it becomes the
+ * `error.type` attribute; `other` carries its errno in ConnectEvent.errno.
+ */
+export const CONNECT_RESULTS = ['ok', 'refused', 'timed_out', 'host_unreachable', 'net_unreachable', 'aborted', 'other'] as const;
+export type ConnectResult = (typeof CONNECT_RESULTS)[number];
 
 /** Kubernetes identity of one side of a connection, filled by src/enrich (absent when unknown or disabled). */
 export interface PeerIdentity {
@@ -39,8 +46,16 @@ export interface ConnectEvent {
   dport: number;
   /** Connect latency (or, for a failed connect, time until failure) in milliseconds. */
   latencyMs: number;
-  /** true for a failed connect (tcpstates SYN_SENT -> CLOSE). */
+  /** true for a failed connect (tcpstates SYN_SENT -> CLOSE; connlat-probe: any result but ok). */
   failed: boolean;
+  /** connlat-probe only (undefined from the other tools): how the connect ended. */
+  result?: ConnectResult;
+  /** connlat-probe, result `other`: the socket error (a positive errno). */
+  errno?: number;
+  /** connlat-probe only: SYN retransmissions while connecting. */
+  synRetransmits?: number;
+  /** connlat-probe only: the kernel's smoothed RTT at ESTABLISHED, in milliseconds (undefined: no sample/failed). */
+  handshakeRttMs?: number;
   /** Set by the enrich stage. */
   src?: PeerIdentity;
   dst?: PeerIdentity;

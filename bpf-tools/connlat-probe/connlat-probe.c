@@ -140,6 +140,11 @@ int main(int argc, char **argv)
 	};
 	struct connlat_probe_bpf *skel = NULL;
 	struct ring_buffer *rb = NULL;
+	static const char *const tracepoints[3] = {
+		"sock:inet_sock_set_state", "tcp:tcp_retransmit_skb", "sock:inet_sk_error_report",
+	};
+	struct bpf_program *progs[3];
+	struct bpf_link *links[3] = {};
 	struct sigaction sa = { .sa_handler = on_signal };
 	__u64 *lost_seen = NULL, last_report;
 	int ncpus, opt, err = 0, status = 1;
@@ -190,19 +195,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	/* attached one by one so that a failure names the tracepoint */
-	struct { struct bpf_program *prog; const char *tracepoint; } progs[] = {
-		{ skel->progs.on_set_state, "sock:inet_sock_set_state" },
-		{ skel->progs.on_retransmit, "tcp:tcp_retransmit_skb" },
-		{ skel->progs.on_error_report, "sock:inet_sk_error_report" },
-	};
-	struct bpf_link *links[3] = {};
+	progs[0] = skel->progs.on_set_state;
+	progs[1] = skel->progs.on_retransmit;
+	progs[2] = skel->progs.on_error_report;
 	for (int i = 0; i < 3; i++) {
-		links[i] = bpf_program__attach(progs[i].prog);
+		links[i] = bpf_program__attach(progs[i]);
 		if (!links[i]) {
-			fprintf(stderr, "failed to attach raw tracepoint %s: %s\n", progs[i].tracepoint, strerror(errno));
-			for (int j = 0; j < i; j++)
-				bpf_link__destroy(links[j]);
-			goto out;
+			fprintf(stderr, "failed to attach raw tracepoint %s: %s\n", tracepoints[i], strerror(errno));
+			goto detach;
 		}
 	}
 
@@ -248,7 +248,7 @@ int main(int argc, char **argv)
 	ring_buffer__free(rb);
 detach:
 	for (int i = 0; i < 3; i++)
-		bpf_link__destroy(links[i]);
+		bpf_link__destroy(links[i]); /* NULL-safe */
 out:
 	connlat_probe_bpf__destroy(skel);
 	free(lost_seen);

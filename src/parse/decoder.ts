@@ -4,15 +4,22 @@
 
 import type { ToolName } from '../event.ts';
 import { reject, SKIP, trimmedEnd } from './columns.ts';
+import {
+  CONNLAT_PROBE_FORMAT_VERSION, CONNLAT_PROBE_HEADER, connlatProbeHeaderVersion, parseConnlatProbeLine,
+} from './connlat-probe.ts';
 import { parseTcpconnlatLine, TCPCONNLAT_FORMATS, type TcpconnlatFormat } from './tcpconnlat.ts';
 import { ConnectingSockets, parseTcpstatesLine, TCPSTATES_FORMATS, type TcpstatesFormat, transitionResult } from './tcpstates.ts';
 import { type DecodeResult, MAX_LINE_BYTES, type StreamFormat } from './types.ts';
 
-type Format = { tool: 'tcpconnlat'; spec: TcpconnlatFormat } | { tool: 'tcpstates'; spec: TcpstatesFormat };
+type Format =
+  | { tool: 'tcpconnlat'; spec: TcpconnlatFormat }
+  | { tool: 'tcpstates'; spec: TcpstatesFormat }
+  | { tool: 'connlat-probe'; spec: { header: string } };
 
 const ALL: readonly Format[] = [
   ...TCPCONNLAT_FORMATS.map((spec) => ({ tool: 'tcpconnlat' as const, spec })),
   ...TCPSTATES_FORMATS.map((spec) => ({ tool: 'tcpstates' as const, spec })),
+  { tool: 'connlat-probe', spec: { header: CONNLAT_PROBE_HEADER } },
 ];
 const HEADERS: ReadonlyMap<string, Format> = new Map(ALL.map((f) => [f.spec.header, f]));
 
@@ -41,10 +48,16 @@ export class LineDecoder {
 
   /** The options the stream was printed with (-t/-L, -T/-w), once known. */
   get options(): Readonly<Record<string, boolean>> | undefined {
-    const spec = this.#format?.spec;
-    if (spec === undefined) return undefined;
-    if ('wide' in spec) return { time: spec.time, wide: spec.wide };
-    return spec.bcc ? { time: spec.time, lport: spec.lport, bcc: true } : { time: spec.time, lport: spec.lport };
+    const format = this.#format;
+    if (format === undefined) return undefined;
+    switch (format.tool) {
+      case 'tcpconnlat':
+        return format.spec.bcc ? { time: format.spec.time, lport: format.spec.lport, bcc: true } : { time: format.spec.time, lport: format.spec.lport };
+      case 'tcpstates':
+        return { time: format.spec.time, wide: format.spec.wide };
+      case 'connlat-probe':
+        return {}; // one fixed layout
+    }
   }
 
   decode(line: string, timeMs: number): DecodeResult {
@@ -60,8 +73,12 @@ export class LineDecoder {
 
   #header(text: string): DecodeResult {
     const format = HEADERS.get(text);
+    const version = format === undefined ? connlatProbeHeaderVersion(text) : undefined;
+    if (version !== undefined && version !== CONNLAT_PROBE_FORMAT_VERSION) {
+      return reject('shape', `connlat-probe output format ${version}; this connlat reads format ${CONNLAT_PROBE_FORMAT_VERSION}`);
+    }
     if (format === undefined || !this.#candidates.includes(format)) {
-      return reject('shape', `not a ${this.#fixedTool ?? 'tcpconnlat or tcpstates'} header`);
+      return reject('shape', `not a ${this.#fixedTool ?? 'tcpconnlat, tcpstates or connlat-probe'} header`);
     }
     this.#format = format;
     // A header starts a run of the tool: what the previous run saw of sockets in flight may be stale (tcpstates)
@@ -71,6 +88,7 @@ export class LineDecoder {
 
   #parse(format: Format, line: string, end: number, timeMs: number): DecodeResult {
     if (format.tool === 'tcpconnlat') return parseTcpconnlatLine(line, end, format.spec, timeMs);
+    if (format.tool === 'connlat-probe') return parseConnlatProbeLine(line, end, timeMs);
     const t = parseTcpstatesLine(line, end, format.spec);
     return t.kind === 'transition' ? transitionResult(t, this.#sockets, timeMs) : t;
   }
@@ -97,7 +115,7 @@ export class LineDecoder {
       this.#format = fallback.format;
       return fallback.result;
     }
-    return reject('shape', `fits no ${this.#fixedTool ?? 'tcpconnlat or tcpstates'} layout`);
+    return reject('shape', `fits no ${this.#fixedTool ?? 'tcpconnlat, tcpstates or connlat-probe'} layout`);
   }
 
   /** Whether a tcpconnlat line also fits a later tcpconnlat layout (checks the shape only: no side effects). */

@@ -16,6 +16,7 @@ export const REJECT_REASONS = [
   'port', // outside 1..65535 (0 only where the tool prints it)
   'state', // tcpstates state name the tool never prints
   'latency', // not a finite decimal >= 0
+  'result', // connlat-probe RESULT, RETX or RTT(ms) not what the tool prints
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -26,7 +27,7 @@ export type DecodeResult =
   | { kind: 'reject'; reason: RejectReason; detail?: string };
 
 /** Which tool printed the stream; `detect` decides from the header, or from the first line's shape. */
-export type StreamFormat = 'tcpconnlat' | 'tcpstates' | 'detect';
+export type StreamFormat = 'tcpconnlat' | 'tcpstates' | 'connlat-probe' | 'detect';
 
 /** Lines longer than this are rejected before any other work (a line is untrusted input). */
 export const MAX_LINE_BYTES = 4096;

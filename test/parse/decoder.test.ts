@@ -70,7 +70,7 @@ describe('LineDecoder', () => {
       assert.deepEqual(d.options, options);
     }
     const d = new LineDecoder('detect');
-    assert.deepEqual(d.decode('garbage', T), { kind: 'reject', reason: 'shape', detail: 'fits no tcpconnlat or tcpstates layout' });
+    assert.deepEqual(d.decode('garbage', T), { kind: 'reject', reason: 'shape', detail: 'fits no tcpconnlat, tcpstates or connlat-probe layout' });
     assert.equal(d.tool, undefined);
     assert.equal(reasonOf(d.decode(BLOG.replace('443 ', '0   '), T)), 'port'); // right shape, bad value: decides
     assert.equal(d.tool, 'tcpconnlat');
@@ -78,7 +78,7 @@ describe('LineDecoder', () => {
   });
   it('every reason is in the fixed set', () => {
     assert.deepEqual([...REJECT_REASONS].sort(),
-      ['ip', 'ip_version', 'latency', 'owner', 'pid', 'port', 'shape', 'skaddr', 'state', 'time', 'too_long']);
+      ['ip', 'ip_version', 'latency', 'owner', 'pid', 'port', 'result', 'shape', 'skaddr', 'state', 'time', 'too_long']);
   });
 });
 
