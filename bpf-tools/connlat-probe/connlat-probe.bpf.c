@@ -21,6 +21,9 @@
 #define TCP_SYN_SENT 2
 #define TCP_SYN_RECV 3
 #define TCP_CLOSE 7
+/* include/uapi/linux/errqueue.h */
+#define SO_EE_ORIGIN_ICMP 2
+#define SO_EE_ORIGIN_ICMP6 3
 
 /* Connects in flight at once; a connect that does not fit is counted as LOST_START when it ends. */
 #define MAX_CONNECTING 65536
@@ -61,6 +64,37 @@ static __always_inline void count_lost(__u32 reason)
 
 	if (n)
 		*n += 1; /* per-CPU slot: no atomics needed */
+}
+
+/*
+ * The errno of the ICMP error last queued on the socket's error queue (IP_RECVERR), or 0. An ICMP unreachable that
+ * arrives while connect() holds the socket only sets sk_err_soft and queues this; the app is woken, takes
+ * sk_err_soft with SO_ERROR (which clears it) and closes the socket: this is what is left of the reason then.
+ */
+static __always_inline __s32 queued_icmp_error(struct sock *sk)
+{
+	void *head = (void *)sk + bpf_core_field_offset(struct sock, sk_error_queue);
+	struct sk_buff *skb = BPF_CORE_READ(sk, sk_error_queue.prev);
+	struct sock_exterr_skb *serr;
+	__u8 origin;
+
+	if (!skb || (void *)skb == head)
+		return 0;
+	serr = (struct sock_exterr_skb *)((void *)skb + bpf_core_field_offset(struct sk_buff, cb));
+	origin = BPF_CORE_READ(serr, ee.ee_origin);
+	if (origin != SO_EE_ORIGIN_ICMP && origin != SO_EE_ORIGIN_ICMP6)
+		return 0;
+	return BPF_CORE_READ(serr, ee.ee_errno);
+}
+
+/* The socket's error: hard (sk_err), else soft (sk_err_soft: ICMP while locked), else a queued ICMP error. */
+static __always_inline __s32 socket_error(struct sock *sk)
+{
+	__s32 error = BPF_CORE_READ(sk, sk_err);
+
+	if (!error)
+		error = BPF_CORE_READ(sk, sk_err_soft);
+	return error ? error : queued_icmp_error(sk);
 }
 
 static __always_inline int on_start(struct sock *sk)
@@ -108,10 +142,14 @@ static __always_inline int on_end(struct sock *sk, int oldstate, int newstate)
 	e->retransmits = s->retransmits > 0xffff ? 0xffff : s->retransmits;
 	__builtin_memcpy(e->comm, s->comm, sizeof(e->comm));
 	e->established = newstate == TCP_ESTABLISHED;
-	/* sk_err is set before tcp_done() moves the socket to CLOSE; the error report may come first or after */
+	/*
+	 * sk_err is set before tcp_done() moves the socket to CLOSE. A soft error (an ICMP that arrived while the
+	 * connecting task held the socket) is what the app gets from SO_ERROR, and what the kernel reports when it
+	 * gives up: without either, the app closed the socket on its own (aborted).
+	 */
 	error = s->error;
 	if (!error && !e->established)
-		error = BPF_CORE_READ(sk, sk_err);
+		error = socket_error(sk);
 	e->error = error;
 	/* srtt_us is 8 times the smoothed RTT in us; set from the SYN-ACK before the move to ESTABLISHED */
 	e->srtt_us = e->established ? BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3 : 0;
@@ -170,9 +208,17 @@ int BPF_PROG(on_error_report, struct sock *sk)
 	__u64 key = (__u64)sk;
 	struct start *s = bpf_map_lookup_elem(&connecting, &key);
 
-	/* the app may read (and clear) sk_err before the socket reaches CLOSE: keep the error now */
-	if (s)
-		s->error = BPF_CORE_READ(sk, sk_err);
+	/*
+	 * The app may read (and so clear) the error before the socket reaches CLOSE: keep it now. A report with
+	 * sk_err 0 wakes the app for a soft error (ICMP unreachable while connect() held the socket), which SO_ERROR
+	 * then hands out, and the app closes the socket.
+	 */
+	if (s) {
+		__s32 error = socket_error(sk);
+
+		if (error)
+			s->error = error;
+	}
 	return 0;
 }
 

@@ -52,14 +52,17 @@ export class ProbeRun {
     return this.#stderr;
   }
 
-  /** Resolves once the header is out (the probe attached), rejects when it exits first or after timeoutMs. */
-  async attached(timeoutMs = 15_000): Promise<void> {
+  /**
+   * Resolves once the header is out (the tool attached), rejects when it exits first or after timeoutMs.
+   * `header`: how the header line starts (tcpstates, run through this class too, prints "SKADDR").
+   */
+  async attached(timeoutMs = 15_000, header = 'TIME(s)'): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let exited = false;
     void this.exited.then(() => (exited = true));
-    while (!this.lines().some((l) => l.startsWith('TIME(s)'))) {
-      if (exited) throw new Error(`connlat-probe exited before attaching: ${this.#stderr.trim() || '(no stderr)'}`);
-      if (Date.now() > deadline) throw new Error(`connlat-probe did not attach in ${timeoutMs} ms: ${this.#stderr.trim()}`);
+    while (!this.lines().some((l) => l.startsWith(header))) {
+      if (exited) throw new Error(`exited before attaching: ${this.#stderr.trim() || '(no stderr)'}`);
+      if (Date.now() > deadline) throw new Error(`did not attach in ${timeoutMs} ms: ${this.#stderr.trim()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }

@@ -1,0 +1,266 @@
+// Fidelity of connlat-probe (bpf-tools/connlat-probe), from the real tool: connects made in two network namespaces
+// of this test's own (joined by veth, nothing routed anywhere else), where nftables rules in the server namespace
+// refuse, drop and reject them, and a 40 ms delay line. Each case must come out as exactly one line with the exact
+// result and SYN retransmit count, for IPv4 and IPv6, and tcpstates must count the same connects and failures.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import type { ConnectEvent } from '../../src/event.ts';
+import { LineDecoder } from '../../src/parse/decoder.ts';
+import { createDelayedLink, netnsSkipReason, sh } from '../support/netns/netns.ts';
+import { createNetnsPair, type NetnsPair } from '../support/netns/pair.ts';
+import { findProbe, ProbeRun } from '../support/probe/probe.ts';
+
+const TCPSTATES = '/usr/sbin/tcpstates';
+const probe = await findProbe();
+const skip = netnsSkipReason() ?? (!existsSync('/usr/sbin/nft') ? 'nft not found (apt-get install nftables)' : undefined) ?? probe.skip ?? false;
+
+const PORT = { open: 7000, appTimeout: 7001, hostUnreach: 7002, netUnreach: 7003, firstSynDropped: 7004, closed: 7005, noAppTimeout: 7006, preexisting: 7007 };
+
+/** The server namespace's rules: what each port does to a SYN. */
+function rules(): string {
+  const drop = `{ ${PORT.appTimeout}, ${PORT.noAppTimeout}, ${PORT.preexisting} }`;
+  return `table inet connlat_fidelity {
+  set seen4 { type ipv4_addr . inet_service; flags dynamic; }
+  set seen6 { type ipv6_addr . inet_service; flags dynamic; }
+  chain input {
+    type filter hook input priority 0;
+    tcp dport ${drop} drop
+    tcp dport ${PORT.hostUnreach} reject with icmpx type host-unreachable
+    meta nfproto ipv4 tcp dport ${PORT.netUnreach} reject with icmp type net-unreachable
+    meta nfproto ipv6 tcp dport ${PORT.netUnreach} reject with icmpv6 type no-route
+    meta nfproto ipv4 tcp dport ${PORT.firstSynDropped} tcp flags & (syn | ack) == syn ip saddr . tcp sport != @seen4 add @seen4 { ip saddr . tcp sport } drop
+    meta nfproto ipv6 tcp dport ${PORT.firstSynDropped} tcp flags & (syn | ack) == syn ip6 saddr . tcp sport != @seen6 add @seen6 { ip6 saddr . tcp sport } drop
+  }
+}
+`;
+}
+
+/** Events of a decoded stream whose destination is one of `daddrs`. */
+function eventsTo(lines: string[], format: 'connlat-probe' | 'tcpstates', daddrs: string[]): ConnectEvent[] {
+  const decoder = new LineDecoder(format);
+  const out: ConnectEvent[] = [];
+  for (const line of lines) {
+    const r = decoder.decode(line, 0);
+    if (r.kind === 'event' && daddrs.includes(r.event.daddr)) out.push(r.event);
+  }
+  return out;
+}
+
+async function startProbe(t: { skip(reason: string): void }): Promise<ProbeRun | undefined> {
+  const run = new ProbeRun(probe.path!);
+  try {
+    await run.attached();
+    return run;
+  } catch (err) {
+    await run.stop('SIGKILL');
+    t.skip(`BPF cannot run here: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+describe('connlat-probe fidelity (real tool, test namespaces)', { skip }, () => {
+  test('the tracepoints it attaches to exist in this kernel (tracefs events/)', (t) => {
+    const events = '/sys/kernel/tracing/events';
+    if (!existsSync(events)) return t.skip('tracefs is not mounted at /sys/kernel/tracing');
+    for (const tp of ['sock/inet_sock_set_state', 'tcp/tcp_retransmit_skb', 'sock/inet_sk_error_report']) {
+      assert.ok(existsSync(`${events}/${tp}`), `${tp} missing`);
+    }
+  });
+
+  test('refused, dropped (app timeout, kernel timeout), ICMP rejects, first SYN lost: exact results and retransmits, IPv4 and IPv6', async (t) => {
+    let pair: NetnsPair | undefined;
+    let run: ProbeRun | undefined;
+    let states: ProbeRun | undefined;
+    const dir = await mkdtemp(join(tmpdir(), 'connlat-fidelity-'));
+    try {
+      pair = await createNetnsPair();
+      const { client, server } = pair;
+      // a known SYN schedule: exponential backoff from 1 s (no linear phase where the kernel has one), 2 retries
+      const sysctls = ['net.ipv4.tcp_syn_retries=2'];
+      if (existsSync('/proc/sys/net/ipv4/tcp_syn_linear_timeouts')) sysctls.push('net.ipv4.tcp_syn_linear_timeouts=0');
+      await pair.exec(client, 'sysctl', ['-qw', ...sysctls]);
+      await pair.exec(server, 'sysctl', ['-qw', 'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0']);
+      await writeFile(join(dir, 'rules.nft'), rules());
+      await pair.exec(server, 'nft', ['-f', join(dir, 'rules.nft')]);
+      await pair.listen([PORT.open, PORT.firstSynDropped]);
+
+      // a connect already in SYN_SENT when the probe starts: its end has no start, and is reported as lost
+      const preexisting = pair.connect([{ host: pair.v4.server, port: PORT.preexisting, timeoutMs: 1500 }]);
+      await new Promise((r) => setTimeout(r, 300));
+      run = await startProbe(t);
+      if (!run) return;
+      if (existsSync(TCPSTATES)) {
+        const tcpstates = new ProbeRun('/usr/bin/stdbuf', ['-oL', TCPSTATES]);
+        states = await tcpstates.attached(15_000, 'SKADDR').then(() => tcpstates, async (err: Error) => {
+          t.diagnostic(`tcpstates did not attach: ${err.message}`);
+          await tcpstates.stop('SIGKILL');
+          return undefined;
+        });
+      }
+
+      const targets = [pair.v4.server, pair.v6.server].flatMap((host) => [
+        { host, port: PORT.open },
+        { host, port: PORT.closed },
+        { host, port: PORT.appTimeout, timeoutMs: 2500 },
+        { host, port: PORT.noAppTimeout },
+        { host, port: PORT.hostUnreach },
+        { host, port: PORT.netUnreach },
+        { host, port: PORT.firstSynDropped },
+      ]);
+      const results = await pair.connect(targets);
+      assert.deepEqual((await preexisting).map((r) => r.code), ['app_timeout']);
+      // every line is out within one poll (50 ms); give it generously more
+      await new Promise((r) => setTimeout(r, 500));
+      const stopped = await run.stop('SIGTERM');
+      assert.deepEqual(stopped, { code: 0, signal: null }, run.stderr);
+
+      const daddrs = [pair.v4.server, pair.v6.server];
+      const events = eventsTo(run.lines(), 'connlat-probe', daddrs);
+      assert.equal(events.length, targets.length, `one line per connect:\n${run.lines().join('\n')}`);
+      const expected: Record<number, { code: string; result: string; retx?: number }> = {
+        [PORT.open]: { code: 'ok', result: 'ok', retx: 0 },
+        [PORT.closed]: { code: 'ECONNREFUSED', result: 'refused', retx: 0 },
+        [PORT.appTimeout]: { code: 'app_timeout', result: 'aborted', retx: 1 }, // SYN at 0 s, 1 s; closed at 2.5 s
+        [PORT.noAppTimeout]: { code: 'ETIMEDOUT', result: 'timed_out', retx: 2 }, // SYN at 0, 1, 3 s; gives up at 7 s
+        // the ICMP for the first SYN can arrive while connect() still holds the socket (then only the retransmit's
+        // ICMP fails it, after 1 s): the count follows from when the client saw the error
+        [PORT.hostUnreach]: { code: 'EHOSTUNREACH', result: 'host_unreachable' },
+        [PORT.netUnreach]: { code: 'ENETUNREACH', result: 'net_unreachable' },
+        [PORT.firstSynDropped]: { code: 'ok', result: 'ok', retx: 1 },
+      };
+      targets.forEach((target, i) => {
+        const client = results[i]!;
+        const what = `${target.host} port ${target.port}`;
+        const want = expected[target.port]!;
+        assert.equal(client.code, want.code, what);
+        const matching = events.filter((e) => e.daddr === target.host && e.dport === target.port);
+        assert.equal(matching.length, 1, `${what}: lines ${JSON.stringify(matching)}`);
+        const e = matching[0]!;
+        assert.equal(e.result, want.result, what);
+        assert.equal(e.synRetransmits, want.retx ?? (client.ms > 500 ? 1 : 0), `${what}: SYN retransmits (client saw ${client.ms.toFixed(0)} ms)`);
+        assert.equal(e.failed, want.result !== 'ok');
+        assert.equal(e.ipVersion, target.host.includes(':') ? 6 : 4);
+        assert.ok(e.comm === 'MainThread' || e.comm === 'node', `${what}: COMM ${e.comm}`); // the connecting thread's name
+        if (client.localPort !== undefined) assert.equal(e.sport, client.localPort, what);
+        // the kernel's time is inside what the client saw
+        assert.ok(e.latencyMs <= client.ms + 5 && e.latencyMs >= client.ms - 250, `${what}: LAT ${e.latencyMs} ms, client ${client.ms.toFixed(1)} ms`);
+        if (want.result === 'ok') assert.ok(e.handshakeRttMs !== undefined && e.handshakeRttMs < 50, `${what}: RTT ${e.handshakeRttMs}`);
+        else assert.equal(e.handshakeRttMs, undefined, what);
+        if (target.port === PORT.firstSynDropped) assert.ok(e.latencyMs >= 1000 && e.latencyMs < 1250, `${what}: LAT ${e.latencyMs}`);
+      });
+      assert.match(run.stderr, /^lost [1-9]\d* events on CPU #\d+ \(connect start not seen\)$/m, run.stderr);
+      assert.ok(!/ring buffer full/.test(run.stderr), run.stderr);
+
+      if (states) {
+        await new Promise((r) => setTimeout(r, 300));
+        await states.stop('SIGINT');
+        const seen = eventsTo(states.lines(), 'tcpstates', daddrs).filter((e) => e.dport !== PORT.preexisting);
+        const probeSeen = events;
+        assert.equal(seen.filter((e) => !e.failed).length, probeSeen.filter((e) => !e.failed).length, 'connects, tcpstates vs probe');
+        assert.equal(seen.filter((e) => e.failed).length, probeSeen.filter((e) => e.failed).length, 'failures, tcpstates vs probe');
+      } else {
+        t.diagnostic(`${TCPSTATES} did not run: the tcpstates comparison was skipped`);
+      }
+    } finally {
+      await run?.stop('SIGKILL');
+      await states?.stop('SIGKILL');
+      await pair?.teardown();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a 40 ms delay line: ok, latency and handshake RTT within 10% of 40 ms, IPv4 and IPv6', async (t) => {
+    const link = await createDelayedLink({ delayMs: 40 });
+    let run: ProbeRun | undefined;
+    try {
+      // the helper gives the link IPv4 only; the TUN devices carry IPv6 as well
+      const hostIf = link.devices[0]!;
+      const nsIf = link.devices[1]!;
+      const a = Math.floor(Math.random() * 0xffff).toString(16);
+      const host6 = `fd0c:203:${a}::1`;
+      const ns6 = `fd0c:203:${a}::2`;
+      await sh('ip', ['-6', 'addr', 'add', `${host6}/64`, 'dev', hostIf, 'nodad']);
+      await link.exec('ip', ['-6', 'addr', 'add', `${ns6}/64`, 'dev', nsIf, 'nodad']);
+      const port = 8080;
+      await link.listen(port);
+      run = await startProbe(t);
+      if (!run) return;
+      const peer = new URL('../support/netns/tcp-peer.ts', import.meta.url).pathname;
+      // an IPv6 listener next to the helper's IPv4 one
+      const listener6 = new ProbeRun('/usr/sbin/ip', ['netns', 'exec', link.ns, process.execPath, peer, 'listen', ns6, String(port)]);
+      try {
+        for (let i = 0; i < 100 && !listener6.stdout.includes('L\n'); i++) await new Promise((r) => setTimeout(r, 50));
+        assert.ok(listener6.stdout.includes('L\n'), `IPv6 listener: ${listener6.stderr}`);
+        const { connect } = await import('node:net');
+        const once = (host: string) => new Promise<void>((resolve, reject) => {
+          const s = connect({ host, port, timeout: 5000 });
+          s.once('connect', () => { s.destroy(); resolve(); });
+          s.once('error', reject);
+          s.once('timeout', () => reject(new Error(`connect to ${host} timed out`)));
+        });
+        for (let i = 0; i < 5; i++) {
+          await once(link.nsAddr);
+          await once(ns6);
+        }
+      } finally {
+        await listener6.stop('SIGTERM');
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      await run.stop('SIGINT');
+      for (const daddr of [link.nsAddr, ns6]) {
+        const events = eventsTo(run.lines(), 'connlat-probe', [daddr]);
+        assert.equal(events.length, 5, `${daddr}: ${run.lines().join('\n')}`);
+        assert.ok(events.every((e) => e.result === 'ok' && e.synRetransmits === 0), JSON.stringify(events));
+        const median = (xs: number[]) => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+        const lat = median(events.map((e) => e.latencyMs));
+        const rtt = median(events.map((e) => e.handshakeRttMs!));
+        // one-way delay toward the namespace: the handshake takes one delay, plus the relay's own (small) time
+        assert.ok(lat >= 36 && lat <= 44, `${daddr}: median LAT ${lat} ms: ${events.map((e) => e.latencyMs).join(' ')}`);
+        assert.ok(rtt >= 36 && rtt <= 44, `${daddr}: median RTT ${rtt} ms: ${events.map((e) => e.handshakeRttMs).join(' ')}`);
+      }
+    } finally {
+      await run?.stop('SIGKILL');
+      await link.teardown();
+    }
+  });
+});
+
+describe('connlat-probe lifecycle (real tool)', { skip: process.getuid?.() !== 0 ? 'needs root to load BPF programs' : probe.skip ?? false }, () => {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    test(`${signal} right after a burst of connects: every line is flushed before a clean exit`, async (t) => {
+      const run = await startProbe(t);
+      if (!run) return;
+      try {
+        const { createServer, connect } = await import('node:net');
+        const server = createServer();
+        await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+        const port = (server.address() as { port: number }).port;
+        await new Promise((r) => server.close(r)); // a port nothing listens on: every connect is refused
+        const N = 50;
+        await Promise.all(Array.from({ length: N }, () => new Promise((r) => connect(port, '127.0.0.1').once('error', r))));
+        const exit = await run.stop(signal); // well inside one 50 ms poll: the lines are still queued in the ring
+        assert.deepEqual(exit, { code: 0, signal: null }, run.stderr);
+        const events = eventsTo(run.lines(), 'connlat-probe', ['127.0.0.1']).filter((e) => e.dport === port);
+        assert.equal(events.length, N);
+        assert.ok(events.every((e) => e.result === 'refused' && e.synRetransmits === 0));
+      } finally {
+        await run.stop('SIGKILL');
+      }
+    });
+  }
+
+  test('--version names the output format; a bad argument exits 2 with a one-line reason', async () => {
+    const { execFile } = await import('node:child_process');
+    const exec = (args: string[]) => new Promise<{ code: number; out: string; err: string }>((resolve) => {
+      execFile(probe.path!, args, (err, out, errOut) => resolve({ code: err ? Number(err.code) : 0, out, err: errOut }));
+    });
+    assert.match((await exec(['--version'])).out, /^connlat-probe \d+\.\d+\.\d+ \(output format 1\)\n$/);
+    const bad = await exec(['extra']);
+    assert.equal(bad.code, 2);
+    assert.equal(bad.err, "connlat-probe: unexpected argument 'extra'\n");
+  });
+});
