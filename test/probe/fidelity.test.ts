@@ -87,6 +87,9 @@ describe('connlat-probe fidelity (real tool, test namespaces)', { skip }, () => 
       await writeFile(join(dir, 'rules.nft'), rules());
       await pair.exec(server, 'nft', ['-f', join(dir, 'rules.nft')]);
       await pair.listen([PORT.open, PORT.firstSynDropped]);
+      // neighbours resolved before anything is measured (IPv4 ARP, IPv6 ND)
+      assert.deepEqual((await pair.connect([{ host: pair.v4.server, port: PORT.open }, { host: pair.v6.server, port: PORT.open }]))
+        .map((r) => r.code), ['ok', 'ok']);
 
       // a connect already in SYN_SENT when the probe starts: its end has no start, and is reported as lost
       const preexisting = pair.connect([{ host: pair.v4.server, port: PORT.preexisting, timeoutMs: 1500 }]);

@@ -48,6 +48,9 @@ export async function createNetnsPair(): Promise<NetnsPair> {
     for (const ns of [client, server]) {
       await sh('ip', ['netns', 'add', ns]);
       await sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      // no duplicate address detection: a tentative link-local address delays neighbour discovery, so the first
+      // IPv6 packets after setup could be lost and cost a SYN retransmit
+      await sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
     }
     // made inside the client namespace with its peer in the server one: no device ever sits in the root namespace
     await sh('ip', ['-n', client, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth0', 'netns', server]);
