@@ -82,6 +82,7 @@ interface Pipeline {
 /** The source, created and checked first: what can stop the run is checked before telemetry creates any output file. */
 async function prepareSource(config: Config, deadlines: ShutdownDeadlines, logger: Logger): Promise<Source> {
   const source = createSource(config.sourceSpec, {
+    connlatProbePath: config.connlatProbePath,
     tcpconnlatPath: config.tcpconnlatPath,
     tcpstatesPath: config.tcpstatesPath,
     stdbufPath: config.stdbufPath,

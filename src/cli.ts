@@ -35,6 +35,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'doctor') {
     const { collectDoctorReport, formatDoctorReport } = await import('./sources/doctor.ts');
     const report = await collectDoctorReport({
+      connlatProbePath: config.connlatProbePath,
       tcpconnlatPath: config.tcpconnlatPath,
       tcpstatesPath: config.tcpstatesPath,
       stdbufPath: config.stdbufPath,

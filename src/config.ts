@@ -34,7 +34,7 @@ interface SettingSpec {
 
 /** Every setting, in --help order. Env name is CONNLAT_ + flag in upper snake case. */
 export const SETTINGS: SettingSpec[] = [
-  { key: 'source', flag: 'source', kind: 'string', help: 'auto | tcpconnlat | tcpstates | file:PATH | - (stdin). Default auto: tcpconnlat when it attaches, else tcpstates' },
+  { key: 'source', flag: 'source', kind: 'string', help: 'auto | connlat-probe | tcpconnlat | tcpstates | file:PATH | - (stdin). Default auto: the first of connlat-probe, tcpconnlat that attaches, else tcpstates' },
   { key: 'exports', flag: 'export', kind: 'list', help: 'otlp | otlp-json:PATH | console; repeatable or comma-separated. Default otlp (gRPC, OTEL_EXPORTER_OTLP_* env honoured)' },
   { key: 'otlpEndpoint', flag: 'otlp-endpoint', kind: 'string', help: 'OTLP gRPC endpoint; default OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4317' },
   { key: 'slowMs', flag: 'slow-ms', kind: 'number', help: 'log every connect slower than this many milliseconds (decimal). Default 100', range: { min: 0 } },
@@ -47,6 +47,7 @@ export const SETTINGS: SettingSpec[] = [
   { key: 'logQueueSize', flag: 'log-queue-size', kind: 'number', help: 'slow-connection log records queued while the OTLP gateway is unreachable; beyond it dropped and counted (connlat.logs.dropped{reason=queue_full}). Default 8192', range: { min: 1, max: 1_000_000, integer: true } },
   { key: 'exportRetryMaxMs', flag: 'export-retry-max-ms', kind: 'number', help: 'longest backoff between OTLP export retries (exponential from 1 s, jittered). Default 30000', range: { min: 100, max: 600_000, integer: true } },
   { key: 'temporality', flag: 'temporality', kind: 'string', help: 'cumulative | delta. Default cumulative (remote-write backends drop delta histograms)' },
+  { key: 'connlatProbePath', flag: 'connlat-probe-path', kind: 'string', help: `connlat-probe binary (bpf-tools/connlat-probe). Default ${DEFAULT_TOOL_PATHS['connlat-probe']}` },
   { key: 'tcpconnlatPath', flag: 'tcpconnlat-path', kind: 'string', help: `tcpconnlat binary. Default ${DEFAULT_TOOL_PATHS.tcpconnlat}` },
   { key: 'tcpstatesPath', flag: 'tcpstates-path', kind: 'string', help: `tcpstates binary. Default ${DEFAULT_TOOL_PATHS.tcpstates}` },
   { key: 'stdbufPath', flag: 'stdbuf-path', kind: 'string', help: 'stdbuf binary (line-buffers the tool). Default stdbuf' },
@@ -125,6 +126,7 @@ export const ConfigSchema = z.object({
   logQueueSize: ranged('logQueueSize', 8192),
   exportRetryMaxMs: ranged('exportRetryMaxMs', 30_000),
   temporality: z.enum(['cumulative', 'delta']).default('cumulative'),
+  connlatProbePath: z.string().min(1).default(DEFAULT_TOOL_PATHS['connlat-probe']),
   tcpconnlatPath: z.string().min(1).default(DEFAULT_TOOL_PATHS.tcpconnlat),
   tcpstatesPath: z.string().min(1).default(DEFAULT_TOOL_PATHS.tcpstates),
   stdbufPath: z.string().min(1).default('stdbuf'),

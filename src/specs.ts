@@ -7,7 +7,7 @@ import type { ToolName } from './event.ts';
 export type SourceSpec = { kind: 'auto' } | { kind: 'tool'; tool: ToolName } | { kind: 'file'; path: string } | { kind: 'stdin' };
 export type ExportSpec = { kind: 'otlp' } | { kind: 'otlp-json'; path: string } | { kind: 'console' };
 
-export const SOURCE_SPEC_EXPECTED = "expected auto, tcpconnlat, tcpstates, file:PATH or '-'";
+export const SOURCE_SPEC_EXPECTED = "expected auto, connlat-probe, tcpconnlat, tcpstates, file:PATH or '-'";
 export const EXPORT_SPEC_EXPECTED = 'expected otlp, console or otlp-json:PATH';
 
 const FILE = 'file:';
@@ -15,7 +15,7 @@ const OTLP_JSON = 'otlp-json:';
 
 export const SourceSpecSchema = z.string().transform((s, ctx): SourceSpec => {
   if (s === 'auto') return { kind: 'auto' };
-  if (s === 'tcpconnlat' || s === 'tcpstates') return { kind: 'tool', tool: s };
+  if (s === 'connlat-probe' || s === 'tcpconnlat' || s === 'tcpstates') return { kind: 'tool', tool: s };
   if (s === '-') return { kind: 'stdin' };
   if (s.startsWith(FILE) && s.length > FILE.length) return { kind: 'file', path: s.slice(FILE.length) };
   ctx.addIssue({ code: 'custom', message: SOURCE_SPEC_EXPECTED });

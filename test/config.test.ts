@@ -51,7 +51,7 @@ const invalid: Array<[string, string[], Record<string, string>, RegExp]> = [
   ['non-numeric slow-ms flag', ['--slow-ms', 'abc'], {}, /--slow-ms.*expected a decimal number, got 'abc'/],
   ['negative slow-ms', ['--slow-ms=-1'], {}, /invalid setting --slow-ms .*must be >= 0/],
   ['bad env names the env var', [], { CONNLAT_SLOW_MS: 'fast' }, /CONNLAT_SLOW_MS.*expected a decimal number/],
-  ['unknown source', ['--source', 'kprobe'], {}, /invalid setting --source .*expected auto, tcpconnlat/],
+  ['unknown source', ['--source', 'kprobe'], {}, /invalid setting --source .*expected auto, connlat-probe, tcpconnlat/],
   ['unknown exporter', ['--export', 'zipkin'], {}, /invalid setting --export .*expected otlp, console or otlp-json:PATH/],
   ['empty otlp-json path', ['--export', 'otlp-json:'], {}, /--export/],
   ['histogram enum', ['--histogram', 'linear'], {}, /invalid setting --histogram/],

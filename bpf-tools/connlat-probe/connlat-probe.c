@@ -201,7 +201,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 3; i++) {
 		links[i] = bpf_program__attach(progs[i]);
 		if (!links[i]) {
-			fprintf(stderr, "failed to attach raw tracepoint %s: %s\n", tracepoints[i], strerror(errno));
+			fprintf(stderr, "failed to attach BPF program to %s (raw_tp): %s\n", tracepoints[i], strerror(errno));
 			goto detach;
 		}
 	}

@@ -1,5 +1,6 @@
-// AutoSource: prefer tcpconnlat (true connect latency via kprobes/fentry); if it cannot attach on this kernel (it
-// fails or exits before printing its header), switch to tcpstates (tracepoint sock:inet_sock_set_state) for good.
+// AutoSource: prefer connlat-probe (ours: tracepoints only, and it says why a connect failed), then tcpconnlat (true
+// connect latency via kprobes/fentry); a tool that is missing or cannot attach on this kernel (it fails or exits
+// before printing its header) is passed over for good, down to tcpstates (tracepoint sock:inet_sock_set_state).
 import type { ToolName } from '../event.ts';
 import type { Source, SourceHooks } from './types.ts';
 import type { BackoffOptions } from '../backoff.ts';
@@ -7,6 +8,8 @@ import { scrub } from '../scrub.ts';
 import { findExecutable, ToolSource, type EarlyExit, type ToolSourceOptions } from './tool.ts';
 
 export interface AutoSourceOptions {
+  /** Tried first when set (createSource sets it; undefined leaves connlat-probe out). */
+  connlatProbePath?: string;
   tcpconnlatPath: string;
   tcpstatesPath: string;
   tcpconnlatArgs?: string[];
@@ -19,6 +22,14 @@ export interface AutoSourceOptions {
   logger?: { debug(msg: string): void };
 }
 
+type Preferred = 'connlat-probe' | 'tcpconnlat';
+
+/** The tools auto tries before tcpstates, best first, with what attaching means for each. */
+const PREFERENCE: readonly { tool: Preferred; attached: string; programs: string }[] = [
+  { tool: 'connlat-probe', attached: 'connlat-probe attached (tracepoints; SYN retransmits, handshake RTT, failure reason)', programs: 'tracepoint programs' },
+  { tool: 'tcpconnlat', attached: 'tcpconnlat attached (kprobe/fentry on tcp_v4_connect/tcp_v6_connect)', programs: 'kprobe/fentry programs' },
+];
+
 export class AutoSource implements Source {
   readonly #opts: AutoSourceOptions;
   #current: ToolSource;
@@ -27,7 +38,7 @@ export class AutoSource implements Source {
 
   constructor(opts: AutoSourceOptions) {
     this.#opts = opts;
-    this.#current = this.#make('tcpconnlat');
+    this.#current = this.#make(opts.connlatProbePath !== undefined ? 'connlat-probe' : 'tcpconnlat');
   }
 
   get description(): string {
@@ -48,33 +59,40 @@ export class AutoSource implements Source {
       this.#selected = true;
       hooks.toolSelected(tool, reason);
     };
-    let fallbackReason: string | undefined;
-    if (!(await findExecutable(this.#opts.tcpconnlatPath))) {
-      fallbackReason = `tcpconnlat not found at ${this.#opts.tcpconnlatPath}`;
-    } else {
-      const connlat: ToolSource = this.#make('tcpconnlat', {
-        onHeader: () => select('tcpconnlat', 'tcpconnlat attached (kprobe/fentry on tcp_v4_connect/tcp_v6_connect)'),
+    const passedOver: string[] = [];
+    for (const { tool, attached, programs } of PREFERENCE) {
+      const path = this.#pathOf(tool);
+      if (path === undefined) continue;
+      if (!(await findExecutable(path))) {
+        passedOver.push(`${tool} not found at ${path}`);
+        continue;
+      }
+      let fallbackReason: string | undefined;
+      const source: ToolSource = this.#make(tool, {
+        onHeader: () => select(tool, [...passedOver, attached].join('; ')),
         // The tools exit after an attach failure; should one linger, the diagnosis alone decides.
         onFailureBeforeHeader: (kind, line) => {
           if (kind !== 'attach' || this.#selected || fallbackReason !== undefined) return;
-          fallbackReason = explain({ exit: 'attach failed', kinds: new Map([['attach', line]]) });
-          void connlat.stop();
+          fallbackReason = explain(tool, programs, { exit: 'attach failed', kinds: new Map([['attach', line]]) });
+          void source.stop();
         },
         onEarlyExit: (info) => {
-          // Only the first run decides; once tcpconnlat attached, later failures are restarts like any tool's.
+          // Only the first run decides; once the tool attached, later failures are restarts like any tool's.
           if (this.#selected) return true;
-          fallbackReason ??= explain(info);
+          fallbackReason ??= explain(tool, programs, info);
           return false;
         },
       });
-      this.#current = connlat;
-      await connlat.run(hooks);
+      this.#current = source;
+      await source.run(hooks);
       if (this.#stopping || fallbackReason === undefined) return;
+      passedOver.push(fallbackReason);
     }
-    this.#opts.logger?.debug(`auto source: ${fallbackReason}`);
+    const reason = passedOver.join('; ');
+    this.#opts.logger?.debug(`auto source: ${reason}`);
     const states = this.#make('tcpstates');
     this.#current = states;
-    select('tcpstates', `${fallbackReason}; using tcpstates (tracepoint sock:inet_sock_set_state) instead`);
+    select('tcpstates', `${reason}; using tcpstates (tracepoint sock:inet_sock_set_state) instead`);
     if (this.#stopping) return;
     await states.run(hooks);
   }
@@ -84,28 +102,33 @@ export class AutoSource implements Source {
     await this.#current.stop();
   }
 
+  #pathOf(tool: ToolName): string | undefined {
+    const o = this.#opts;
+    return tool === 'connlat-probe' ? o.connlatProbePath : tool === 'tcpconnlat' ? o.tcpconnlatPath : o.tcpstatesPath;
+  }
+
   #make(tool: ToolName, extra: Pick<ToolSourceOptions, 'onHeader' | 'onEarlyExit' | 'onFailureBeforeHeader'> = {}): ToolSource {
     const o = this.#opts;
-    const args = tool === 'tcpconnlat' ? o.tcpconnlatArgs : o.tcpstatesArgs;
+    const args = tool === 'tcpconnlat' ? o.tcpconnlatArgs : tool === 'tcpstates' ? o.tcpstatesArgs : undefined;
     return new ToolSource({
       tool,
-      path: tool === 'tcpconnlat' ? o.tcpconnlatPath : o.tcpstatesPath,
+      path: this.#pathOf(tool) ?? o.tcpstatesPath,
       ...(args ? { args } : {}),
       ...(o.stdbufPath ? { stdbufPath: o.stdbufPath } : {}),
       ...(o.backoff ? { backoff: o.backoff } : {}),
       ...(o.stopTimeoutMs !== undefined ? { stopTimeoutMs: o.stopTimeoutMs } : {}),
       ...(o.random ? { random: o.random } : {}),
       ...(o.kernelRelease ? { kernelRelease: o.kernelRelease } : {}),
-      // The fallback explains an attach failure of tcpconnlat; no separate diagnostic for it.
-      ...(tool === 'tcpconnlat' ? { silence: ['attach' as const] } : {}),
+      // The fallback explains an attach failure of a preferred tool; no separate diagnostic for it.
+      ...(tool !== 'tcpstates' ? { silence: ['attach' as const] } : {}),
       ...extra,
     });
   }
 }
 
-/** Why tcpconnlat could not be used, in one line. */
-function explain(info: EarlyExit): string {
+/** Why a preferred tool could not be used, in one line. */
+function explain(tool: Preferred, programs: string, info: EarlyExit): string {
   const attach = info.kinds.get('attach');
-  if (attach) return `tcpconnlat could not attach its kprobe/fentry programs (${scrub(attach, { max: 160 })})`;
-  return `tcpconnlat stopped before attaching (${info.exit})`;
+  if (attach) return `${tool} could not attach its ${programs} (${scrub(attach, { max: 160 })})`;
+  return `${tool} stopped before attaching (${info.exit})`;
 }

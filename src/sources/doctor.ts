@@ -26,6 +26,8 @@ export interface DoctorReport {
 }
 
 export interface DoctorOptions {
+  /** connlat-probe: optional (not in Debian's libbpf-tools), so a missing one only warns. */
+  connlatProbePath?: string;
   tcpconnlatPath?: string;
   tcpstatesPath?: string;
   stdbufPath?: string;
@@ -139,27 +141,32 @@ export async function collectDoctorReport(opts: DoctorOptions = {}): Promise<Doc
   const stdbuf = await findExecutable(opts.stdbufPath ?? 'stdbuf');
   add('stdbuf', stdbuf ? 'ok' : 'fail', stdbuf ?? `${opts.stdbufPath ?? 'stdbuf'} not found: install coreutils`);
   const timeoutMs = opts.probeTimeoutMs ?? 3000;
-  const probe = async (tool: ToolName, path: string): Promise<ProbeResult | undefined> => {
+  const probe = async (tool: ToolName, path: string, missing: DoctorStatus, install: string): Promise<ProbeResult | undefined> => {
     const found = await findExecutable(path);
-    add(tool, found ? 'ok' : 'fail', found ? `found at ${found}` : `not found at ${path}: install libbpf-tools`);
+    add(tool, found ? 'ok' : missing, found ? `found at ${found}` : `not found at ${path}: ${install}`);
     if (!found || !stdbuf) return undefined;
     return probeTool(stdbuf, found, timeoutMs);
   };
-  const [connlat, states] = await Promise.all([
-    probe('tcpconnlat', opts.tcpconnlatPath ?? DEFAULT_TOOL_PATHS.tcpconnlat),
-    probe('tcpstates', opts.tcpstatesPath ?? DEFAULT_TOOL_PATHS.tcpstates),
+  const [ours, connlat, states] = await Promise.all([
+    probe('connlat-probe', opts.connlatProbePath ?? DEFAULT_TOOL_PATHS['connlat-probe'], 'warn', 'build it with scripts/build-probe.sh (the agent image has it)'),
+    probe('tcpconnlat', opts.tcpconnlatPath ?? DEFAULT_TOOL_PATHS.tcpconnlat, 'fail', 'install libbpf-tools'),
+    probe('tcpstates', opts.tcpstatesPath ?? DEFAULT_TOOL_PATHS.tcpstates, 'fail', 'install libbpf-tools'),
   ]);
+  if (ours) add('connlat-probe attach (tracepoints)', ours.attached ? 'ok' : 'warn', ours.detail);
   if (connlat) add('tcpconnlat attach (kprobe/fentry)', connlat.attached ? 'ok' : 'warn', connlat.detail);
   if (states) add('tcpstates attach (tracepoint)', states.attached ? 'ok' : 'fail', states.detail);
 
-  let auto: DoctorReport['auto'];
-  if (connlat?.attached) auto = { tool: 'tcpconnlat', reason: 'tcpconnlat attached' };
-  else {
-    const why = connlat ? `tcpconnlat ${connlat.detail}` : 'tcpconnlat cannot run';
-    auto = states?.attached
-      ? { tool: 'tcpstates', reason: `${why}; tcpstates attached` }
-      : { tool: undefined, reason: `${why}; tcpstates ${states ? states.detail : 'cannot run'}` };
+  // the order `auto` tries them in
+  const why: string[] = [];
+  let auto: DoctorReport['auto'] | undefined;
+  for (const [tool, result] of [['connlat-probe', ours], ['tcpconnlat', connlat], ['tcpstates', states]] as const) {
+    if (result?.attached) {
+      auto = { tool, reason: [...why, `${tool} attached`].join('; ') };
+      break;
+    }
+    why.push(result ? `${tool} ${result.detail}` : `${tool} cannot run`);
   }
+  auto ??= { tool: undefined, reason: why.join('; ') };
   add('auto source', auto.tool ? 'ok' : 'fail', auto.tool ? `would use ${auto.tool}: ${auto.reason}` : `no tool can run: ${auto.reason}`);
   return { items, auto };
 }

@@ -1,4 +1,5 @@
-// createSource: the one place a source spec ('auto' | 'tcpconnlat' | 'tcpstates' | 'file:PATH' | '-') becomes a Source.
+// createSource: the one place a source spec ('auto' | 'connlat-probe' | 'tcpconnlat' | 'tcpstates' | 'file:PATH' | '-')
+// becomes a Source.
 import type { Readable } from 'node:stream';
 import { SOURCE_SPEC_EXPECTED, SourceSpecSchema, type SourceSpec } from '../specs.ts';
 import { DEFAULT_TOOL_PATHS, type Source } from './types.ts';
@@ -8,6 +9,7 @@ import { ReplaySource } from './replay.ts';
 import { ToolSource } from './tool.ts';
 
 export interface CreateSourceOptions {
+  connlatProbePath?: string;
   tcpconnlatPath?: string;
   tcpstatesPath?: string;
   stdbufPath?: string;
@@ -26,6 +28,7 @@ export function createSource(spec: SourceSpec | string, opts: CreateSourceOption
   const parsed = typeof spec === 'string' ? SourceSpecSchema.safeParse(spec) : { success: true as const, data: spec };
   if (!parsed.success) throw new Error(`unknown source '${String(spec)}': ${SOURCE_SPEC_EXPECTED}`);
   const source = parsed.data;
+  const connlatProbePath = opts.connlatProbePath ?? DEFAULT_TOOL_PATHS['connlat-probe'];
   const tcpconnlatPath = opts.tcpconnlatPath ?? DEFAULT_TOOL_PATHS.tcpconnlat;
   const tcpstatesPath = opts.tcpstatesPath ?? DEFAULT_TOOL_PATHS.tcpstates;
   const common = {
@@ -36,10 +39,10 @@ export function createSource(spec: SourceSpec | string, opts: CreateSourceOption
   const replay = opts.drainTimeoutMs !== undefined ? { drainTimeoutMs: opts.drainTimeoutMs } : {};
   switch (source.kind) {
     case 'auto':
-      return new AutoSource({ tcpconnlatPath, tcpstatesPath, ...common, ...(opts.logger ? { logger: opts.logger } : {}) });
+      return new AutoSource({ connlatProbePath, tcpconnlatPath, tcpstatesPath, ...common, ...(opts.logger ? { logger: opts.logger } : {}) });
     case 'tool':
       // No min-latency argument for tcpconnlat: we want every connect, the slow threshold is ours.
-      return new ToolSource({ tool: source.tool, path: source.tool === 'tcpconnlat' ? tcpconnlatPath : tcpstatesPath, ...common });
+      return new ToolSource({ tool: source.tool, path: { 'connlat-probe': connlatProbePath, tcpconnlat: tcpconnlatPath, tcpstates: tcpstatesPath }[source.tool], ...common });
     case 'stdin':
       return new ReplaySource({ stdin: opts.stdin ?? process.stdin }, replay);
     case 'file':

@@ -1,7 +1,11 @@
 import type { ToolName } from '../event.ts';
 
 /** Where Debian's libbpf-tools installs the tools (the one place these paths are written). */
-export const DEFAULT_TOOL_PATHS: Readonly<Record<ToolName, string>> = { tcpconnlat: '/usr/sbin/tcpconnlat', tcpstates: '/usr/sbin/tcpstates' };
+export const DEFAULT_TOOL_PATHS: Readonly<Record<ToolName, string>> = {
+  'connlat-probe': '/usr/sbin/connlat-probe',
+  tcpconnlat: '/usr/sbin/tcpconnlat',
+  tcpstates: '/usr/sbin/tcpstates',
+};
 
 /** Callbacks a source drives. All are synchronous and cheap; the source never waits on the pipeline. */
 export interface SourceHooks {

@@ -7,8 +7,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AutoSource } from '../../src/sources/auto.ts';
 import { FAKE_TOOLS, recorder, waitFor } from './helpers.ts';
+import { findProbe } from '../support/probe/probe.ts';
 
 const tmp = await mkdtemp(join(tmpdir(), 'connlat-auto-'));
+
+/** Runs `src` until `done()` holds (or timeoutMs), stops it, and returns what it reported. */
+async function runUntil(src: AutoSource, done: (r: ReturnType<typeof recorder>) => boolean, what: string, timeoutMs = 5000) {
+  const r = recorder();
+  const running = src.run(r);
+  await waitFor(() => done(r), timeoutMs, what);
+  await src.stop();
+  await running;
+  return r;
+}
 
 test('auto falls back to tcpstates when tcpconnlat cannot attach, and says why exactly once', async () => {
   const src = new AutoSource({
@@ -58,11 +69,7 @@ test('auto keeps tcpconnlat when it attaches', async () => {
     tcpconnlatArgs: ['2', '0', join(tmp, 'connlat-ok-state'), 'tcpconnlat'],
     tcpstatesPath: join(FAKE_TOOLS, 'tcpstates-ok.sh'),
   });
-  const r = recorder();
-  const done = src.run(r);
-  await waitFor(() => r.lines.length === 3 && src.ready(), 5000, 'tcpconnlat header and lines');
-  await src.stop();
-  await done;
+  const r = await runUntil(src, (r) => r.lines.length === 3 && src.ready(), 'tcpconnlat header and lines', 5000);
   assert.deepEqual(r.selected.map((s) => s.tool), ['tcpconnlat']);
   assert.match(r.selected[0]!.reason, /attached/);
   assert.equal(src.format(), 'tcpconnlat');
@@ -71,11 +78,7 @@ test('auto keeps tcpconnlat when it attaches', async () => {
 
 test('auto uses tcpstates when there is no tcpconnlat binary', async () => {
   const src = new AutoSource({ tcpconnlatPath: join(tmp, 'missing-tcpconnlat'), tcpstatesPath: join(FAKE_TOOLS, 'tcpstates-ok.sh') });
-  const r = recorder();
-  const done = src.run(r);
-  await waitFor(() => r.lines.length === 2, 5000, 'tcpstates output');
-  await src.stop();
-  await done;
+  const r = await runUntil(src, (r) => r.lines.length === 2, 'tcpstates output', 5000);
   assert.deepEqual(r.selected.map((s) => s.tool), ['tcpstates']);
   assert.match(r.selected[0]!.reason, /tcpconnlat not found at .*missing-tcpconnlat/);
 });
@@ -100,4 +103,47 @@ test('auto on the real tools of this machine picks one tool, once, and format() 
   assert.equal(src.format(), r.selected[0]!.tool);
   if (r.selected[0]!.tool === 'tcpstates') assert.match(r.selected[0]!.reason, /tcpconnlat/);
   console.log(`auto on this machine: ${r.selected[0]!.tool}: ${r.selected[0]!.reason}`);
+});
+
+test('auto prefers connlat-probe when it attaches (the real one)', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to load BPF programs');
+  const probe = await findProbe();
+  if (probe.skip) return t.skip(probe.skip);
+  const src = new AutoSource({
+    connlatProbePath: probe.path,
+    tcpconnlatPath: join(FAKE_TOOLS, 'tcpconnlat-attach-fail.sh'),
+    tcpstatesPath: join(FAKE_TOOLS, 'tcpstates-ok.sh'),
+  });
+  assert.equal(src.format(), 'connlat-probe');
+  const r = await runUntil(src, (r) => r.lines.length >= 1 && src.ready(), 'connlat-probe header', 15_000);
+  assert.deepEqual(r.selected.map((s) => s.tool), ['connlat-probe']);
+  assert.match(r.selected[0]!.reason, /^connlat-probe attached \(tracepoints/);
+  assert.match(r.lines[0]!.text, /^TIME\(s\) +PID +COMM .* # connlat-probe format 1$/);
+  assert.deepEqual(r.diagnostics, []);
+});
+
+test('auto passes over a connlat-probe that cannot attach, then a tcpconnlat that cannot, and names both', async () => {
+  const src = new AutoSource({
+    connlatProbePath: join(FAKE_TOOLS, 'connlat-probe-attach-fail.sh'),
+    tcpconnlatPath: join(FAKE_TOOLS, 'tcpconnlat-attach-fail.sh'),
+    tcpstatesPath: join(FAKE_TOOLS, 'tcpstates-ok.sh'),
+    backoff: { initialMs: 10, maxMs: 50, resetAfterMs: 60_000 },
+  });
+  const r = await runUntil(src, (r) => r.lines.length === 2, 'tcpstates output', 5000);
+  assert.deepEqual(r.selected.map((s) => s.tool), ['tcpstates']);
+  assert.match(r.selected[0]!.reason,
+    /^connlat-probe could not attach its tracepoint programs \(failed to attach BPF program to sock:inet_sk_error_report .*\); tcpconnlat could not attach its kprobe\/fentry programs .*; using tcpstates/);
+  assert.equal(r.restarts.length, 0, 'neither failed tool is restarted');
+});
+
+test('auto with no connlat-probe installed says so and keeps tcpconnlat when it attaches', async () => {
+  const src = new AutoSource({
+    connlatProbePath: join(tmp, 'missing-connlat-probe'),
+    tcpconnlatPath: join(FAKE_TOOLS, 'crash-after-lines.sh'),
+    tcpconnlatArgs: ['2', '0', join(tmp, 'connlat-ok-state-2'), 'tcpconnlat'],
+    tcpstatesPath: join(FAKE_TOOLS, 'tcpstates-ok.sh'),
+  });
+  const r = await runUntil(src, (r) => r.lines.length === 3, 'tcpconnlat header and lines', 5000);
+  assert.deepEqual(r.selected.map((s) => s.tool), ['tcpconnlat']);
+  assert.match(r.selected[0]!.reason, /^connlat-probe not found at .*missing-connlat-probe; tcpconnlat attached/);
 });

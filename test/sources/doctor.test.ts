@@ -68,10 +68,13 @@ test('doctor with a tcpconnlat that cannot attach: auto picks tcpstates and says
 });
 
 test('doctor with missing tools fails those items and names no auto tool', async () => {
-  const report = await collectDoctorReport({ tcpconnlatPath: '/nonexistent/tcpconnlat', tcpstatesPath: '/nonexistent/tcpstates' });
+  const report = await collectDoctorReport({
+    connlatProbePath: '/nonexistent/connlat-probe', tcpconnlatPath: '/nonexistent/tcpconnlat', tcpstatesPath: '/nonexistent/tcpstates',
+  });
   assert.equal(report.auto.tool, undefined);
   const byName = new Map(report.items.map((i) => [i.name, i]));
   assert.equal(byName.get('tcpconnlat')!.status, 'fail');
+  assert.equal(byName.get('connlat-probe')!.status, 'warn', 'optional: not part of libbpf-tools');
   assert.match(byName.get('tcpstates')!.detail, /not found at \/nonexistent\/tcpstates/);
   assert.equal(byName.get('auto source')!.status, 'fail');
 });
@@ -84,7 +87,9 @@ test('doctor on the real tools of this machine', async (t) => {
   console.log(formatDoctorReport(report));
   console.log(`doctor took ${ms} ms`);
   const connlat = report.items.find((i) => i.name === 'tcpconnlat attach (kprobe/fentry)');
-  if (connlat?.status === 'ok') assert.equal(report.auto.tool, 'tcpconnlat');
+  const ours = report.items.find((i) => i.name === 'connlat-probe attach (tracepoints)');
+  if (ours?.status === 'ok') assert.equal(report.auto.tool, 'connlat-probe');
+  else if (connlat?.status === 'ok') assert.equal(report.auto.tool, 'tcpconnlat');
   else if (report.auto.tool !== undefined) assert.equal(report.auto.tool, 'tcpstates');
   assert.ok(ms < 5000, 'each probe is bounded at about 3 s and they run in parallel');
 });

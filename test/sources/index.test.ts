@@ -6,7 +6,11 @@ import { AutoSource, createSource, ReplaySource, ToolSource } from '../../src/so
 test('createSource maps every spec to its source', () => {
   const auto = createSource('auto');
   assert.ok(auto instanceof AutoSource);
-  assert.equal(auto.format(), 'tcpconnlat');
+  assert.equal(auto.format(), 'connlat-probe', 'auto tries connlat-probe first');
+  const probe = createSource('connlat-probe', { connlatProbePath: '/opt/x/connlat-probe' });
+  assert.ok(probe instanceof ToolSource);
+  assert.equal(probe.description, 'connlat-probe (/opt/x/connlat-probe)');
+  assert.equal(probe.format(), 'connlat-probe');
   const connlat = createSource('tcpconnlat', { tcpconnlatPath: '/opt/x/tcpconnlat' });
   assert.ok(connlat instanceof ToolSource);
   assert.equal(connlat.description, 'tcpconnlat (/opt/x/tcpconnlat)');
@@ -25,6 +29,6 @@ test('createSource maps every spec to its source', () => {
 
 test('createSource rejects an unknown spec in one line', () => {
   for (const bad of ['', 'file:', 'tcpconnlat 1', 'kprobe']) {
-    assert.throws(() => createSource(bad), /^Error: unknown source '.*': expected auto, tcpconnlat, tcpstates, file:PATH or '-'$/);
+    assert.throws(() => createSource(bad), /^Error: unknown source '.*': expected auto, connlat-probe, tcpconnlat, tcpstates, file:PATH or '-'$/);
   }
 });
