@@ -10,6 +10,7 @@ import { ensureTracefs } from '../../src/sources/tracefs.ts';
 import { freePort } from '../support/net.ts';
 import { startAgent } from '../support/agent.ts';
 import { startOtlpReceiver } from '../support/otlp/receiver.ts';
+import { findProbe } from '../support/probe/probe.ts';
 import { attrs, logRecords } from '../telemetry/helpers.ts';
 
 const TCPSTATES = '/usr/sbin/tcpstates';
@@ -64,10 +65,14 @@ function sumPoints(requests: any[], metric: string, port: number, kind: 'histogr
   return 0;
 }
 
-for (const source of ['tcpstates', 'auto'] as const) {
+for (const source of ['tcpstates', 'auto', 'connlat-probe'] as const) {
   test(`--source ${source}: N connects and M failures, live over OTLP gRPC`, { timeout: 120_000 }, async (t) => {
     const why = await bpfUnavailable();
     if (why) return t.skip(why);
+    const probe = source === 'connlat-probe' ? await findProbe() : undefined;
+    if (probe?.skip) return t.skip(probe.skip);
+    // auto here is the libbpf-tools fallback: connlat-probe pointed at nothing, as on a node without it
+    const sourceArgs = probe ? ['--connlat-probe-path', probe.path!] : source === 'auto' ? ['--connlat-probe-path', '/nonexistent/connlat-probe'] : [];
     const N = 12;
     const M = 4;
     const receiver = await startOtlpReceiver();
@@ -80,7 +85,7 @@ for (const source of ['tcpstates', 'auto'] as const) {
     const healthPort = await freePort();
 
     const agent = startAgent(
-      ['--source', source, '--export', 'otlp', '--otlp-endpoint', receiver.endpoint, '--slow-ms', '0', '--export-interval-ms', '500', '--health-addr', `127.0.0.1:${healthPort}`, '--view', 'off'],
+      ['--source', source, ...sourceArgs, '--export', 'otlp', '--otlp-endpoint', receiver.endpoint, '--slow-ms', '0', '--export-interval-ms', '500', '--health-addr', `127.0.0.1:${healthPort}`, '--view', 'off'],
       {
         NODE_NAME: 'node-e2e',
         POD_NAME: 'connlat-x7k2p',
