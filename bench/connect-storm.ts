@@ -1,0 +1,212 @@
+// npm run bench:storm (root): connects at fixed rates on loopback, in a network namespace of its own, and what the
+// connect tools cost: CPU per connect of tool + agent for connlat-probe and for tcpstates (and of the agent alone
+// for tcpconnlat-format lines written into it at the same rate), events lost, and the connect rate a workload
+// reaches with and without each tool attached (the kernel-side cost). BENCHMARKS.md records the results.
+//
+// Workload: bench/storm-peer.py (blocking Python clients paced in 10 ms slots, RST close, pinned to CPU 0; a Python
+// accept loop, not pinned). Tool and agent are pinned to CPU 1. The tool's stdout goes through this process into the agent's
+// stdin (`--source -`), so lines can be counted; the agent runs from the sources (node type stripping).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { LineDecoder } from '../src/parse/decoder.ts';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const PEER = `${REPO}bench/storm-peer.py`;
+const CLI = `${REPO}bin/connlat.js`;
+const PORT = 9000;
+const SECONDS = Number(process.env.STORM_SECONDS ?? 5);
+const RATES = (process.env.STORM_RATES ?? '1000,5000,10000,20000').split(',').map(Number);
+const NS = `connlat-bench-${process.pid}`;
+const TICK = 100; // USER_HZ
+
+type Mode = 'connlat-probe' | 'tcpstates' | 'tcpconnlat-lines';
+
+function sh(file: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${file} ${args.join(' ')}: ${err.trim()}`))));
+  });
+}
+
+/** user + system CPU seconds of a process so far. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICK;
+}
+
+function exited(p: ChildProcess): Promise<void> {
+  return p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', () => r()));
+}
+
+/** Runs the workload at `rate` connects/s (0: flat out) split over `clients` processes on CPU 0. */
+async function workload(rate: number, clients: number): Promise<{ connects: number; failed: number; seconds: number }> {
+  const runs = await Promise.all(Array.from({ length: clients }, () =>
+    sh('ip', ['netns', 'exec', NS, 'taskset', '-c', '0', 'python3', PEER, 'connect', String(PORT), String(rate / clients), String(SECONDS)])));
+  const parts = runs.map((r) => JSON.parse(r) as { connects: number; failed: number; seconds: number });
+  return { connects: parts.reduce((n, p) => n + p.connects, 0), failed: parts.reduce((n, p) => n + p.failed, 0), seconds: Math.max(...parts.map((p) => p.seconds)) };
+}
+
+interface Attached {
+  tool?: ChildProcess;
+  agent?: ChildProcess;
+  lines: () => string[];
+  lost: () => number;
+  stop: () => Promise<void>;
+}
+
+/** Waits until a starting agent has loaded (its CPU time stops growing), so that its start-up is not measured. */
+async function idle(agent: ChildProcess | undefined): Promise<void> {
+  if (!agent) return;
+  let last = -1;
+  for (let i = 0; i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = cpuSeconds(agent.pid!);
+    if (now - last < 0.02) return;
+    last = now;
+  }
+}
+
+/** Starts `mode` (tool into agent, or synthetic tcpconnlat lines into agent); resolves once the tool attached. */
+async function attach(mode: Mode, withAgent: boolean, probePath: string): Promise<Attached> {
+  const agent = withAgent
+    ? spawn('taskset', ['-c', '1', process.execPath, CLI, 'run', '--source', '-', '--export', 'otlp-json:/dev/null', '--health-addr', 'off',
+      '--view', 'off', '--kubernetes', 'off', '--export-interval-ms', '10000'], { stdio: ['pipe', 'ignore', 'pipe'] })
+    : undefined;
+  agent?.stderr!.resume();
+  const kept: string[] = [];
+  let partial = '';
+  let lost = 0;
+  const keep = (chunk: Buffer) => {
+    agent?.stdin!.write(chunk);
+    const text = partial + chunk.toString('latin1');
+    const cut = text.lastIndexOf('\n');
+    partial = text.slice(cut + 1);
+    // keep only what names our port: the tools see every connect of the machine
+    for (const line of text.slice(0, cut).split('\n')) if (line.includes(` ${PORT} `) || /^[A-Z]/.test(line)) kept.push(line);
+  };
+  if (mode === 'tcpconnlat-lines') await idle(agent);
+  if (mode === 'tcpconnlat-lines') return { agent, lines: () => kept, lost: () => 0, stop: async () => { agent?.stdin!.end(); if (agent) await exited(agent); } };
+  const tool = mode === 'connlat-probe'
+    ? spawn('taskset', ['-c', '1', probePath], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('taskset', ['-c', '1', 'stdbuf', '-oL', '/usr/sbin/tcpstates'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  tool.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    for (const m of d.toString().matchAll(/^lost (\d+) events/gm)) lost += Number(m[1]);
+  });
+  tool.stdout!.on('data', keep);
+  await idle(agent);
+  const deadline = Date.now() + 15_000;
+  while (kept.length === 0) {
+    if (Date.now() > deadline || tool.exitCode !== null) throw new Error(`${mode} did not attach: ${err.trim()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    tool, agent, lines: () => kept, lost: () => lost,
+    stop: async () => {
+      tool.kill('SIGINT');
+      await exited(tool);
+      agent?.stdin!.end();
+      if (agent) await exited(agent);
+    },
+  };
+}
+
+/** Writes tcpconnlat lines for `rate` connects/s into the agent for SECONDS, in 50 ms batches (a tool's flushes). */
+async function writeConnlatLines(agent: ChildProcess, rate: number): Promise<number> {
+  agent.stdin!.write('PID    COMM         IP SADDR            DADDR            DPORT LAT(ms)\n');
+  const perBatch = rate / 20;
+  let written = 0;
+  const start = performance.now();
+  for (let b = 0; b < SECONDS * 20; b++) {
+    let chunk = '';
+    for (let i = 0; i < perBatch; i++, written++) chunk += `${String(20000 + (written % 5000)).padEnd(6)} python3      4  127.0.0.1        127.0.0.1        ${PORT}  0.0${written % 10}\n`;
+    agent.stdin!.write(chunk);
+    const wait = start + (b + 1) * 50 - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  return written;
+}
+
+function connectsSeen(mode: Mode, lines: string[]): number {
+  if (mode === 'tcpconnlat-lines') return 0;
+  const decoder = new LineDecoder(mode);
+  let n = 0;
+  for (const line of lines) {
+    const r = decoder.decode(line, 0);
+    if (r.kind === 'event' && r.event.dport === PORT && !r.event.failed) n++;
+  }
+  return n;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('connect-storm needs root (network namespace, BPF)');
+  const probePath = /^connlat-probe=(.+)$/m.exec(await sh(`${REPO}scripts/build-probe.sh`, []))?.[1];
+  if (!probePath) throw new Error('scripts/build-probe.sh printed no path');
+  await sh('ip', ['netns', 'add', NS]);
+  let server: ChildProcess | undefined;
+  try {
+    await sh('ip', ['-n', NS, 'link', 'set', 'lo', 'up']);
+    // ports for 20k connects/s, and an accept queue that never overflows (an overflow costs a 1 s SYN retransmit)
+    await sh('ip', ['netns', 'exec', NS, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=10000 65000', 'net.core.somaxconn=65535',
+      'net.ipv4.tcp_max_syn_backlog=65535']);
+    server = spawn('ip', ['netns', 'exec', NS, 'python3', PEER, 'serve', String(PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((r) => server!.stdout!.once('data', () => r()));
+    console.log(`connect storm: ${SECONDS} s per case, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+
+    // kernel-side cost: the workload flat out, with nothing, then with each tool attached (its output discarded)
+    console.log('\nworkload flat out (1 client, CPU 0), tool user space on CPU 1:');
+    await workload(0, 1); // warm-up, not counted: the first flat-out run in a fresh namespace is always slow
+    const flat: Record<string, number[]> = { none: [], 'connlat-probe': [], tcpstates: [] };
+    for (let round = 0; round < 2; round++) {
+      for (const mode of ['none', 'connlat-probe', 'tcpstates'] as const) {
+        const a = mode === 'none' ? undefined : await attach(mode, false, probePath);
+        const w = await workload(0, 1);
+        await a?.stop();
+        const rate = w.connects / w.seconds;
+        flat[mode]!.push(rate);
+        console.log(`  ${mode.padEnd(14)} ${Math.round(rate).toLocaleString('en')} connects/s${a ? `, lost ${a.lost()}` : ''}`);
+      }
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    for (const mode of ['connlat-probe', 'tcpstates']) {
+      console.log(`  ${mode}: ${(mean(flat[mode]!) / mean(flat.none!)).toFixed(3)} of the connect rate without a tool (mean of 2 runs each)`);
+    }
+
+    console.log('\nfixed rates: CPU of tool + agent per connect (CPU 1), events lost');
+    console.log('| target/s | achieved/s | mode | tool CPU % | agent CPU % | us per connect (tool + agent) | connects seen / made | lost (stderr) |');
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const rate of RATES) {
+      for (const mode of ['connlat-probe', 'tcpstates', 'tcpconnlat-lines'] as const) {
+        const a = await attach(mode, true, probePath);
+        const tool0 = a.tool ? cpuSeconds(a.tool.pid!) : 0;
+        const agent0 = cpuSeconds(a.agent!.pid!);
+        const t0 = performance.now();
+        const w = mode === 'tcpconnlat-lines'
+          ? { connects: await writeConnlatLines(a.agent!, rate), failed: 0, seconds: SECONDS }
+          : await workload(rate, rate >= 10000 ? 2 : 1);
+        await new Promise((r) => setTimeout(r, 500)); // drain
+        const wall = (performance.now() - t0) / 1000;
+        const toolCpu = a.tool ? cpuSeconds(a.tool.pid!) - tool0 : 0;
+        const agentCpu = cpuSeconds(a.agent!.pid!) - agent0;
+        await a.stop();
+        const seen = connectsSeen(mode, a.lines());
+        const usPer = ((toolCpu + agentCpu) / w.connects) * 1e6;
+        console.log(`| ${rate.toLocaleString('en')} | ${Math.round(w.connects / w.seconds).toLocaleString('en')} | ${mode} | ${(toolCpu / wall * 100).toFixed(1)} | ${(agentCpu / wall * 100).toFixed(1)} | ${usPer.toFixed(1)} | ${mode === 'tcpconnlat-lines' ? '-' : `${seen} / ${w.connects}`} | ${a.lost()} |`);
+      }
+    }
+    console.log(`\nload average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  } finally {
+    server?.kill('SIGTERM');
+    await sh('ip', ['netns', 'del', NS]).catch(() => undefined);
+  }
+}
+
+await main();
