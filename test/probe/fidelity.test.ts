@@ -256,6 +256,41 @@ describe('connlat-probe lifecycle (real tool)', { skip: process.getuid?.() !== 0
     });
   }
 
+  test('runs as an unprivileged user with only CAP_BPF and CAP_PERFMON (no root, no tracefs access)', async (t) => {
+    const { chmod, copyFile, mkdtemp: mkdtempP, readFile, rm: rmP } = await import('node:fs/promises');
+    // nobody cannot read the build cache under /root: a world-readable copy
+    const dir = await mkdtempP(join(tmpdir(), 'connlat-probe-caps-'));
+    const path = join(dir, 'connlat-probe');
+    await copyFile(probe.path!, path);
+    await chmod(dir, 0o755);
+    await chmod(path, 0o755);
+    const caps = '-all,+bpf,+perfmon';
+    const run = new ProbeRun('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', `--inh-caps=${caps}`, `--ambient-caps=${caps}`,
+      `--bounding-set=${caps}`, '--no-new-privs', '--', path]);
+    try {
+      try {
+        await run.attached();
+      } catch (err) {
+        return t.skip(`BPF cannot run here: ${(err as Error).message}`);
+      }
+      const status = await readFile(`/proc/${run.child.pid}/status`, 'latin1');
+      assert.match(status, /^Uid:\s+65534\s/m);
+      assert.match(status, /^CapEff:\s+000000c000000000$/m, 'CAP_BPF (39) and CAP_PERFMON (38) only');
+      const { createServer, connect } = await import('node:net');
+      const server = createServer();
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = (server.address() as { port: number }).port;
+      await new Promise((r) => server.close(r));
+      await new Promise((r) => connect(port, '127.0.0.1').once('error', r));
+      assert.deepEqual(await run.stop('SIGINT'), { code: 0, signal: null }, run.stderr);
+      const events = eventsTo(run.lines(), 'connlat-probe', ['127.0.0.1']).filter((e) => e.dport === port);
+      assert.deepEqual(events.map((e) => [e.result, e.pid]), [['refused', process.pid]]);
+    } finally {
+      await run.stop('SIGKILL');
+      await rmP(dir, { recursive: true, force: true });
+    }
+  });
+
   test('--version names the output format; a bad argument exits 2 with a one-line reason', async () => {
     const { execFile } = await import('node:child_process');
     const exec = (args: string[]) => new Promise<{ code: number; out: string; err: string }>((resolve) => {
