@@ -104,7 +104,7 @@ test('agent image (bpf-tools/Dockerfile.agent, built by podman): doctor, replay,
   assert.deepEqual(config.Entrypoint, ['node', 'dist/cli.js']);
   assert.deepEqual(config.Cmd, ['run']);
   assert.equal(config.WorkingDir, '/app');
-  const present = ['/usr/sbin/tcpconnlat', '/usr/sbin/tcpstates', '/usr/bin/stdbuf', '/usr/local/bin/node', '/app/dist/cli.js', '/app/node_modules/zod'];
+  const present = ['/usr/sbin/connlat-probe', '/usr/sbin/tcpconnlat', '/usr/sbin/tcpstates', '/usr/bin/stdbuf', '/usr/local/bin/node', '/app/dist/cli.js', '/app/node_modules/zod'];
   // Only the compiled agent and its runtime dependencies: no sources, no compiler, no dev dependencies, and nothing of
   // the build machine's TLS trust that build-images.sh lends the RUN steps.
   const absent = ['/app/src', '/app/node_modules/typescript', '/app/node_modules/fast-check', '/app/tsconfig.json', '/usr/bin/gcc', '/usr/local/etc/npmrc', '/usr/local/etc/build-ca.crt'];
@@ -116,6 +116,7 @@ test('agent image (bpf-tools/Dockerfile.agent, built by podman): doctor, replay,
     assert.equal(doctor.code, 0, doctor.stderr);
     assert.match(doctor.stdout, /ok\s+stdbuf\s+\/usr\/bin\/stdbuf/);
     assert.match(doctor.stdout, /ok\s+tcpconnlat\s+found at \/usr\/sbin\/tcpconnlat/);
+    assert.match(doctor.stdout, /ok\s+connlat-probe\s+found at \/usr\/sbin\/connlat-probe/);
     assert.match(doctor.stdout, /ok\s+tcpstates\s+found at \/usr\/sbin\/tcpstates/);
   });
 
@@ -141,6 +142,9 @@ test('agent image (bpf-tools/Dockerfile.agent, built by podman): doctor, replay,
     tt.diagnostic(doctor.stdout.trim());
     assert.match(doctor.stdout, /capabilities\s+CapEff 000000c000000000: CAP_BPF, CAP_PERFMON\b/);
     assert.match(doctor.stdout, /ok\s+tcpstates attach \(tracepoint\)\s+attached/);
+    // the image's own tool, with the DaemonSet's capabilities only: what --source=auto runs there
+    assert.match(doctor.stdout, /ok\s+connlat-probe attach \(tracepoints\)\s+attached/);
+    assert.match(doctor.stdout, /ok\s+auto source\s+would use connlat-probe/);
 
     const server = createServer((s) => s.end());
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
