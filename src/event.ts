@@ -66,10 +66,24 @@ export function isSlowConnect(event: ConnectEvent, slowMs: number): boolean {
   return event.latencyMs > slowMs;
 }
 
-/** `curl[21168] 10.0.2.15 -> 76.76.21.21:443 took 47.80 ms` (or `failed after`; IPv6 destinations as `[addr]:port`);
- * `verbPrefix` goes before the verb (the log body says `connect took`). */
+/** "refused", "other:104": why a failed connect failed, when the tool says (connlat-probe); undefined otherwise. */
+export function failureReason(event: ConnectEvent): string | undefined {
+  if (event.result === undefined || event.result === 'ok') return undefined;
+  return event.result === 'other' ? `other:${event.errno}` : event.result;
+}
+
+/**
+ * `curl[21168] 10.0.2.15 -> 76.76.21.21:443 took 47.80 ms` (or `failed after`; IPv6 destinations as `[addr]:port`);
+ * `verbPrefix` goes before the verb (the log body says `connect took`). From connlat-probe, what it adds:
+ * `... failed after 2501.14 ms: aborted (2 SYN retransmits)`, `... took 1011.65 ms (1 SYN retransmit, RTT 1.000 ms)`.
+ */
 export function describeConnect(event: ConnectEvent, verbPrefix = ''): string {
   const dst = event.ipVersion === 6 ? `[${event.daddr}]:${event.dport}` : `${event.daddr}:${event.dport}`;
   const verb = event.failed ? 'failed after' : 'took';
-  return `${event.comm}[${event.pid}] ${event.saddr} -> ${dst} ${verbPrefix}${verb} ${event.latencyMs.toFixed(2)} ms`;
+  const reason = failureReason(event);
+  const extra: string[] = [];
+  if (event.synRetransmits) extra.push(`${event.synRetransmits} SYN retransmit${event.synRetransmits === 1 ? '' : 's'}`);
+  if (event.handshakeRttMs !== undefined) extra.push(`RTT ${event.handshakeRttMs.toFixed(3)} ms`);
+  return `${event.comm}[${event.pid}] ${event.saddr} -> ${dst} ${verbPrefix}${verb} ${event.latencyMs.toFixed(2)} ms` +
+    `${reason ? `: ${reason}` : ''}${extra.length ? ` (${extra.join(', ')})` : ''}`;
 }

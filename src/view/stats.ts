@@ -1,7 +1,7 @@
 // Per-destination statistics for the live terminal table. Bounded: at most `maxDestinations` entries, least recently
 // seen evicted first, and latency kept as log-spaced bucket counts (about 9% relative error) so a p99 costs nothing
 // per event and memory does not grow with traffic.
-import { describeConnect, isSlowConnect, type ConnectEvent } from '../event.ts';
+import { describeConnect, failureReason, isSlowConnect, type ConnectEvent } from '../event.ts';
 
 const BUCKETS_PER_DOUBLING = 8;
 const MIN_MS = 0.001; // 1 us
@@ -47,6 +47,10 @@ export interface DestinationStats {
   label: string;
   latency: LatencySketch;
   failures: number;
+  /** Why the last failed connect failed (connlat-probe's result; undefined from the other tools or none failed). */
+  lastFailure: string | undefined;
+  /** SYN retransmits summed over the connects (connlat-probe only). */
+  synRetransmits: number;
   lastComm: string;
 }
 
@@ -79,12 +83,15 @@ export class LiveStats {
         const oldest = this.destinations.keys().next().value;
         if (oldest !== undefined) this.destinations.delete(oldest);
       }
-      d = { key, label: dst ? `${dst} (${addr})` : addr, latency: new LatencySketch(), failures: 0, lastComm: ev.comm };
+      d = { key, label: dst ? `${dst} (${addr})` : addr, latency: new LatencySketch(), failures: 0, lastFailure: undefined, synRetransmits: 0,
+        lastComm: ev.comm };
     }
     this.destinations.set(key, d);
     d.lastComm = ev.comm;
+    d.synRetransmits += ev.synRetransmits ?? 0;
     if (ev.failed) {
       d.failures++;
+      d.lastFailure = failureReason(ev);
       this.failures++;
     } else {
       d.latency.add(ev.latencyMs);

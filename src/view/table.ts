@@ -1,5 +1,5 @@
-// The live terminal table (on a TTY): top destinations by p99, connect counts, recent slow connects, source in
-// use. Redrawn every second; text from the tools is already sanitised by the parser (no escapes in COMM).
+// The live terminal table (on a TTY): top destinations by p99, connect counts, why the last failure failed and the
+// SYN retransmits (connlat-probe), recent slow connects, source in use. Redrawn every second; text from the tools is already sanitised by the parser (no escapes in COMM).
 import type { LiveStats } from './stats.ts';
 
 export interface ViewStatus {
@@ -25,14 +25,15 @@ export function renderTable(stats: LiveStats, status: ViewStatus, width: number,
     ),
   );
   out.push('');
-  const destWidth = Math.max(20, Math.min(48, width - 62));
-  out.push(clip(`${'DESTINATION'.padEnd(destWidth)} ${'COUNT'.padStart(8)} ${'FAIL'.padStart(6)} ${'p50 ms'.padStart(8)} ${'p90 ms'.padStart(8)} ${'p99 ms'.padStart(8)}  LAST COMM`));
+  const destWidth = Math.max(20, Math.min(48, width - 86));
+  out.push(clip(`${'DESTINATION'.padEnd(destWidth)} ${'COUNT'.padStart(8)} ${'FAIL'.padStart(6)} ${'REASON'.padEnd(16)} ${'RETX'.padStart(5)} ${'p50 ms'.padStart(8)} ${'p90 ms'.padStart(8)} ${'p99 ms'.padStart(8)}  LAST COMM`));
   const topN = Math.max(3, rows - 17);
   for (const d of stats.top(topN)) {
     const l = d.latency;
     out.push(
       clip(
         `${d.label.slice(0, destWidth).padEnd(destWidth)} ${String(l.count).padStart(8)} ${String(d.failures).padStart(6)} ` +
+          `${(d.lastFailure ?? '-').slice(0, 16).padEnd(16)} ${String(d.synRetransmits).padStart(5)} ` +
           `${fmt(l.quantile(0.5)).padStart(8)} ${fmt(l.quantile(0.9)).padStart(8)} ${fmt(l.quantile(0.99)).padStart(8)}  ${d.lastComm}`,
       ),
     );

@@ -36,8 +36,8 @@ test('live table on a TTY', { timeout: 60_000 }, async (t) => {
   const last = frames.at(-1)!;
   assert.ok(frames.length >= 3, `redrawn at least twice: ${JSON.stringify(screen.slice(0, 500))}`);
   assert.match(last, /connlat {2}source: tcpconnlat .*\[ready\]/);
-  assert.match(last, /DESTINATION +COUNT +FAIL +p50 ms +p90 ms +p99 ms/);
-  assert.match(last, /76\.76\.21\.21:443 +1 +0 +47\.8 +47\.8 +47\.8 +curl/);
+  assert.match(last, /DESTINATION +COUNT +FAIL +REASON +RETX +p50 ms +p90 ms +p99 ms/);
+  assert.match(last, /76\.76\.21\.21:443 +1 +0 +- +0 +47\.8 +47\.8 +47\.8 +curl/);
   assert.match(last, /127\.0\.0\.1:8080 +1 +0/);
   assert.match(last, /curl\[21168\] 10\.0\.2\.15 -> 76\.76\.21\.21:443 took 47\.80 ms/);
   child.stdin!.write('\x03'); // Ctrl-C on the terminal: SIGINT to the agent (and, without care, the tool)

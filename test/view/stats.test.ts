@@ -42,3 +42,24 @@ test('table orders by p99 and lists slow and failed connects', () => {
   assert.match(text, /curl\[42\] 10\.0\.0\.1 -> 10\.0\.0\.3:443 took 250\.00 ms/);
   assert.match(text, /curl\[42\] 10\.0\.0\.1 -> 10\.0\.0\.4:5432 failed after 3000\.00 ms/);
 });
+
+test('with connlat-probe events: the reason of the last failure and the SYN retransmits per destination, and in the recent list', () => {
+  const stats = new LiveStats({ slowMs: 100 });
+  const probe = (daddr: string, latencyMs: number, extra: Partial<ConnectEvent>): ConnectEvent => ({
+    ...ev(daddr, 443, latencyMs), tool: 'connlat-probe', sport: 40000, result: 'ok', errno: undefined, synRetransmits: 0,
+    handshakeRttMs: undefined, ...extra,
+  });
+  stats.observe(probe('10.0.0.7', 1011.65, { synRetransmits: 1, handshakeRttMs: 1 }));
+  stats.observe(probe('10.0.0.8', 0.18, { failed: true, result: 'refused' }));
+  stats.observe(probe('10.0.0.8', 2501.14, { failed: true, result: 'aborted', synRetransmits: 2 }));
+  stats.observe(probe('10.0.0.9', 3.2, { failed: true, result: 'other', errno: 104 }));
+  const text = renderTable(stats, { source: 'connlat-probe', ready: true, linesRejected: 0, restarts: 0, lostEvents: 0, enrichment: 'k8s: off', exports: 'otlp' }, 140, 40);
+  const row = (addr: string) => text.split('\n').find((l) => l.startsWith(addr))!.split(/ +/);
+  assert.match(text, /^DESTINATION +COUNT +FAIL REASON +RETX +p50 ms/m);
+  assert.deepEqual(row('10.0.0.7:443').slice(1, 5), ['1', '0', '-', '1']);
+  assert.deepEqual(row('10.0.0.8:443').slice(1, 5), ['0', '2', 'aborted', '2']);
+  assert.deepEqual(row('10.0.0.9:443').slice(1, 5), ['0', '1', 'other:104', '0']);
+  assert.match(text, /curl\[42\] 10\.0\.0\.1 -> 10\.0\.0\.7:443 took 1011\.65 ms \(1 SYN retransmit, RTT 1\.000 ms\)/);
+  assert.doesNotMatch(text, /failed after 0\.18 ms/, 'a fast refusal is counted, not listed (the slow-log rule)');
+  assert.match(text, /-> 10\.0\.0\.8:443 failed after 2501\.14 ms: aborted \(2 SYN retransmits\)$/m);
+});
