@@ -13,7 +13,7 @@ step() { printf '\n== setup: %s (%s)\n' "$*" "$(date -u +%T)" >&2; }
 need=(
   libbpf-tools              # tcpconnlat, tcpstates
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config  # connlat-probe (scripts/build-probe.sh)
-  nftables iptables         # connlat-probe fidelity tests: dropped SYNs, ICMP rejects in a test netns
+  nftables                  # connlat-probe fidelity tests: dropped SYNs, ICMP rejects in a test netns
   prometheus                # remote-write backend of the collector e2e tests, promtool
   debootstrap               # the local Debian base image (no registry here), scripts/build-images.sh
   podman                    # builds and runs our images (scripts/build-images.sh, scripts/podman.sh; runc, buildah below)
