@@ -147,6 +147,47 @@ function connectsSeen(mode: Mode, lines: string[]): number {
   return n;
 }
 
+/**
+ * How late connlat-probe's batched output is: 50 connects to a closed loopback port, 37 ms apart (so they fall at
+ * every phase of its 50 ms drain), each timed from the refusal seen by this process to its line arriving here.
+ */
+async function deliveryDelay(probePath: string): Promise<void> {
+  const { createServer, connect } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((r) => server.close(r));
+  const tool = spawn(probePath, [], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const arrivals: number[] = []; // arrival time of each line for `port`; connects are sequential, so line i is connect i
+  let header = false;
+  let partial = '';
+  tool.stdout!.setEncoding('latin1').on('data', (chunk: string) => {
+    const now = performance.now();
+    const text = partial + chunk;
+    const cut = text.lastIndexOf('\n');
+    partial = text.slice(cut + 1);
+    for (const line of text.slice(0, cut).split('\n')) {
+      if (line.startsWith('TIME(s)')) header = true;
+      if (line.split(/ +/)[7] === String(port)) arrivals.push(now);
+    }
+  });
+  while (!header) await new Promise((r) => setTimeout(r, 20));
+  const delays: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => connect(port, '127.0.0.1').once('error', r));
+    const refusedAt = performance.now();
+    const deadline = refusedAt + 2000;
+    while (arrivals.length <= i && performance.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    if (arrivals.length > i) delays.push(arrivals[i]! - refusedAt);
+    await new Promise((r) => setTimeout(r, 37));
+  }
+  tool.kill('SIGINT');
+  await exited(tool);
+  delays.sort((a, b) => a - b);
+  console.log(`\nconnlat-probe delivery: ${delays.length}/50 lines arrived; after the refusal p50 ${delays[24]?.toFixed(1)} ms, ` +
+    `p90 ${delays[44]?.toFixed(1)} ms, max ${delays.at(-1)?.toFixed(1)} ms`);
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('connect-storm needs root (network namespace, BPF)');
   const probePath = /^connlat-probe=(.+)$/m.exec(await sh(`${REPO}scripts/build-probe.sh`, []))?.[1];
@@ -187,6 +228,8 @@ async function main(): Promise<void> {
       const ratios = flat[mode]!.map((r, i) => (r / flat.none![i]!).toFixed(2)).join(' ');
       console.log(`  ${mode}: ${(median(flat[mode]!) / median(flat.none!)).toFixed(2)} of the median connect rate without a tool (per round: ${ratios})`);
     }
+
+    await deliveryDelay(probePath);
 
     console.log('\nfixed rates: CPU of tool + agent per connect (CPU 1), events lost');
     console.log('| target/s | achieved/s | mode | tool CPU % | agent CPU % | us per connect (tool + agent) | connects seen / made | lost (stderr) |');
