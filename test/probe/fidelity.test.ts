@@ -92,8 +92,10 @@ describe('connlat-probe fidelity (real tool, test namespaces)', { skip }, () => 
         .map((r) => r.code), ['ok', 'ok']);
 
       // a connect already in SYN_SENT when the probe starts: its end has no start, and is reported as lost
-      const preexisting = pair.connect([{ host: pair.v4.server, port: PORT.preexisting, timeoutMs: 1500 }]);
-      await new Promise((r) => setTimeout(r, 300));
+      const preexisting = pair.connect([{ host: pair.v4.server, port: PORT.preexisting, timeoutMs: 2000 }]);
+      const inSynSent = async () => (await pair!.exec(client, 'ss', ['-Htn', 'state', 'syn-sent', `dport = :${PORT.preexisting}`])).trim() !== '';
+      for (let i = 0; i < 100 && !(await inSynSent()); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(await inSynSent(), 'the connect begun before the probe is in SYN_SENT');
       run = await startProbe(t);
       if (!run) return;
       if (existsSync(TCPSTATES)) {
@@ -122,8 +124,11 @@ describe('connlat-probe fidelity (real tool, test namespaces)', { skip }, () => 
       assert.deepEqual(stopped, { code: 0, signal: null }, run.stderr);
 
       const daddrs = [pair.v4.server, pair.v6.server];
-      const events = eventsTo(run.lines(), 'connlat-probe', daddrs);
-      assert.equal(events.length, targets.length, `one line per connect:\n${run.lines().join('\n')}`);
+      const all = eventsTo(run.lines(), 'connlat-probe', daddrs);
+      assert.deepEqual(all.filter((e) => e.dport === PORT.preexisting), [], 'a connect whose start the probe did not see has no line');
+      const events = all.filter((e) => e.dport !== PORT.preexisting);
+      const ours = () => run!.lines().filter((l) => daddrs.some((a) => l.includes(` ${a} `))).join('\n');
+      assert.equal(events.length, targets.length, `one line per connect:\n${ours()}\nclient: ${JSON.stringify(results)}\nstderr: ${run.stderr}`);
       const expected: Record<number, { code: string; result: string; retx?: number }> = {
         [PORT.open]: { code: 'ok', result: 'ok', retx: 0 },
         [PORT.closed]: { code: 'ECONNREFUSED', result: 'refused', retx: 0 },
