@@ -13,14 +13,14 @@ step() { printf '\n== setup: %s (%s)\n' "$*" "$(date -u +%T)" >&2; }
 need=(
   libbpf-tools              # tcpconnlat, tcpstates
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config  # connlat-probe (scripts/build-probe.sh)
-  nftables                  # connlat-probe fidelity tests: dropped SYNs, ICMP rejects in a test netns
   prometheus                # remote-write backend of the collector e2e tests, promtool
   debootstrap               # the local Debian base image (no registry here), scripts/build-images.sh
   podman                    # builds and runs our images (scripts/build-images.sh, scripts/podman.sh; runc, buildah below)
   iproute2 socat openssl coreutils procps util-linux curl ca-certificates
   python3                   # hostile process names (prctl); the delay line
   # The single-node dev cluster (scripts/dev-cluster.sh): runtime, CNI plugins, kube-proxy's iptables, the local
-  # pause (catatonit) and test-workload (busybox) images built with buildah; nft for its leftovers test.
+  # pause (catatonit) and test-workload (busybox) images built with buildah; nft for its leftovers test (and for the
+  # connlat-probe fidelity tests: dropped SYNs and ICMP rejects in a test netns).
   containerd runc containernetworking-plugins iptables nftables buildah catatonit busybox-static
 )
 missing=()
