@@ -25,7 +25,11 @@
 #define SO_EE_ORIGIN_ICMP 2
 #define SO_EE_ORIGIN_ICMP6 3
 
-/* Connects in flight at once; a connect that does not fit is counted as LOST_START when it ends. */
+/*
+ * Connects in flight at once. LRU: the kernel may skip our program for an end (re-entered on its CPU; counted in
+ * recursion_misses, which the loader reports), and that socket's entry must not stay forever; a connect evicted while
+ * still in flight is counted as LOST_START when it ends.
+ */
 #define MAX_CONNECTING 65536
 /* Wake the reader early once this much is queued; otherwise it drains every poll interval (batched output). */
 #define WAKEUP_BYTES (256 * 1024)
@@ -39,7 +43,7 @@ struct start {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MAX_CONNECTING);
 	__type(key, __u64); /* struct sock * */
 	__type(value, struct start);
@@ -105,7 +109,7 @@ static __always_inline int on_start(struct sock *sk)
 	s.ts_ns = bpf_ktime_get_ns();
 	s.tgid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(s.comm, sizeof(s.comm));
-	/* full map: this connect will be counted as LOST_START when it ends */
+	/* evicts the least recently used entry when full: that connect is counted as LOST_START when it ends */
 	bpf_map_update_elem(&connecting, &key, &s, BPF_ANY);
 	return 0;
 }

@@ -5,7 +5,7 @@ import type { ToolName } from '../event.ts';
 import { scrub } from '../scrub.ts';
 
 export type StderrKind =
-  | 'lost' // "lost N events on CPU #x"
+  | 'lost' // "lost N events on CPU #x", "lost N events (why)"
   | 'permission' // EPERM loading/attaching BPF
   | 'memlock' // RLIMIT_MEMLOCK could not be raised (kernels before 5.11 charge BPF memory to it)
   | 'tracefs' // tracefs/debugfs not mounted, tracepoint id unreadable
@@ -21,7 +21,8 @@ export interface StderrClass {
   lost?: number;
 }
 
-const LOST = /^lost (\d+) events on CPU #\d+/;
+// libbpf-tools: "lost N events on CPU #x"; connlat-probe also "lost N events (why)" when the kernel does not say the CPU
+const LOST = /^lost (\d+) events( on CPU #\d+| \()/;
 
 // Lower-cased substrings (or patterns) per kind, most specific cause first: the first match wins.
 const RULES: [Exclude<StderrKind, 'lost' | 'other'>, (string | RegExp)[]][] = [

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import type { ConnectEvent } from '../../src/event.ts';
 import { LineDecoder } from '../../src/parse/decoder.ts';
 import { createDelayedLink, netnsSkipReason, sh } from '../support/netns/netns.ts';
@@ -62,6 +62,121 @@ async function startProbe(t: { skip(reason: string): void }): Promise<ProbeRun |
   }
 }
 
+/** One run of the refused/dropped/rejected cases; a reason when the kernel skipped events (then run again). */
+async function fidelityRun(t: TestContext): Promise<string | undefined> {
+  let pair: NetnsPair | undefined;
+  let run: ProbeRun | undefined;
+  let states: ProbeRun | undefined;
+  const dir = await mkdtemp(join(tmpdir(), 'connlat-fidelity-'));
+  try {
+    pair = await createNetnsPair();
+    const { client, server } = pair;
+    // a known SYN schedule: exponential backoff from 1 s (no linear phase where the kernel has one), 2 retries
+    const sysctls = ['net.ipv4.tcp_syn_retries=2'];
+    if (existsSync('/proc/sys/net/ipv4/tcp_syn_linear_timeouts')) sysctls.push('net.ipv4.tcp_syn_linear_timeouts=0');
+    await pair.exec(client, 'sysctl', ['-qw', ...sysctls]);
+    await pair.exec(server, 'sysctl', ['-qw', 'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0']);
+    await writeFile(join(dir, 'rules.nft'), rules());
+    await pair.exec(server, 'nft', ['-f', join(dir, 'rules.nft')]);
+    await pair.listen([PORT.open, PORT.firstSynDropped]);
+    // neighbours resolved before anything is measured (IPv4 ARP, IPv6 ND)
+    assert.deepEqual((await pair.connect([{ host: pair.v4.server, port: PORT.open }, { host: pair.v6.server, port: PORT.open }]))
+      .map((r) => r.code), ['ok', 'ok']);
+
+    // a connect already in SYN_SENT when the probe starts: its end has no start, and is reported as lost
+    const preexisting = pair.connect([{ host: pair.v4.server, port: PORT.preexisting, timeoutMs: 2000 }]);
+    const inSynSent = async () => (await pair!.exec(client, 'ss', ['-Htn', 'state', 'syn-sent', `dport = :${PORT.preexisting}`])).trim() !== '';
+    for (let i = 0; i < 100 && !(await inSynSent()); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(await inSynSent(), 'the connect begun before the probe is in SYN_SENT');
+    run = await startProbe(t);
+    if (!run) return undefined;
+    if (existsSync(TCPSTATES)) {
+      const tcpstates = new ProbeRun('/usr/bin/stdbuf', ['-oL', TCPSTATES]);
+      states = await tcpstates.attached(15_000, 'SKADDR').then(() => tcpstates, async (err: Error) => {
+        t.diagnostic(`tcpstates did not attach: ${err.message}`);
+        await tcpstates.stop('SIGKILL');
+        return undefined;
+      });
+    }
+
+    const targets = [pair.v4.server, pair.v6.server].flatMap((host) => [
+      { host, port: PORT.open },
+      { host, port: PORT.closed },
+      { host, port: PORT.appTimeout, timeoutMs: 2500 },
+      { host, port: PORT.noAppTimeout },
+      { host, port: PORT.hostUnreach },
+      { host, port: PORT.netUnreach },
+      { host, port: PORT.firstSynDropped },
+    ]);
+    const results = await pair.connect(targets);
+    assert.deepEqual((await preexisting).map((r) => r.code), ['app_timeout']);
+    // every line is out within one poll (50 ms); give it generously more
+    await new Promise((r) => setTimeout(r, 500));
+    const stopped = await run.stop('SIGTERM');
+    assert.deepEqual(stopped, { code: 0, signal: null }, run.stderr);
+
+    const daddrs = [pair.v4.server, pair.v6.server];
+    const all = eventsTo(run.lines(), 'connlat-probe', daddrs);
+    assert.deepEqual(all.filter((e) => e.dport === PORT.preexisting), [], 'a connect whose start the probe did not see has no line');
+    const events = all.filter((e) => e.dport !== PORT.preexisting);
+    const ours = () => run!.lines().filter((l) => daddrs.some((a) => l.includes(` ${a} `))).join('\n');
+    // the kernel skips a BPF program re-entered on its CPU (a softirq interrupting it, e.g. another process's
+    // connect in progress there): the probe reports it, and then this run cannot be exact
+    if (events.length < targets.length && /re-entered/.test(run.stderr)) return `the kernel skipped events (${run.stderr.trim()})`;
+    assert.equal(events.length, targets.length, `one line per connect:\n${ours()}\nclient: ${JSON.stringify(results)}\nstderr: ${run.stderr}`);
+    const expected: Record<number, { code: string; result: string; retx?: number }> = {
+      [PORT.open]: { code: 'ok', result: 'ok', retx: 0 },
+      [PORT.closed]: { code: 'ECONNREFUSED', result: 'refused', retx: 0 },
+      [PORT.appTimeout]: { code: 'app_timeout', result: 'aborted', retx: 1 }, // SYN at 0 s, 1 s; closed at 2.5 s
+      [PORT.noAppTimeout]: { code: 'ETIMEDOUT', result: 'timed_out', retx: 2 }, // SYN at 0, 1, 3 s; gives up at 7 s
+      // the ICMP for the first SYN can arrive while connect() still holds the socket (then only the retransmit's
+      // ICMP fails it, after 1 s): the count follows from when the client saw the error
+      [PORT.hostUnreach]: { code: 'EHOSTUNREACH', result: 'host_unreachable' },
+      [PORT.netUnreach]: { code: 'ENETUNREACH', result: 'net_unreachable' },
+      [PORT.firstSynDropped]: { code: 'ok', result: 'ok', retx: 1 },
+    };
+    targets.forEach((target, i) => {
+      const client = results[i]!;
+      const what = `${target.host} port ${target.port}`;
+      const want = expected[target.port]!;
+      assert.equal(client.code, want.code, what);
+      const matching = events.filter((e) => e.daddr === target.host && e.dport === target.port);
+      assert.equal(matching.length, 1, `${what}: lines ${JSON.stringify(matching)}`);
+      const e = matching[0]!;
+      assert.equal(e.result, want.result, what);
+      assert.equal(e.synRetransmits, want.retx ?? (client.ms > 500 ? 1 : 0), `${what}: SYN retransmits (client saw ${client.ms.toFixed(0)} ms)`);
+      assert.equal(e.failed, want.result !== 'ok');
+      assert.equal(e.ipVersion, target.host.includes(':') ? 6 : 4);
+      assert.ok(e.comm === 'MainThread' || e.comm === 'node', `${what}: COMM ${e.comm}`); // the connecting thread's name
+      if (client.localPort !== undefined) assert.equal(e.sport, client.localPort, what);
+      // the kernel's time is inside what the client saw
+      assert.ok(e.latencyMs <= client.ms + 5 && e.latencyMs >= client.ms - 250, `${what}: LAT ${e.latencyMs} ms, client ${client.ms.toFixed(1)} ms`);
+      if (want.result === 'ok') assert.ok(e.handshakeRttMs !== undefined && e.handshakeRttMs < 50, `${what}: RTT ${e.handshakeRttMs}`);
+      else assert.equal(e.handshakeRttMs, undefined, what);
+      if (target.port === PORT.firstSynDropped) assert.ok(e.latencyMs >= 1000 && e.latencyMs < 1250, `${what}: LAT ${e.latencyMs}`);
+    });
+    assert.match(run.stderr, /^lost [1-9]\d* events on CPU #\d+ \(connect start not seen\)$/m, run.stderr);
+    assert.ok(!/ring buffer full/.test(run.stderr), run.stderr);
+
+    if (states) {
+      await new Promise((r) => setTimeout(r, 300));
+      await states.stop('SIGINT');
+      const seen = eventsTo(states.lines(), 'tcpstates', daddrs).filter((e) => e.dport !== PORT.preexisting);
+      const probeSeen = events;
+      assert.equal(seen.filter((e) => !e.failed).length, probeSeen.filter((e) => !e.failed).length, 'connects, tcpstates vs probe');
+      assert.equal(seen.filter((e) => e.failed).length, probeSeen.filter((e) => e.failed).length, 'failures, tcpstates vs probe');
+    } else {
+      t.diagnostic(`${TCPSTATES} did not run: the tcpstates comparison was skipped`);
+    }
+    return undefined;
+  } finally {
+    await run?.stop('SIGKILL');
+    await states?.stop('SIGKILL');
+    await pair?.teardown();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 describe('connlat-probe fidelity (real tool, test namespaces)', { skip }, () => {
   test('the tracepoints it attaches to exist in this kernel (tracefs events/)', (t) => {
     const events = '/sys/kernel/tracing/events';
@@ -72,113 +187,10 @@ describe('connlat-probe fidelity (real tool, test namespaces)', { skip }, () => 
   });
 
   test('refused, dropped (app timeout, kernel timeout), ICMP rejects, first SYN lost: exact results and retransmits, IPv4 and IPv6', async (t) => {
-    let pair: NetnsPair | undefined;
-    let run: ProbeRun | undefined;
-    let states: ProbeRun | undefined;
-    const dir = await mkdtemp(join(tmpdir(), 'connlat-fidelity-'));
-    try {
-      pair = await createNetnsPair();
-      const { client, server } = pair;
-      // a known SYN schedule: exponential backoff from 1 s (no linear phase where the kernel has one), 2 retries
-      const sysctls = ['net.ipv4.tcp_syn_retries=2'];
-      if (existsSync('/proc/sys/net/ipv4/tcp_syn_linear_timeouts')) sysctls.push('net.ipv4.tcp_syn_linear_timeouts=0');
-      await pair.exec(client, 'sysctl', ['-qw', ...sysctls]);
-      await pair.exec(server, 'sysctl', ['-qw', 'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0']);
-      await writeFile(join(dir, 'rules.nft'), rules());
-      await pair.exec(server, 'nft', ['-f', join(dir, 'rules.nft')]);
-      await pair.listen([PORT.open, PORT.firstSynDropped]);
-      // neighbours resolved before anything is measured (IPv4 ARP, IPv6 ND)
-      assert.deepEqual((await pair.connect([{ host: pair.v4.server, port: PORT.open }, { host: pair.v6.server, port: PORT.open }]))
-        .map((r) => r.code), ['ok', 'ok']);
-
-      // a connect already in SYN_SENT when the probe starts: its end has no start, and is reported as lost
-      const preexisting = pair.connect([{ host: pair.v4.server, port: PORT.preexisting, timeoutMs: 2000 }]);
-      const inSynSent = async () => (await pair!.exec(client, 'ss', ['-Htn', 'state', 'syn-sent', `dport = :${PORT.preexisting}`])).trim() !== '';
-      for (let i = 0; i < 100 && !(await inSynSent()); i++) await new Promise((r) => setTimeout(r, 20));
-      assert.ok(await inSynSent(), 'the connect begun before the probe is in SYN_SENT');
-      run = await startProbe(t);
-      if (!run) return;
-      if (existsSync(TCPSTATES)) {
-        const tcpstates = new ProbeRun('/usr/bin/stdbuf', ['-oL', TCPSTATES]);
-        states = await tcpstates.attached(15_000, 'SKADDR').then(() => tcpstates, async (err: Error) => {
-          t.diagnostic(`tcpstates did not attach: ${err.message}`);
-          await tcpstates.stop('SIGKILL');
-          return undefined;
-        });
-      }
-
-      const targets = [pair.v4.server, pair.v6.server].flatMap((host) => [
-        { host, port: PORT.open },
-        { host, port: PORT.closed },
-        { host, port: PORT.appTimeout, timeoutMs: 2500 },
-        { host, port: PORT.noAppTimeout },
-        { host, port: PORT.hostUnreach },
-        { host, port: PORT.netUnreach },
-        { host, port: PORT.firstSynDropped },
-      ]);
-      const results = await pair.connect(targets);
-      assert.deepEqual((await preexisting).map((r) => r.code), ['app_timeout']);
-      // every line is out within one poll (50 ms); give it generously more
-      await new Promise((r) => setTimeout(r, 500));
-      const stopped = await run.stop('SIGTERM');
-      assert.deepEqual(stopped, { code: 0, signal: null }, run.stderr);
-
-      const daddrs = [pair.v4.server, pair.v6.server];
-      const all = eventsTo(run.lines(), 'connlat-probe', daddrs);
-      assert.deepEqual(all.filter((e) => e.dport === PORT.preexisting), [], 'a connect whose start the probe did not see has no line');
-      const events = all.filter((e) => e.dport !== PORT.preexisting);
-      const ours = () => run!.lines().filter((l) => daddrs.some((a) => l.includes(` ${a} `))).join('\n');
-      assert.equal(events.length, targets.length, `one line per connect:\n${ours()}\nclient: ${JSON.stringify(results)}\nstderr: ${run.stderr}`);
-      const expected: Record<number, { code: string; result: string; retx?: number }> = {
-        [PORT.open]: { code: 'ok', result: 'ok', retx: 0 },
-        [PORT.closed]: { code: 'ECONNREFUSED', result: 'refused', retx: 0 },
-        [PORT.appTimeout]: { code: 'app_timeout', result: 'aborted', retx: 1 }, // SYN at 0 s, 1 s; closed at 2.5 s
-        [PORT.noAppTimeout]: { code: 'ETIMEDOUT', result: 'timed_out', retx: 2 }, // SYN at 0, 1, 3 s; gives up at 7 s
-        // the ICMP for the first SYN can arrive while connect() still holds the socket (then only the retransmit's
-        // ICMP fails it, after 1 s): the count follows from when the client saw the error
-        [PORT.hostUnreach]: { code: 'EHOSTUNREACH', result: 'host_unreachable' },
-        [PORT.netUnreach]: { code: 'ENETUNREACH', result: 'net_unreachable' },
-        [PORT.firstSynDropped]: { code: 'ok', result: 'ok', retx: 1 },
-      };
-      targets.forEach((target, i) => {
-        const client = results[i]!;
-        const what = `${target.host} port ${target.port}`;
-        const want = expected[target.port]!;
-        assert.equal(client.code, want.code, what);
-        const matching = events.filter((e) => e.daddr === target.host && e.dport === target.port);
-        assert.equal(matching.length, 1, `${what}: lines ${JSON.stringify(matching)}`);
-        const e = matching[0]!;
-        assert.equal(e.result, want.result, what);
-        assert.equal(e.synRetransmits, want.retx ?? (client.ms > 500 ? 1 : 0), `${what}: SYN retransmits (client saw ${client.ms.toFixed(0)} ms)`);
-        assert.equal(e.failed, want.result !== 'ok');
-        assert.equal(e.ipVersion, target.host.includes(':') ? 6 : 4);
-        assert.ok(e.comm === 'MainThread' || e.comm === 'node', `${what}: COMM ${e.comm}`); // the connecting thread's name
-        if (client.localPort !== undefined) assert.equal(e.sport, client.localPort, what);
-        // the kernel's time is inside what the client saw
-        assert.ok(e.latencyMs <= client.ms + 5 && e.latencyMs >= client.ms - 250, `${what}: LAT ${e.latencyMs} ms, client ${client.ms.toFixed(1)} ms`);
-        if (want.result === 'ok') assert.ok(e.handshakeRttMs !== undefined && e.handshakeRttMs < 50, `${what}: RTT ${e.handshakeRttMs}`);
-        else assert.equal(e.handshakeRttMs, undefined, what);
-        if (target.port === PORT.firstSynDropped) assert.ok(e.latencyMs >= 1000 && e.latencyMs < 1250, `${what}: LAT ${e.latencyMs}`);
-      });
-      assert.match(run.stderr, /^lost [1-9]\d* events on CPU #\d+ \(connect start not seen\)$/m, run.stderr);
-      assert.ok(!/ring buffer full/.test(run.stderr), run.stderr);
-
-      if (states) {
-        await new Promise((r) => setTimeout(r, 300));
-        await states.stop('SIGINT');
-        const seen = eventsTo(states.lines(), 'tcpstates', daddrs).filter((e) => e.dport !== PORT.preexisting);
-        const probeSeen = events;
-        assert.equal(seen.filter((e) => !e.failed).length, probeSeen.filter((e) => !e.failed).length, 'connects, tcpstates vs probe');
-        assert.equal(seen.filter((e) => e.failed).length, probeSeen.filter((e) => e.failed).length, 'failures, tcpstates vs probe');
-      } else {
-        t.diagnostic(`${TCPSTATES} did not run: the tcpstates comparison was skipped`);
-      }
-    } finally {
-      await run?.stop('SIGKILL');
-      await states?.stop('SIGKILL');
-      await pair?.teardown();
-      await rm(dir, { recursive: true, force: true });
-    }
+    const skipped = await fidelityRun(t);
+    if (skipped === undefined) return;
+    t.diagnostic(`first run not exact: ${skipped}; running again`);
+    assert.equal(await fidelityRun(t), undefined, 'the kernel skipped events in two runs in a row');
   });
 
   test('a 40 ms delay line: ok, latency and handshake RTT within 10% of 40 ms, IPv4 and IPv6', async (t) => {

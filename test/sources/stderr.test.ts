@@ -13,6 +13,11 @@ import {
 const table: [string, StderrKind, number?][] = [
   ['lost 7 events on CPU #1', 'lost', 7],
   ['lost 18446744073709551 events on CPU #12', 'lost', 18446744073709551],
+  // connlat-probe (bpf-tools/connlat-probe/connlat-probe.c)
+  ['lost 3 events on CPU #1 (ring buffer full)', 'lost', 3],
+  ['lost 1 events on CPU #0 (connect start not seen)', 'lost', 1],
+  ['lost 2 events (the kernel skipped a BPF program re-entered on its CPU)', 'lost', 2],
+  ['lost 2 eventsX', 'other'],
   ["libbpf: failed to add legacy kprobe event for 'tcp_v4_connect+0x0': No such file or directory", 'attach'],
   ["libbpf: prog 'tcp_v4_connect': failed to create kprobe 'tcp_v4_connect+0x0' perf event: No such file or directory", 'attach'],
   ["libbpf: prog 'tcp_v4_connect': failed to auto-attach: -2", 'attach'],
