@@ -21,6 +21,7 @@ export type { DeliveryReport, ExportTarget, SelfMetrics, Telemetry, TelemetryOpt
 export { CONNECT_DURATION_BUCKETS, SLOW_EVENT_NAME } from './schema.ts';
 export const CONNECT_DURATION = INSTRUMENTS.connectDuration.name;
 export const CONNECT_FAILURES = INSTRUMENTS.connectFailures.name;
+export const SYN_RETRANSMITS = INSTRUMENTS.synRetransmits.name;
 
 /** Entries in the per-destination attribute cache (bounded; the cardinality limit bounds the series). */
 const ATTRIBUTE_CACHE_ENTRIES = 4096;
@@ -31,14 +32,16 @@ function validate(opts: TelemetryOptions): void {
 }
 
 /**
- * tcp.connect.duration (explicit buckets) and tcp.connect.failures are aggregated by our storages, not by the SDK:
+ * tcp.connect.duration (explicit buckets), tcp.connect.failures and connlat.tcp.connect.syn_retransmits are aggregated
+ * by our storages, not by the SDK:
  * its per-record attribute hashing was most of record()'s cost. Each reader gets its own producer of them.
  */
-function connectStorages(opts: TelemetryOptions, temporality: AggregationTemporality): { duration: PreAggregator | undefined; failures: PreAggregator } {
+function connectStorages(opts: TelemetryOptions, temporality: AggregationTemporality): { duration: PreAggregator | undefined; failures: PreAggregator; retransmits: PreAggregator } {
   const aggregation = { cardinalityLimit: opts.cardinalityLimit, temporality };
   return {
     duration: durationPreAggregated(opts.histogram) ? new PreAggregator(0, { ...INSTRUMENTS.connectDuration, boundaries: CONNECT_DURATION_BUCKETS }, aggregation) : undefined,
     failures: new PreAggregator(1, INSTRUMENTS.connectFailures, aggregation),
+    retransmits: new PreAggregator(2, INSTRUMENTS.synRetransmits, aggregation),
   };
 }
 
@@ -59,7 +62,7 @@ function createMeterProvider(
         exporter,
         exportIntervalMillis: opts.exportIntervalMs,
         metricProducers: storages.map((s) => s.producer(temporality, scope)),
-        metricOrder: [CONNECT_DURATION, CONNECT_FAILURES],
+        metricOrder: [CONNECT_DURATION, CONNECT_FAILURES, SYN_RETRANSMITS],
       }),
   );
   return { meterProvider: new MeterProvider({ resource, readers, views: views(opts.histogram, opts.cardinalityLimit) }), exporters };
@@ -82,8 +85,8 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const temporality = opts.temporality === 'delta' ? AggregationTemporality.DELTA : AggregationTemporality.CUMULATIVE;
   const resource = resourceFromAttributes(opts.resource);
   const own = new OwnCounters(opts.logger);
-  const { duration, failures } = connectStorages(opts, temporality);
-  const { meterProvider, exporters: metricExporters } = createMeterProvider(opts, temporality, resource, duration ? [duration, failures] : [failures], own);
+  const { duration, failures, retransmits } = connectStorages(opts, temporality);
+  const { meterProvider, exporters: metricExporters } = createMeterProvider(opts, temporality, resource, duration ? [duration, failures, retransmits] : [failures, retransmits], own);
   const loggerProvider = createLoggerProvider(opts, resource, own);
   const meter = meterProvider.getMeter(SCOPE);
   // an exponential histogram is aggregated by the SDK (view.ts)
@@ -125,6 +128,11 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     if (ref !== undefined) {
       if (agg !== undefined) agg.record(ref, value);
       else sdkDuration!.record(value, seriesAttributes(ref));
+    }
+    const synRetransmits = event.synRetransmits;
+    if (synRetransmits) {
+      if (ref !== undefined) retransmits.record(ref, synRetransmits);
+      else retransmits.recordOverflow(synRetransmits);
     }
     if (isSlowConnect(event, slowMs)) {
       if (!bucket.take()) {

@@ -3,13 +3,16 @@
 // the instruments (index.ts), the --metric-attributes default (config.ts) and the README's metric and attribute tables
 // (scripts/readme-tables.ts, checked by test/readme.test.ts) all follow from this table. Adding an attribute means
 // adding a row here (and a case to test/telemetry/schema.test.ts). No runtime imports: config.ts reads it at start-up.
-import type { ConnectEvent, PeerIdentity } from '../event.ts';
+import { CONNECT_RESULTS, type ConnectEvent, type PeerIdentity } from '../event.ts';
+
+/** error.type values: every connlat-probe result but ok. */
+const FAILURE_TYPES = CONNECT_RESULTS.filter((r) => r !== 'ok');
 
 export type AttributeValue = string | number;
 
 export interface AttributeSpec {
   readonly key: string;
-  readonly type: 'string' | 'int';
+  readonly type: 'string' | 'int' | 'double';
   /** README text: what the value is */
   readonly brief: string;
   /** 'metrics': can be on the metrics (allow list) and is on every log record; 'logs': log records only */
@@ -75,7 +78,7 @@ function connection(key: string, type: 'string' | 'int', brief: string, get: Att
   }
   return { key, type, brief, signal: 'metrics', onByDefault: true, cacheKey, identity: false, get };
 }
-function logOnly(key: string, type: 'string' | 'int', brief: string, get: AttributeSpec['get']): AttributeSpec {
+function logOnly(key: string, type: AttributeSpec['type'], brief: string, get: AttributeSpec['get']): AttributeSpec {
   return { key, type, brief, signal: 'logs', onByDefault: false, cacheKey: false, identity: false, get };
 }
 const sides = <T>(f: (side: Side) => T[]): T[] => [...f('src'), ...f('dst')];
@@ -90,7 +93,14 @@ export const ATTRIBUTES: readonly AttributeSpec[] = [
   connection('server.address', 'string', 'destination IP address', 'daddr'),
   connection('server.port', 'int', 'destination port', 'dport'),
   connection('process.executable.name', 'string', 'COMM of the connecting process (untrusted text, scrubbed)', 'comm'),
+  // only on failures, and only from a tool that says why (connlat-probe): a fixed set, so bounded
+  connection('error.type', 'string', `why a connect failed (connlat-probe): ${FAILURE_TYPES.map((t) => `\`${t}\``).join(' ')}`,
+    (e) => (e.failed && e.result !== undefined && e.result !== 'ok' ? e.result : undefined)),
   ...sides((side) => bySide(METRIC_PEER_ATTRIBUTES, side)),
+  logOnly('connlat.tcp.syn_retransmits', 'int', 'SYN retransmits during the connect (connlat-probe)', (e) => e.synRetransmits),
+  logOnly('connlat.tcp.handshake_rtt', 'double', "the kernel's smoothed RTT at ESTABLISHED, in seconds (connlat-probe)",
+    (e) => (e.handshakeRttMs === undefined ? undefined : e.handshakeRttMs / 1000)),
+  logOnly('connlat.tcp.errno', 'int', 'the socket error of an `error.type=other` failure (connlat-probe)', (e) => e.errno),
   logOnly('process.pid', 'int', 'PID of the connecting process', (e) => e.pid),
   logOnly('client.address', 'string', 'source IP address', (e) => e.saddr),
   logOnly('client.port', 'int', 'source port (when the tool printed it)', (e) => e.sport),
@@ -144,6 +154,15 @@ export const INSTRUMENTS = {
     valueType: 'int',
     description: 'TCP connects that failed (SYN_SENT -> CLOSE).',
     note: 'tcpstates `SYN_SENT -> CLOSE`; never in the histogram',
+    attributes: METRIC_ATTRIBUTES_TEXT,
+  },
+  synRetransmits: {
+    name: 'connlat.tcp.connect.syn_retransmits',
+    kind: 'counter',
+    unit: '{segment}',
+    valueType: 'int',
+    description: 'SYN retransmissions during TCP connects (connlat-probe only).',
+    note: 'the 1 s, 3 s steps in a latency graph; connlat-probe only (the other tools do not see them)',
     attributes: METRIC_ATTRIBUTES_TEXT,
   },
   linesRejected: {

@@ -133,10 +133,18 @@ for (const source of ['tcpstates', 'auto', 'connlat-probe'] as const) {
       assert.equal(r.eventName, 'tcp.connect.slow');
     }
     assert.equal(forPort(closedPort).length, M);
-    for (const r of forPort(closedPort)) assert.match(r.body.stringValue, /connect failed after \d+\.\d\d ms$/);
+    for (const r of forPort(closedPort)) assert.match(r.body.stringValue, /connect failed after \d+\.\d\d ms(: refused)?$/);
 
     assert.equal(sumPoints(receiver.metrics, 'tcp.connect.duration', openPort, 'histogram'), N);
     assert.equal(sumPoints(receiver.metrics, 'tcp.connect.failures', closedPort, 'sum'), M);
+    if (source === 'connlat-probe') {
+      // the probe says why: every failure to the closed port is error.type=refused
+      const failures = receiver.metrics.flatMap((r: any) => r.resourceMetrics.flatMap((rm: any) => rm.scopeMetrics.flatMap((sm: any) => sm.metrics)))
+        .filter((m: any) => m.name === 'tcp.connect.failures').at(-1);
+      const points = failures.sum.dataPoints.filter((dp: any) => Number(attrs(dp.attributes)['server.port']) === closedPort);
+      assert.deepEqual(points.map((dp: any) => attrs(dp.attributes)['error.type']), ['refused']);
+      for (const r of forPort(closedPort)) assert.match(r.body.stringValue, /connect failed after \d+\.\d\d ms: refused$/);
+    }
     assert.equal(sumPoints(receiver.metrics, 'tcp.connect.duration', closedPort, 'histogram'), 0);
 
     const resource = attrs(receiver.metrics.at(-1).resourceMetrics[0].resource.attributes);

@@ -36,14 +36,31 @@ describe('telemetry schema', () => {
       'k8s.dst.service.name': 'cart',
     };
     assert.deepEqual(logAttributes(BASE), want);
-    assert.deepEqual(Object.keys(allMetricAttributes(BASE)), METRIC_ATTRIBUTE_KEYS);
+    assert.deepEqual(Object.keys(allMetricAttributes(BASE)), METRIC_ATTRIBUTE_KEYS.filter((k) => k !== 'error.type'), 'error.type only on failures');
     assert.deepEqual(allMetricAttributes({ ...BASE, ipVersion: 6, daddr: '2001:db8::1', src: undefined, dst: undefined }), {
       'network.type': 'ipv6', 'network.transport': 'tcp', 'server.address': '2001:db8::1', 'server.port': 8080, 'process.executable.name': 'node',
     });
     for (const a of ATTRIBUTES) {
       const v = a.get(BASE);
-      if (v !== undefined) assert.equal(typeof v === 'number' ? 'int' : 'string', a.type, a.key);
+      if (v !== undefined) assert.equal(typeof v === 'number' ? (Number.isInteger(v) ? 'int' : 'double') : 'string', a.type, a.key);
     }
+  });
+
+  it('connlat-probe events: error.type on failures (a fixed set), SYN retransmits, handshake RTT and errno on logs', () => {
+    const probe: ConnectEvent = { ...BASE, tool: 'connlat-probe', result: 'ok', errno: undefined, synRetransmits: 1, handshakeRttMs: 1.5, src: undefined, dst: undefined };
+    assert.equal(allMetricAttributes(probe)['error.type'], undefined, 'a successful connect has no error.type');
+    const logs = logAttributes(probe);
+    assert.equal(logs['connlat.tcp.syn_retransmits'], 1);
+    assert.equal(logs['connlat.tcp.handshake_rtt'], 0.0015, 'seconds');
+    for (const result of ['refused', 'timed_out', 'host_unreachable', 'net_unreachable', 'aborted'] as const) {
+      const failed = { ...probe, failed: true, result, handshakeRttMs: undefined };
+      assert.equal(allMetricAttributes(failed)['error.type'], result);
+      assert.equal(logAttributes(failed)['error.type'], result);
+    }
+    const other = logAttributes({ ...probe, failed: true, result: 'other', errno: 104, handshakeRttMs: undefined });
+    assert.deepEqual([other['error.type'], other['connlat.tcp.errno']], ['other', 104]);
+    assert.equal(allMetricAttributes({ ...BASE, failed: true })['error.type'], undefined, 'tcpstates does not say why');
+    assert.equal(ATTRIBUTES.find((a) => a.key === 'connlat.tcp.handshake_rtt')!.type, 'double');
   });
 
   it('default allow list: every metric attribute but the pod-level names', () => {
@@ -62,7 +79,8 @@ describe('telemetry schema', () => {
 
   it('the attribute cache gives each event the attributes of its own series (every metric attribute varied)', () => {
     const cache = new MetricAttributeCache([...METRIC_ATTRIBUTE_KEYS], 64);
-    const events: ConnectEvent[] = [BASE, { ...BASE, src: undefined, dst: undefined }, { ...BASE, src: undefined, dst: undefined, dport: 1 }, { ...BASE, src: undefined, dst: undefined, comm: 'java' }];
+    const events: ConnectEvent[] = [BASE, { ...BASE, src: undefined, dst: undefined }, { ...BASE, src: undefined, dst: undefined, dport: 1 }, { ...BASE, src: undefined, dst: undefined, comm: 'java' },
+      { ...BASE, failed: true, result: 'refused' }, { ...BASE, failed: true, result: 'timed_out' }, { ...BASE, failed: true }];
     for (const field of ['namespace', 'name', 'type', 'ownerName', 'ownerType'] as const) {
       events.push({ ...BASE, src: { ...BASE.src!, [field]: 'x' } }, { ...BASE, dst: { ...BASE.dst!, [field]: 'y' } }, { ...BASE, dst: { ...BASE.dst!, [field]: undefined } });
     }
