@@ -111,16 +111,25 @@ for (const source of ['tcpstates', 'auto', 'connlat-probe'] as const) {
 
     // Live delivery: every record arrives at the receiver while the agent runs (log batch delay 1 s, metrics 0.5 s).
     const forPort = (port: number) => logRecords(receiver.logs).filter((r) => Number(attrs(r.attributes)['server.port']) === port);
-    await receiver.waitFor(() => forPort(openPort).length >= N && forPort(closedPort).length >= M, 10_000);
+    // connlat-probe prints LAT(ms) as tcpconnlat does (%.2f): a loopback connect under 5 us shows as 0.00 ms, which
+    // is not slower than --slow-ms 0 and gets no log record. Its exact counts are the metrics'; records are checked
+    // for those it logged.
+    const exactLogs = source !== 'connlat-probe';
+    await receiver.waitFor(() => (exactLogs
+      ? forPort(openPort).length >= N && forPort(closedPort).length >= M
+      : sumPoints(receiver.metrics, 'tcp.connect.duration', openPort, 'histogram') >= N &&
+        sumPoints(receiver.metrics, 'tcp.connect.failures', closedPort, 'sum') >= M), 10_000);
     assert.equal(await agent.stop('SIGTERM'), 0, agent.stderr());
 
     const okRecords = forPort(openPort);
-    assert.equal(okRecords.length, N, 'one slow-connection record per connect (--slow-ms 0)');
+    if (exactLogs) assert.equal(okRecords.length, N, 'one slow-connection record per connect (--slow-ms 0)');
+    else assert.ok(okRecords.length >= 1 && okRecords.length <= N, `${okRecords.length} records for ${N} connects`);
     // each read by the agent within 2 s of the connect: the record's time is when the agent read the line
     const readAt = okRecords.map((r) => Number(BigInt(r.timeUnixNano) / 1_000_000n)).sort((a, b) => a - b);
-    for (let i = 0; i < N; i++) {
-      const lag = readAt[i]! - started[i]!; // connects are sequential, so the i-th read is the i-th connect
-      assert.ok(lag >= 0 && lag < 2000, `connect ${i} read ${lag} ms after it started`);
+    for (let i = 0; i < readAt.length; i++) {
+      // connects are sequential, so the i-th read is the i-th connect (or a later one when some were not logged)
+      const lag = readAt[i]! - started[i]!;
+      assert.ok(lag >= 0 && (exactLogs ? lag < 2000 : readAt[i]! - started.at(-1)! < 2000), `connect ${i} read ${lag} ms after it started`);
     }
     for (const r of okRecords) {
       const a = attrs(r.attributes);
@@ -132,7 +141,8 @@ for (const source of ['tcpstates', 'auto', 'connlat-probe'] as const) {
       assert.equal(a['network.transport'], 'tcp');
       assert.equal(r.eventName, 'tcp.connect.slow');
     }
-    assert.equal(forPort(closedPort).length, M);
+    if (exactLogs) assert.equal(forPort(closedPort).length, M);
+    else assert.ok(forPort(closedPort).length <= M);
     for (const r of forPort(closedPort)) assert.match(r.body.stringValue, /connect failed after \d+\.\d\d ms(: refused)?$/);
 
     assert.equal(sumPoints(receiver.metrics, 'tcp.connect.duration', openPort, 'histogram'), N);
