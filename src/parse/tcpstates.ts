@@ -209,9 +209,9 @@ export interface SocketOwner {
  * whose outcome was never seen, e.g. lost perf events).
  *
  * SKADDR is a kernel address, reused by the next socket as soon as one is freed (the recordings show it within a
- * second). So an owner is only trusted for the socket it was seen for: it is forgotten at any transition that is not
- * a connect (the socket lived on or closed: its outcome line was lost), it must name the same destination as the
- * outcome, and a restarted tool starts with none (its gap may hide a close and a reuse). A connect without a trusted
+ * second). So an owner is only trusted for the socket it was seen for: the next connect at the address replaces it,
+ * it must name the same destination as the outcome, and a restarted tool starts with none (its gap may hide a close
+ * and a reuse). Other transitions leave it alone: lines from different CPUs' perf buffers arrive out of order. A connect without a trusted
  * owner has no known process: it is rejected (`owner`), never given the PID of the task its softirq interrupted.
  */
 export class ConnectingSockets {
@@ -244,10 +244,6 @@ export class ConnectingSockets {
     return owner;
   }
 
-  forget(skaddr: string): void {
-    this.#owners.delete(skaddr);
-  }
-
   clear(): void {
     this.#owners.clear();
   }
@@ -257,7 +253,10 @@ export class ConnectingSockets {
 export function transitionResult(t: TcpstatesLine, sockets: ConnectingSockets, timeMs: number): DecodeResult {
   if (t.oldState !== 'SYN_SENT') {
     if (t.newState === 'SYN_SENT' && t.pid > 0) sockets.remember(t.skaddr, { pid: t.pid, comm: t.comm, raddr: t.raddr, rport: t.rport });
-    else sockets.forget(t.skaddr); // not (or no longer) connecting: an owner left here belongs to an earlier socket
+    // Any other transition leaves the owner alone. tcpstates reads one perf buffer per CPU, so the last lines of an
+    // earlier socket at this address (FIN_WAIT2 -> CLOSE in softirq on another CPU) are often printed after the new
+    // socket's CLOSE -> SYN_SENT: forgetting here lost that connect (measured through the delay line, 3 runs in 4).
+    // A stale owner (its outcome line lost) is caught by the destination check below and by a header's clear().
     return SKIP;
   }
   const owner = sockets.take(t.skaddr);

@@ -93,6 +93,17 @@ describe('tcpstates: who connected', () => {
     ]);
     assert.deepEqual(r.map(reasonOf), ['skip', 'skip', 'skip', 'owner']);
   });
+  it('SKADDR reuse with the old socket\'s last lines printed late (another CPU\'s perf buffer): the new owner stays', () => {
+    // measured through the delay line: socat's new connect() line came before the old socket's FIN_WAIT2 -> CLOSE
+    const r = decodeAll([
+      line({ pid: 17600, comm: 'MainThread' }),
+      line({ pid: 17617, comm: 'socat', lport: 35874, oldState: 'FIN_WAIT1', newState: 'FIN_WAIT2', ms: '154.798' }),
+      line({ pid: 17617, comm: 'socat', lport: 35874, oldState: 'FIN_WAIT2', newState: 'CLOSE', ms: '0.029' }),
+      line({ pid: 17617, comm: 'socat', lport: 35894, oldState: 'SYN_SENT', newState: 'ESTABLISHED', ms: '150.497' }),
+    ]);
+    assert.deepEqual(r.map((x) => (x.kind === 'event' ? `${x.event.pid} ${x.event.comm} ${x.event.sport}` : reasonOf(x))),
+      ['skip', 'skip', 'skip', '17600 MainThread 35894']);
+  });
   it('SKADDR reuse with every line of the old socket lost after connect(): the destination does not match its owner', () => {
     const r = decodeAll([
       line({ pid: 100, comm: 'conn-a', raddr: '10.213.0.9', rport: 80 }),
