@@ -16,4 +16,15 @@ if [[ ! -x node_modules/.bin/node || package-lock.json -nt node_modules/.package
   npm ci --no-audit --no-fund --loglevel=error
 fi
 mountpoint -q /sys/kernel/tracing 2>/dev/null || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+# connlat-probe (ours, the source `auto` prefers) is built from bpf-tools/connlat-probe, cached by its source hash;
+# without a compiler the agent still runs, on tcpconnlat or tcpstates.
+if [[ -z ${CONNLAT_CONNLAT_PROBE_PATH:-} && ! -x /usr/sbin/connlat-probe ]]; then
+  probe_deps=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config)
+  if ! dpkg-query -W -f='${Status}\n' "${probe_deps[@]}" 2>/dev/null | grep -vq 'install ok installed' \
+     || { command -v apt-get >/dev/null && echo "connlat: installing connlat-probe's build tools" >&2 \
+          && apt-get install -y -qq --no-install-recommends "${probe_deps[@]}" >/dev/null; }; then
+    probe=$(scripts/build-probe.sh | sed -n 's/^connlat-probe=//p') || probe=""
+    [[ -n $probe ]] && export CONNLAT_CONNLAT_PROBE_PATH=$probe
+  fi
+fi
 exec node_modules/.bin/node --max-semi-space-size=1 bin/connlat.js "$@"

@@ -72,7 +72,7 @@ for (const source of ['tcpstates', 'auto'] as const) {
     );
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /connlat: tcpstates: no executable at \/nonexistent\/tcpstates; install libbpf-tools \(apt-get install libbpf-tools\) or set --tcpstates-path\n$/);
-    if (source === 'auto') assert.match(r.stderr, /source auto: using tcpstates \(tcpconnlat not found at \/nonexistent\/tcpconnlat/);
+    if (source === 'auto') assert.match(r.stderr, /source auto: using tcpstates \((connlat-probe not found at [^;]+; )?tcpconnlat not found at \/nonexistent\/tcpconnlat/);
   });
 }
 

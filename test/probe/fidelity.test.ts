@@ -150,7 +150,8 @@ async function fidelityRun(t: TestContext): Promise<string | undefined> {
       assert.ok(e.comm === 'MainThread' || e.comm === 'node', `${what}: COMM ${e.comm}`); // the connecting thread's name
       if (client.localPort !== undefined) assert.equal(e.sport, client.localPort, what);
       // the kernel's time is inside what the client saw
-      assert.ok(e.latencyMs <= client.ms + 5 && e.latencyMs >= client.ms - 250, `${what}: LAT ${e.latencyMs} ms, client ${client.ms.toFixed(1)} ms`);
+      // the client's own clock includes its scheduling delay (300 ms seen on a loaded 2-core machine): a loose floor
+      assert.ok(e.latencyMs <= client.ms + 5 && e.latencyMs >= client.ms - 500, `${what}: LAT ${e.latencyMs} ms, client ${client.ms.toFixed(1)} ms`);
       if (want.result === 'ok') assert.ok(e.handshakeRttMs !== undefined && e.handshakeRttMs < 50, `${what}: RTT ${e.handshakeRttMs}`);
       else assert.equal(e.handshakeRttMs, undefined, what);
       if (target.port === PORT.firstSynDropped) assert.ok(e.latencyMs >= 1000 && e.latencyMs < 1250, `${what}: LAT ${e.latencyMs}`);
