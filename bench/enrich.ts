@@ -1,13 +1,15 @@
-// npx node bench/enrich.ts: the enrichment index at cluster scale (50k pods on 500 nodes, 10k services with
-// EndpointSlices, 10k ReplicaSets). Objects shaped like the API's go through the same compactors the watches use.
-// Reports the memory the index keeps (heap and RSS deltas after GC) and the cost of one lookup, against a bare
-// Map<string, object> of the same keys measured in the same run (timings on this machine are noisy: read the ratios).
+// npx node bench/enrich.ts: the enrichment index at cluster scale (default 50k pods, one node per 30 pods, 10k
+// Deployments each with a Service and EndpointSlices of up to 100 endpoints, 10 ReplicaSets per Deployment as
+// revisionHistoryLimit keeps them, a tenth of the pods from Jobs and behind no Service). Objects shaped like the
+// API's go through the same compactors the watches use. Reports the memory the index keeps (heap and RSS deltas
+// after GC; the index is the only store, there is no informer cache beside it) and the cost of one lookup, against a
+// bare Map<string, object> of the same keys measured in the same run (timings here are noisy: read the ratios).
 import { loadavg } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ClusterIndex } from '../src/enrich/cluster-index.ts';
-import { compactController, compactEndpointSlice, compactPod, compactService } from '../src/enrich/compact.ts';
+import { compactController, compactEndpointSlice, compactNode, compactPod, compactService } from '../src/enrich/compact.ts';
 import { KubeEnricher } from '../src/enrich/kube-enricher.ts';
 import { PidResolver } from '../src/enrich/proc.ts';
 import type { ConnectEvent } from '../src/event.ts';
@@ -18,7 +20,11 @@ const gc = runInNewContext('gc') as () => void;
 
 const PODS = Number(process.env.BENCH_PODS ?? 50_000);
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
-const NODES = 500;
+const NODES = Math.max(1, Math.ceil(PODS / 30));
+const RS_PER_DEPLOYMENT = 10;
+/** pods of Deployment d: the first 90% of pods, spread evenly; the rest are Job pods behind no Service */
+const SERVED = Math.floor(PODS * 0.9);
+const perDeployment = Math.max(1, Math.ceil(SERVED / SERVICES));
 const LOOKUPS = Number(process.env.BENCH_LOOKUPS ?? 2_000_000);
 
 const podIp = (i: number) => `10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
@@ -34,22 +40,28 @@ function rawPod(i: number): unknown {
   return wire(buildPod(i));
 }
 
+const templateHash = (d: number, rev: number) => hex((d * 7919 + rev * 104729) >>> 0, 10);
+
 function buildPod(i: number): unknown {
-  const ns = `team-${i % 200}`;
-  const deploy = `svc-${Math.floor(i / 5)}`;
-  const hash = hex(i >> 2, 10);
+  const served = i < SERVED;
+  const d = Math.floor(i / perDeployment);
+  const ns = `team-${(served ? d : i) % 200}`;
+  const deploy = `svc-${d}`;
+  const hash = templateHash(d, 0);
+  const job = `batch-${i}-29453760`;
+  const owner = served ? { kind: 'ReplicaSet', name: `${deploy}-${hash}` } : { kind: 'Job', name: job };
   return {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
-      name: `${deploy}-${hash}-${hex(i, 5)}`,
+      name: served ? `${deploy}-${hash}-${hex(i, 5)}` : `${job}-${hex(i, 5)}`,
       namespace: ns,
       uid: uid(i),
       resourceVersion: String(1000 + i),
-      creationTimestamp: new Date(1_700_000_000_000 + i * 1000).toISOString(),
-      labels: { app: deploy, 'pod-template-hash': hash, 'app.kubernetes.io/part-of': ns },
+      creationTimestamp: new Date(1_767_225_600_000 + (i % 60) * 1000).toISOString(),
+      labels: served ? { app: deploy, 'pod-template-hash': hash, 'app.kubernetes.io/part-of': ns } : { 'job-name': job },
       annotations: { 'kubectl.kubernetes.io/restartedAt': '2026-01-01T00:00:00Z', 'prometheus.io/scrape': 'true' },
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${deploy}-${hash}`, uid: uid(i + 10_000_000), controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [{ apiVersion: 'apps/v1', ...owner, uid: uid(i + 10_000_000), controller: true, blockOwnerDeletion: true }],
     },
     spec: {
       nodeName: `node-${i % NODES}`,
@@ -58,7 +70,7 @@ function buildPod(i: number): unknown {
     },
     status: {
       phase: 'Running',
-      hostIP: `192.168.${(i % NODES) >> 8}.${i % NODES}`,
+      hostIP: nodeIp(i % NODES),
       podIP: podIp(i),
       podIPs: [{ ip: podIp(i) }],
       conditions: ['Initialized', 'Ready', 'ContainersReady', 'PodScheduled'].map((type) => ({ type, status: 'True', lastTransitionTime: '2026-01-01T00:00:00Z' })),
@@ -67,6 +79,8 @@ function buildPod(i: number): unknown {
   };
 }
 
+const nodeIp = (n: number) => `192.168.${n >> 8}.${n & 255}`;
+
 function rawService(i: number): unknown {
   return wire({
     metadata: { name: `svc-${i}`, namespace: `team-${i % 200}`, uid: uid(i + 20_000_000), resourceVersion: '1' },
@@ -74,10 +88,30 @@ function rawService(i: number): unknown {
   });
 }
 
-function rawSlice(i: number): unknown {
-  const endpoints = [];
-  for (let p = i * 5; p < i * 5 + 5 && p < PODS; p++) endpoints.push({ addresses: [podIp(p)], targetRef: { kind: 'Pod', name: `pod-${p}`, namespace: `team-${i % 200}` }, conditions: { ready: true } });
-  return wire({ metadata: { name: `svc-${i}-abcde`, namespace: `team-${i % 200}`, uid: uid(i + 30_000_000), labels: { 'kubernetes.io/service-name': `svc-${i}` } }, endpoints });
+/** Deployment d's EndpointSlices (the controller cuts them at 100 endpoints). */
+function rawSlices(d: number): unknown[] {
+  const slices = [];
+  const first = d * perDeployment;
+  const end = Math.min(first + perDeployment, SERVED);
+  for (let start = first, n = 0; start < end; start += 100, n++) {
+    const endpoints = [];
+    for (let p = start; p < Math.min(start + 100, end); p++) {
+      const name = `svc-${d}-${templateHash(d, 0)}-${hex(p, 5)}`;
+      endpoints.push({ addresses: [podIp(p)], targetRef: { kind: 'Pod', name, namespace: `team-${d % 200}`, uid: uid(p) }, nodeName: `node-${p % NODES}`, conditions: { ready: true, serving: true, terminating: false } });
+    }
+    slices.push(wire({ metadata: { name: `svc-${d}-${hex(n, 5)}`, namespace: `team-${d % 200}`, uid: uid(d * 100 + n + 30_000_000), labels: { 'kubernetes.io/service-name': `svc-${d}`, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' } }, addressType: 'IPv4', ports: [{ name: '', port: 8080, protocol: 'TCP' }], endpoints }));
+  }
+  return slices;
+}
+
+/** A ReplicaSet as a metadata-only list returns it. */
+function rawReplicaSet(d: number, rev: number): unknown {
+  const hash = templateHash(d, rev);
+  return wire({ kind: 'PartialObjectMetadata', metadata: { name: `svc-${d}-${hash}`, namespace: `team-${d % 200}`, uid: uid(d * 16 + rev + 40_000_000), labels: { app: `svc-${d}`, 'pod-template-hash': hash }, annotations: { 'deployment.kubernetes.io/revision': String(rev + 1) }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: `svc-${d}`, uid: uid(d + 50_000_000), controller: true, blockOwnerDeletion: true }] } });
+}
+
+function rawNode(n: number): unknown {
+  return wire({ metadata: { name: `node-${n}`, uid: uid(n + 60_000_000), labels: { 'kubernetes.io/hostname': `node-${n}` } }, status: { addresses: [{ type: 'InternalIP', address: nodeIp(n) }, { type: 'Hostname', address: `node-${n}` }] } });
 }
 
 function memory(): { heap: number; rss: number } {
@@ -107,40 +141,23 @@ function timePerCall(keys: string[], fn: (key: string) => unknown, calls = LOOKU
   return { ns: best, sink };
 }
 
-/** ListWatch's own cache: namespace -> name -> object (here the compact record, as the watches store it). */
-type InformerCache = Map<string, Map<string, unknown>>;
-function cacheAdd(cache: InformerCache, rec: { metadata: { namespace: string | undefined; name: string } }): void {
-  const ns = rec.metadata.namespace ?? '';
-  let inner = cache.get(ns);
-  if (inner === undefined) cache.set(ns, (inner = new Map()));
-  inner.set(rec.metadata.name, rec);
-}
-
-// ---- memory: the index plus the informer caches holding the same compact records ----
+// ---- memory: the index, the only store ----
 const before = memory();
 const index = new ClusterIndex('node-0');
-const caches: InformerCache[] = [new Map(), new Map(), new Map(), new Map(), new Map()];
+for (let n = 0; n < NODES; n++) index.upsertNode(compactNode(rawNode(n)));
 for (let i = 0; i < PODS; i++) {
   const raw = rawPod(i);
-  const rec = compactPod(raw, false);
-  index.upsertPod(rec);
-  cacheAdd(caches[0]!, rec);
-  if (i % NODES === 0) {
-    const local = compactPod(raw, true);
-    index.upsertLocalPod(local);
-    cacheAdd(caches[1]!, local);
-  }
+  index.upsertPod(compactPod(raw, false));
+  if (i % NODES === 0) index.upsertLocalPod(compactPod(raw, true));
 }
-for (let i = 0; i < SERVICES; i++) {
-  const svc = compactService(rawService(i));
-  const slice = compactEndpointSlice(rawSlice(i));
-  const rs = compactController(wire({ metadata: { name: `svc-${i}-rs`, namespace: `team-${i % 200}`, ownerReferences: [{ kind: 'Deployment', name: `svc-${i}` }] } }));
-  index.upsertService(svc);
-  index.upsertEndpointSlice(slice);
-  index.upsertController('ReplicaSet', rs);
-  cacheAdd(caches[2]!, svc);
-  cacheAdd(caches[3]!, slice);
-  cacheAdd(caches[4]!, rs);
+let endpointSlices = 0;
+for (let d = 0; d < SERVICES; d++) {
+  index.upsertService(compactService(rawService(d)));
+  for (const slice of rawSlices(d)) {
+    index.upsertEndpointSlice(compactEndpointSlice(slice));
+    endpointSlices++;
+  }
+  for (let rev = 0; rev < RS_PER_DEPLOYMENT; rev++) index.upsertController('ReplicaSet', compactController(rawReplicaSet(d, rev)));
 }
 const afterIndex = memory();
 
@@ -169,7 +186,7 @@ for (let i = 0; i < PODS; i++) {
 }
 for (let i = 0; i < SERVICES; i++) enricher.index.upsertService(compactService(rawService(i)));
 const events: ConnectEvent[] = keys.slice(0, 10_000).map((daddr, i) => ({
-  timeMs: 0, tool: 'tcpconnlat', pid: 1, comm: 'app', ipVersion: 4, saddr: podIp((i % 100) * NODES), sport: undefined, daddr, dport: 80, latencyMs: 1, failed: false,
+  timeMs: 0, tool: 'tcpconnlat', pid: 1, comm: 'app', ipVersion: 4, saddr: podIp((i % Math.ceil(PODS / NODES)) * NODES), sport: undefined, daddr, dport: 80, latencyMs: 1, failed: false,
 }));
 const byAddr = new Map(events.map((e) => [e.daddr, e]));
 const enrich = timePerCall([...byAddr.keys()], (k) => {
@@ -185,9 +202,9 @@ const pidCost = timePerCall([String(process.pid)], (k) => pids.resolve(Number(k)
 
 const s = index.sizes();
 const rows: Array<[string, string, string]> = [
-  ['objects', `${s.pods} pods (${s.localPods} local), ${s.services} services, ${s.endpointIps} endpoint IPs, ${s.controllers} ReplicaSets`, ''],
-  ['index + informer caches, heap', mib(afterIndex.heap - before.heap), `${((afterIndex.heap - before.heap) / (PODS + SERVICES)).toFixed(0)} B/object`],
-  ['index + informer caches, RSS', mib(afterIndex.rss - before.rss), ''],
+  ['objects', `${s.pods} pods (${s.localPods} local), ${s.nodes} nodes, ${s.services} services, ${endpointSlices} EndpointSlices (${s.endpointIps} endpoint IPs), ${SERVICES * RS_PER_DEPLOYMENT} ReplicaSets (${s.controllers} stored)`, ''],
+  ['index heap', mib(afterIndex.heap - before.heap), `${((afterIndex.heap - before.heap) / PODS).toFixed(0)} B/pod, all objects included`],
+  ['index RSS', mib(afterIndex.rss - before.rss), ''],
   ['bare Map heap (baseline)', mib(afterBaseline.heap - afterIndex.heap), `${((afterBaseline.heap - afterIndex.heap) / (PODS + SERVICES)).toFixed(0)} B/entry`],
   ['bare Map.get (baseline)', `${bare.ns.toFixed(1)} ns`, '1.0x'],
   ['resolveDestination', `${resolve.ns.toFixed(1)} ns`, `${(resolve.ns / bare.ns).toFixed(1)}x`],
@@ -198,4 +215,4 @@ console.log(`enrichment index: ${PODS} pods, ${SERVICES} services; ${LOOKUPS} lo
 const w0 = Math.max(...rows.map((r) => r[0].length));
 const w1 = Math.max(...rows.map((r) => r[1].length));
 for (const [a, b, c] of rows) console.log(`  ${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}`);
-if (resolve.sink === 0 || bare.sink === 0 || enrich.sink === 0 || caches[0]!.size === 0) throw new Error('lookups found nothing: the benchmark is broken');
+if (resolve.sink === 0 || bare.sink === 0 || enrich.sink === 0 || s.pods !== PODS) throw new Error('lookups found nothing: the benchmark is broken');

@@ -7,6 +7,7 @@ import {
   type ContainerRef,
   type ControllerRecord,
   type EndpointSliceRecord,
+  type Keyed,
   type NodeRecord,
   type PodRecord,
   type ServiceRecord,
@@ -66,51 +67,99 @@ function ownsIps(p: PodRecord): boolean {
   return !p.hostNetwork && p.phase !== 'Succeeded' && p.phase !== 'Failed';
 }
 const terminated = (p: PodRecord) => p.phase === 'Succeeded' || p.phase === 'Failed';
+/** A cluster-wide pod matters only while it holds an IP: one without any cannot be a destination. */
+const holdsIps = (p: PodRecord) => ownsIps(p) && p.ips.length > 0;
 
-/** One address of an EndpointSlice; its identity is made on first lookup (most are never looked up as such). */
-interface EndpointEntry {
-  ip: string;
-  slice: EndpointSliceRecord;
-  podName: string | undefined;
-  identity: PeerIdentity | undefined;
-}
-
-/** Namespace/name: what the informer cache keys by, so an object re-created under the same name replaces the old. */
+/** Namespace/name: what a watch keys by, so an object re-created under the same name replaces the old. */
 const keyOf = (m: { namespace: string | undefined; name: string }) => (m.namespace === undefined ? m.name : `${m.namespace}/${m.name}`);
 
-function endpointIdentity(e: EndpointEntry): PeerIdentity {
-  const namespace = e.slice.metadata.namespace;
-  const serviceName = e.slice.serviceName;
-  e.identity ??=
-    e.podName !== undefined
-      ? freezeIdentity({ namespace, name: e.podName, type: 'Pod', podName: e.podName, serviceName })
+function endpointIdentity(slice: EndpointSliceRecord, ip: string): PeerIdentity {
+  let id = slice.identities?.get(ip);
+  if (id !== undefined) return id;
+  const namespace = slice.metadata.namespace;
+  const { serviceName } = slice;
+  const podName = slice.podNames[slice.ips.indexOf(ip)];
+  id =
+    podName !== undefined
+      ? freezeIdentity({ namespace, name: podName, type: 'Pod', podName, serviceName })
       : freezeIdentity({ namespace, name: serviceName, type: 'Service', ownerName: serviceName, ownerType: 'Service', serviceName });
-  return e.identity;
+  (slice.identities ??= new Map()).set(ip, id);
+  return id;
 }
 
-/** Records by key, and by IP for those that `ownsIps` says hold their IPs. */
-class IndexedRecords<T extends { metadata: { uid: string; namespace: string | undefined; name: string }; ips: string[] }> {
-  readonly byKey = new Map<string, T>();
-  readonly byIp: IpTable<T>;
-  readonly #ownsIps: (rec: T) => boolean;
+/** Namespace -> name -> value: two levels of Map, so no "namespace/name" key string is built per object. */
+class ByName<V> {
+  readonly #byNs = new Map<string, Map<string, V>>();
+  size = 0;
 
-  constructor(compare: (a: T, b: T) => number, ownsIps: (rec: T) => boolean = () => true) {
+  get(namespace: string | undefined, name: string): V | undefined {
+    return this.#byNs.get(namespace ?? '')?.get(name);
+  }
+
+  set(namespace: string | undefined, name: string, value: V): void {
+    const ns = namespace ?? '';
+    let inner = this.#byNs.get(ns);
+    if (inner === undefined) this.#byNs.set(ns, (inner = new Map()));
+    const before = inner.size;
+    inner.set(name, value);
+    this.size += inner.size - before;
+  }
+
+  delete(namespace: string | undefined, name: string): boolean {
+    const ns = namespace ?? '';
+    const inner = this.#byNs.get(ns);
+    if (inner === undefined || !inner.delete(name)) return false;
+    if (inner.size === 0) this.#byNs.delete(ns);
+    this.size--;
+    return true;
+  }
+
+  *values(): IterableIterator<V> {
+    for (const inner of this.#byNs.values()) yield* inner.values();
+  }
+
+  entries(): IterableIterator<[string, Map<string, V>]> {
+    return this.#byNs.entries();
+  }
+}
+
+/**
+ * Records by namespace and name, and by IP for those that
+ * `indexIps` says hold their IPs. A record `keep` rejects is not stored at all (and replaces, so removes, the old).
+ */
+class IndexedRecords<T extends { metadata: { namespace: string | undefined; name: string }; ips: string[] }> {
+  readonly #byName = new ByName<T>();
+  readonly byIp: IpTable<T>;
+  readonly #keep: (rec: T) => boolean;
+  readonly #indexIps: (rec: T) => boolean;
+
+  constructor(compare: (a: T, b: T) => number, opts: { keep?: (rec: T) => boolean; indexIps?: (rec: T) => boolean } = {}) {
     this.byIp = new IpTable(compare);
-    this.#ownsIps = ownsIps;
+    this.#keep = opts.keep ?? (() => true);
+    this.#indexIps = opts.indexIps ?? (() => true);
+  }
+
+  get size(): number {
+    return this.#byName.size;
+  }
+
+  values(): IterableIterator<T> {
+    return this.#byName.values();
   }
 
   upsert(rec: T): void {
     this.delete(rec);
-    this.byKey.set(keyOf(rec.metadata), rec);
-    if (this.#ownsIps(rec)) for (const ip of rec.ips) this.byIp.add(ip, rec);
+    if (!this.#keep(rec)) return;
+    this.#byName.set(rec.metadata.namespace, rec.metadata.name, rec);
+    if (this.#indexIps(rec)) for (const ip of rec.ips) this.byIp.add(ip, rec);
   }
 
-  /** Removes the stored version of `rec` (same key) and returns it. */
-  delete(rec: T): T | undefined {
-    const key = keyOf(rec.metadata);
-    const old = this.byKey.get(key);
+  /** Removes the stored version of `rec` (same namespace and name) and returns it. */
+  delete(rec: Keyed): T | undefined {
+    const { namespace, name } = rec.metadata;
+    const old = this.#byName.get(namespace, name);
     if (old === undefined) return undefined;
-    this.byKey.delete(key);
+    this.#byName.delete(namespace, name);
     for (const ip of old.ips) this.byIp.remove(ip, old);
     return old;
   }
@@ -148,18 +197,28 @@ export function cronJobOfJobName(jobName: string, podCreatedMs: number): string 
   return ageMs >= -3_600_000 && ageMs <= 30 * 86_400_000 ? jobName.slice(0, dash) : undefined;
 }
 
+/** A ReplicaSet owned by the Deployment its name and pod-template-hash label name: what ownerOf infers anyway. */
+function byConvention(rs: ControllerRecord): boolean {
+  const hash = rs.templateHash;
+  const name = rs.metadata.name;
+  return rs.ownerKind === 'Deployment' && hash !== undefined && hash !== '' && rs.ownerName !== undefined &&
+    name === `${rs.ownerName}-${hash}`;
+}
+
 export class ClusterIndex {
   /** The node this agent runs on; its own identity when a connection comes from a host process. */
   readonly nodeName: string | undefined;
-  readonly #pods = new IndexedRecords<PodRecord>(podOrder, ownsIps);
-  readonly #localPods = new IndexedRecords<PodRecord>(podOrder, ownsIps);
+  readonly #pods = new IndexedRecords<PodRecord>(podOrder, { keep: holdsIps });
+  readonly #localPods = new IndexedRecords<PodRecord>(podOrder, { indexIps: ownsIps });
   /** metadata.uid and, for static pods, the config hash their cgroups are named after */
   readonly #localByUid = new Map<string, PodRecord>();
   readonly #services = new IndexedRecords<ServiceRecord>(byKey);
   readonly #nodes = new IndexedRecords<NodeRecord>(byKey);
-  readonly #slices = new Map<string, EndpointEntry[]>();
-  readonly #endpointIps = new IpTable<EndpointEntry>((a, b) => (keyOf(a.slice.metadata) < keyOf(b.slice.metadata) ? -1 : 1));
-  readonly #controllers = new Map<string, ControllerRecord>();
+  readonly #slices = new Map<string, EndpointSliceRecord>();
+  readonly #endpointIps = new IpTable<EndpointSliceRecord>(byKey);
+  /** ReplicaSets: a Deployment's by the length of its hash (see upsertController), any other as its record */
+  readonly #replicaSets = new ByName<ControllerRecord | number>();
+  readonly #jobs = new ByName<ControllerRecord>();
   /** Bumped when something a pod's identity depends on (its controllers, its services) changes. */
   #epoch = 0;
   readonly #thisNode: PeerIdentity | undefined;
@@ -171,24 +230,32 @@ export class ClusterIndex {
 
   sizes(): IndexSizes {
     return {
-      pods: this.#pods.byKey.size,
+      pods: this.#pods.size,
       podIps: this.#pods.byIp.size,
-      localPods: this.#localPods.byKey.size,
-      services: this.#services.byKey.size,
+      localPods: this.#localPods.size,
+      services: this.#services.size,
       serviceIps: this.#services.byIp.size,
-      nodes: this.#nodes.byKey.size,
+      nodes: this.#nodes.size,
       endpointIps: this.#endpointIps.size,
-      controllers: this.#controllers.size,
+      controllers: this.#replicaSets.size + this.#jobs.size,
     };
   }
 
   // ---- updates (from watches) ----
 
   upsertPod(rec: PodRecord): void {
+    // The pod's EndpointSlice entry holds the same IP and name: keep one copy of each string.
+    const ip = rec.ips[0];
+    const slice = ip === undefined ? undefined : this.#endpointIps.get(ip);
+    if (slice !== undefined) {
+      const i = slice.ips.indexOf(ip!);
+      rec.ips[0] = slice.ips[i]!;
+      if (slice.podNames[i] === rec.metadata.name) rec.metadata.name = slice.podNames[i];
+    }
     this.#pods.upsert(rec);
   }
 
-  deletePod(rec: PodRecord): void {
+  deletePod(rec: Keyed): void {
     this.#pods.delete(rec);
   }
 
@@ -201,7 +268,7 @@ export class ClusterIndex {
     if (rec.mirrorHash) this.#localByUid.set(rec.mirrorHash, rec);
   }
 
-  deleteLocalPod(rec: PodRecord): void {
+  deleteLocalPod(rec: Keyed): void {
     const old = this.#localPods.delete(rec);
     if (old === undefined) return;
     if (old.metadata.uid && this.#localByUid.get(old.metadata.uid) === old) this.#localByUid.delete(old.metadata.uid);
@@ -212,7 +279,7 @@ export class ClusterIndex {
     this.#services.upsert(rec);
   }
 
-  deleteService(rec: ServiceRecord): void {
+  deleteService(rec: Keyed): void {
     this.#services.delete(rec);
   }
 
@@ -220,36 +287,81 @@ export class ClusterIndex {
     this.#nodes.upsert(rec);
   }
 
-  deleteNode(rec: NodeRecord): void {
+  deleteNode(rec: Keyed): void {
     this.#nodes.delete(rec);
   }
 
   upsertEndpointSlice(rec: EndpointSliceRecord): void {
     this.deleteEndpointSlice(rec);
-    const entries = rec.endpoints.map((e): EndpointEntry => ({ ip: e.ip, slice: rec, podName: e.podName, identity: undefined }));
-    this.#slices.set(keyOf(rec.metadata), entries);
-    for (const entry of entries) this.#endpointIps.add(entry.ip, entry);
+    // Share the strings of pods already indexed (see upsertPod): one copy of each IP and name.
+    for (let i = 0; i < rec.ips.length; i++) {
+      const pod = this.#pods.byIp.get(rec.ips[i]!);
+      if (pod === undefined) continue;
+      rec.ips[i] = pod.ips[0] === rec.ips[i] ? pod.ips[0]! : rec.ips[i]!;
+      if (rec.podNames[i] === pod.metadata.name) rec.podNames[i] = pod.metadata.name;
+    }
+    this.#slices.set(keyOf(rec.metadata), rec);
+    for (const ip of rec.ips) this.#endpointIps.add(ip, rec);
     this.#epoch++;
   }
 
-  deleteEndpointSlice(rec: EndpointSliceRecord): void {
+  deleteEndpointSlice(rec: Keyed): void {
     const sliceKey = keyOf(rec.metadata);
     const old = this.#slices.get(sliceKey);
     if (old === undefined) return;
     this.#slices.delete(sliceKey);
-    for (const entry of old) this.#endpointIps.remove(entry.ip, entry);
+    for (const ip of old.ips) this.#endpointIps.remove(ip, old);
     this.#epoch++;
   }
 
+  /**
+   * A ReplicaSet a Deployment made is named "<deployment>-<pod-template-hash>" and carries that hash: for it only the
+   * hash's length is kept (a number in the map, no record), from which ownerOf cuts the Deployment's name. At 150k
+   * pods and ten revisions kept per Deployment that is 100k small entries instead of 100k records. Others (a
+   * Rollout's, a bare one) and every Job keep their record.
+   */
   upsertController(kind: 'ReplicaSet' | 'Job', rec: ControllerRecord): void {
-    const key = `${kind}/${rec.metadata.namespace ?? ''}/${rec.metadata.name}`;
-    const old = this.#controllers.get(key);
-    this.#controllers.set(key, rec);
-    if (old === undefined || old.ownerKind !== rec.ownerKind || old.ownerName !== rec.ownerName) this.#epoch++;
+    const { namespace, name } = rec.metadata;
+    const before = this.#controllerOwner(kind, namespace, name);
+    if (kind === 'Job') this.#jobs.set(namespace, name, rec);
+    else this.#replicaSets.set(namespace, name, byConvention(rec) ? rec.templateHash!.length : rec);
+    const after = this.#controllerOwner(kind, namespace, name);
+    if (before === undefined || before[0] !== after![0] || before[1] !== after![1]) this.#epoch++;
   }
 
-  deleteController(kind: 'ReplicaSet' | 'Job', rec: ControllerRecord): void {
-    if (this.#controllers.delete(`${kind}/${rec.metadata.namespace ?? ''}/${rec.metadata.name}`)) this.#epoch++;
+  deleteController(kind: 'ReplicaSet' | 'Job', rec: Keyed): void {
+    const { namespace, name } = rec.metadata;
+    if ((kind === 'Job' ? this.#jobs : this.#replicaSets).delete(namespace, name)) this.#epoch++;
+  }
+
+  /** The owner a known ReplicaSet or Job names ([itself] when it has none), or undefined when it is not known. */
+  #controllerOwner(kind: 'ReplicaSet' | 'Job', namespace: string | undefined, name: string): [string, string] | undefined {
+    const c = kind === 'Job' ? this.#jobs.get(namespace, name) : this.#replicaSets.get(namespace, name);
+    if (c === undefined) return undefined;
+    if (typeof c === 'number') return [name.slice(0, name.length - c - 1), 'Deployment'];
+    return c.ownerKind !== undefined && c.ownerName !== undefined ? [c.ownerName, c.ownerKind] : [name, kind];
+  }
+
+  /** What the index holds, for a relist to find what is gone. */
+  storedPods(): Iterable<PodRecord> {
+    return this.#pods.values();
+  }
+  storedLocalPods(): Iterable<PodRecord> {
+    return this.#localPods.values();
+  }
+  storedServices(): Iterable<ServiceRecord> {
+    return this.#services.values();
+  }
+  storedNodes(): Iterable<NodeRecord> {
+    return this.#nodes.values();
+  }
+  storedEndpointSlices(): Iterable<EndpointSliceRecord> {
+    return this.#slices.values();
+  }
+  /** Keys of the known ReplicaSets or Jobs (a Deployment's ReplicaSet keeps no record to return). */
+  *storedControllers(kind: 'ReplicaSet' | 'Job'): Iterable<Keyed> {
+    if (kind === 'Job') return yield* this.#jobs.values();
+    for (const [namespace, inner] of this.#replicaSets.entries()) for (const name of inner.keys()) yield { metadata: { namespace: namespace || undefined, name } };
   }
 
   // ---- lookups (hot path) ----
@@ -258,11 +370,10 @@ export class ClusterIndex {
    * by naming convention only while a controller is unknown (not listed yet, or forbidden). */
   ownerOf(pod: PodRecord): [name: string, type: string] {
     const { ownerKind: kind, ownerName: name } = pod;
-    const ns = pod.metadata.namespace ?? '';
     if (kind === undefined || name === undefined || kind === 'Node') return [pod.metadata.name, 'Pod']; // bare or static pod
     if (kind === 'ReplicaSet' || kind === 'Job') {
-      const c = this.#controllers.get(`${kind}/${ns}/${name}`);
-      if (c !== undefined) return c.ownerKind !== undefined && c.ownerName !== undefined ? [c.ownerName, c.ownerKind] : [name, kind];
+      const known = this.#controllerOwner(kind, pod.metadata.namespace, name);
+      if (known !== undefined) return known;
       if (kind === 'ReplicaSet') {
         const hash = pod.templateHash;
         if (hash && name.length > hash.length + 1 && name.endsWith(`-${hash}`)) return [name.slice(0, -hash.length - 1), 'Deployment'];
@@ -279,9 +390,9 @@ export class ClusterIndex {
     const [ownerName, ownerType] = this.ownerOf(pod);
     let serviceName: string | undefined;
     for (const ip of pod.ips) {
-      const ep = this.#endpointIps.get(ip);
-      if (ep !== undefined && ep.slice.metadata.namespace === pod.metadata.namespace) {
-        serviceName = ep.slice.serviceName;
+      const slice = this.#endpointIps.get(ip);
+      if (slice !== undefined && slice.metadata.namespace === pod.metadata.namespace) {
+        serviceName = slice.serviceName;
         break;
       }
     }
@@ -320,8 +431,8 @@ export class ClusterIndex {
     if (pod !== undefined) return this.podIdentity(pod);
     const node = this.#nodes.byIp.get(ip);
     if (node !== undefined) return node.identity;
-    const ep = this.#endpointIps.get(ip);
-    if (ep !== undefined) return endpointIdentity(ep);
+    const slice = this.#endpointIps.get(ip);
+    if (slice !== undefined) return endpointIdentity(slice, ip);
     return EXTERNAL;
   }
 

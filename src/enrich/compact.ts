@@ -3,13 +3,15 @@
 // Input may be the client's deserialized classes (lists: dates as Date) or raw watch JSON (dates as strings).
 import type { PeerIdentity } from '../event.ts';
 
-/** What the informer's own cache needs to key and version an object. */
+/** What the index keys an object by (the watch reads resourceVersion from the raw event, nothing keeps it). */
 export interface CompactMeta {
   name: string;
   namespace: string | undefined;
   uid: string;
-  resourceVersion: string | undefined;
 }
+
+/** What deletes and relists need of an object: the namespace and name a watch keys it by. */
+export type Keyed = { metadata: { namespace: string | undefined; name: string } };
 
 export interface ContainerRef {
   /** 64 hex digits, without the "containerd://" scheme */
@@ -54,17 +56,15 @@ export interface NodeRecord {
   identity: PeerIdentity;
 }
 
-export interface EndpointRef {
-  ip: string;
-  /** targetRef of kind Pod, when the endpoint is a pod */
-  podName: string | undefined;
-}
-
 export interface EndpointSliceRecord {
   metadata: CompactMeta;
   /** label kubernetes.io/service-name */
   serviceName: string | undefined;
-  endpoints: EndpointRef[];
+  /** endpoint addresses, and at the same position the targetRef's pod name (undefined when not a pod) */
+  ips: string[];
+  podNames: Array<string | undefined>;
+  /** identities of addresses looked up as endpoints (rare: a pod not in the index, a manual endpoint) */
+  identities: Map<string, PeerIdentity> | undefined;
 }
 
 /** A ReplicaSet or Job, reduced to its controller (Deployment, CronJob, ...). */
@@ -72,6 +72,8 @@ export interface ControllerRecord {
   metadata: CompactMeta;
   ownerKind: string | undefined;
   ownerName: string | undefined;
+  /** label pod-template-hash (ReplicaSets a Deployment made carry it, like their pods) */
+  templateHash: string | undefined;
 }
 
 // Loose shapes of what arrives: only the fields read, all optional, because watch JSON is untyped.
@@ -94,21 +96,38 @@ interface ObjectLike {
   metadata?: MetaLike;
 }
 
-/** Strings interned so 50k pods of one namespace share one namespace string (watch JSON makes fresh copies). */
-const interned = new Map<string, string>();
+/**
+ * Strings interned so 50k pods of one namespace share one namespace string (watch JSON makes fresh copies). The
+ * table is bounded and, once full, starts again empty: a string then stays shared by those that already hold it.
+ */
+class InternTable {
+  #map = new Map<string, string>();
+  readonly #max: number;
+  constructor(max: number) {
+    this.#max = max;
+  }
+  get(s: string): string {
+    const hit = this.#map.get(s);
+    if (hit !== undefined) return hit;
+    if (this.#map.size >= this.#max) this.#map = new Map();
+    this.#map.set(s, s);
+    return s;
+  }
+}
+const small = new InternTable(100_000);
+/** Owner (ReplicaSet, Job) names and template hashes: shared by a workload's replicas. */
+const owners = new InternTable(50_000);
+
 export function intern(s: string): string;
 export function intern(s: string | undefined): string | undefined;
 export function intern(s: string | undefined): string | undefined {
-  if (s === undefined) return undefined;
-  const hit = interned.get(s);
-  if (hit !== undefined) return hit;
-  if (interned.size < 100_000) interned.set(s, s);
-  return s;
+  return s === undefined ? undefined : small.get(s);
 }
+const internOwner = (s: string | undefined) => (s === undefined ? undefined : owners.get(s));
 
 function meta(obj: ObjectLike): CompactMeta {
   const m = obj.metadata ?? {};
-  return { name: m.name ?? '', namespace: intern(m.namespace), uid: m.uid ?? '', resourceVersion: m.resourceVersion };
+  return { name: m.name ?? '', namespace: intern(m.namespace), uid: m.uid ?? '' };
 }
 
 function controllerOf(m: MetaLike | undefined): OwnerReferenceLike | undefined {
@@ -123,10 +142,13 @@ function timeMs(t: Date | string | undefined): number {
   return Number.isFinite(ms) ? ms : 0;
 }
 
+/** An array grown by push keeps spare capacity (17 slots for one element): kept arrays are copied to their size. */
+const exact = <T>(a: T[]): T[] => a.slice();
+
 function uniqueStrings(values: Array<string | undefined>): string[] {
   const out: string[] = [];
   for (const v of values) if (typeof v === 'string' && v !== '' && v !== 'None' && !out.includes(v)) out.push(v);
-  return out;
+  return exact(out);
 }
 
 /** "containerd://<64 hex>" -> "<64 hex>" */
@@ -176,8 +198,8 @@ export function compactPod(obj: unknown, keepContainers: boolean): PodRecord {
     phase: intern(status.phase ?? 'Unknown'),
     createdMs: timeMs(pod.metadata?.creationTimestamp),
     ownerKind: intern(owner?.kind),
-    ownerName: owner?.name,
-    templateHash: pod.metadata?.labels?.['pod-template-hash'],
+    ownerName: internOwner(owner?.name),
+    templateHash: internOwner(pod.metadata?.labels?.['pod-template-hash']),
     mirrorHash: pod.metadata?.annotations?.['kubernetes.io/config.mirror'],
     containers,
     identity: undefined,
@@ -233,17 +255,23 @@ interface EndpointSliceLike extends ObjectLike {
 
 export function compactEndpointSlice(obj: unknown): EndpointSliceRecord {
   const slice = obj as EndpointSliceLike;
-  const endpoints: EndpointRef[] = [];
+  const ips: string[] = [];
+  const podNames: Array<string | undefined> = [];
   for (const e of slice.endpoints ?? []) {
     const podName = e.targetRef?.kind === 'Pod' ? e.targetRef.name : undefined;
-    for (const ip of e.addresses ?? []) if (typeof ip === 'string' && ip !== '') endpoints.push({ ip, podName });
+    for (const ip of e.addresses ?? []) {
+      if (typeof ip !== 'string' || ip === '') continue;
+      ips.push(ip);
+      podNames.push(podName);
+    }
   }
-  return { metadata: meta(slice), serviceName: slice.metadata?.labels?.['kubernetes.io/service-name'], endpoints };
+  const serviceName = intern(slice.metadata?.labels?.['kubernetes.io/service-name']);
+  return { metadata: meta(slice), serviceName, ips: exact(ips), podNames: exact(podNames), identities: undefined };
 }
 
-/** ReplicaSet or Job: only its controller reference matters. */
+/** ReplicaSet or Job (full object or PartialObjectMetadata): only its controller reference matters. */
 export function compactController(obj: unknown): ControllerRecord {
   const o = obj as ObjectLike;
   const owner = controllerOf(o.metadata);
-  return { metadata: meta(o), ownerKind: intern(owner?.kind), ownerName: owner?.name };
+  return { metadata: meta(o), ownerKind: intern(owner?.kind), ownerName: owner?.name, templateHash: o.metadata?.labels?.['pod-template-hash'] };
 }

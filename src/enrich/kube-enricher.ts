@@ -1,25 +1,18 @@
 // The Kubernetes enricher: watches (kube-watch.ts) keep a ClusterIndex fresh, and enrich() fills event.src / event.dst
 // from it synchronously. The source side uses this node's pods (field selector spec.nodeName) and, where the source
 // address cannot tell (hostNetwork pods, loopback), the process's cgroup via its PID.
-import {
-  AppsV1Api,
-  BatchV1Api,
-  CoreV1Api,
-  DiscoveryV1Api,
-  type KubeConfig,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import type { KubeAccess } from './kube-access.ts';
 import type { ConnectEvent, PeerIdentity } from '../event.ts';
 import type { Logger } from '../log.ts';
 import { ClusterIndex } from './cluster-index.ts';
-import { compactController, compactEndpointSlice, compactNode, compactPod, compactService, type PodRecord } from './compact.ts';
+import { compactController, compactEndpointSlice, compactNode, compactPod, compactService, type Keyed, type PodRecord } from './compact.ts';
 import type { Enricher } from './enricher.ts';
 import type { BackoffOptions } from '../backoff.ts';
-import { SupervisedWatch, type ListPage, type WatchSpec } from './kube-watch.ts';
+import { SupervisedWatch, type WatchSpec } from './kube-watch.ts';
 import { PidResolver } from './proc.ts';
 
 export interface KubeEnricherOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeAccess;
   /** NODE_NAME (Downward API): selects this node's pods for the source side */
   nodeName: string | undefined;
   /** host /proc, for PID -> cgroup */
@@ -53,12 +46,15 @@ export function isLoopback(ip: string): boolean {
   return ip.startsWith('127.') || ip === '::1';
 }
 
+/** Pods that can be a destination: not finished (their IP may already be another pod's) and not hostNetwork. */
+export const CLUSTER_POD_SELECTOR = 'status.phase!=Succeeded,status.phase!=Failed,spec.hostNetwork=false';
+
 export class KubeEnricher implements Enricher {
   readonly enabled = true;
   readonly description: string;
   readonly index: ClusterIndex;
   readonly pids: PidResolver;
-  readonly watches: SupervisedWatch<KubernetesObject>[] = [];
+  readonly watches: SupervisedWatch<Keyed>[] = [];
   readonly #logger: Logger;
   readonly #syncTimeoutMs: number;
   readonly #stats = { enriched: 0, srcResolved: 0, srcUnresolved: 0, dstExternal: 0 };
@@ -69,75 +65,74 @@ export class KubeEnricher implements Enricher {
     this.#syncTimeoutMs = opts.syncTimeoutMs ?? 10_000;
     this.index = new ClusterIndex(nodeName);
     this.pids = new PidResolver(opts.hostProc);
-    const core = kc.makeApiClient(CoreV1Api);
-    const apps = kc.makeApiClient(AppsV1Api);
-    const batch = kc.makeApiClient(BatchV1Api);
-    const discovery = kc.makeApiClient(DiscoveryV1Api);
     const idx = this.index;
     const backoff = opts.backoff ?? {};
-    const add = <R extends KubernetesObject>(spec: WatchSpec<R>) =>
-      this.watches.push(new SupervisedWatch<R>(kc, spec, logger, backoff) as unknown as SupervisedWatch<KubernetesObject>);
-    const page = (p: Promise<unknown>) => p as Promise<ListPage>;
+    const add = <R extends Keyed>(spec: WatchSpec<R>) => this.watches.push(new SupervisedWatch<R>(kc, spec, logger, backoff) as unknown as SupervisedWatch<Keyed>);
 
+    // Cluster-wide, only pods that can be a destination: the server filters out finished and hostNetwork pods
+    // (they hold no IP of their own), so they cost neither the agent's memory nor watch events.
     add<PodRecord>({
       name: 'pods',
       path: '/api/v1/pods',
-      list: (q) => page(core.listPodForAllNamespaces(q)),
+      fieldSelector: CLUSTER_POD_SELECTOR,
       compact: (o) => compactPod(o, false),
       upsert: (r) => idx.upsertPod(r),
       remove: (r) => idx.deletePod(r),
+      current: () => idx.storedPods(),
     });
     if (nodeName) {
-      const fieldSelector = `spec.nodeName=${nodeName}`;
       add<PodRecord>({
         name: `pods on ${nodeName}`,
         path: '/api/v1/pods',
-        fieldSelector,
-        list: (q) => page(core.listPodForAllNamespaces({ ...q, fieldSelector })),
+        fieldSelector: `spec.nodeName=${nodeName}`,
         compact: (o) => compactPod(o, true),
         upsert: (r) => idx.upsertLocalPod(r),
         remove: (r) => idx.deleteLocalPod(r),
+        current: () => idx.storedLocalPods(),
       });
     }
     add({
       name: 'services',
       path: '/api/v1/services',
-      list: (q) => page(core.listServiceForAllNamespaces(q)),
       compact: compactService,
       upsert: (r) => idx.upsertService(r),
       remove: (r) => idx.deleteService(r),
+      current: () => idx.storedServices(),
     });
     add({
       name: 'nodes',
       path: '/api/v1/nodes',
-      list: (q) => page(core.listNode(q)),
       compact: compactNode,
       upsert: (r) => idx.upsertNode(r),
       remove: (r) => idx.deleteNode(r),
+      current: () => idx.storedNodes(),
     });
     add({
       name: 'endpointslices',
       path: '/apis/discovery.k8s.io/v1/endpointslices',
-      list: (q) => page(discovery.listEndpointSliceForAllNamespaces(q)),
       compact: compactEndpointSlice,
       upsert: (r) => idx.upsertEndpointSlice(r),
       remove: (r) => idx.deleteEndpointSlice(r),
+      current: () => idx.storedEndpointSlices(),
     });
+    // Only owner references are read from ReplicaSets and Jobs: metadata-only lists and watches.
     add({
       name: 'replicasets',
       path: '/apis/apps/v1/replicasets',
-      list: (q) => page(apps.listReplicaSetForAllNamespaces(q)),
+      metadataOnly: true,
       compact: compactController,
       upsert: (r) => idx.upsertController('ReplicaSet', r),
       remove: (r) => idx.deleteController('ReplicaSet', r),
+      current: () => idx.storedControllers('ReplicaSet'),
     });
     add({
       name: 'jobs',
       path: '/apis/batch/v1/jobs',
-      list: (q) => page(batch.listJobForAllNamespaces(q)),
+      metadataOnly: true,
       compact: compactController,
       upsert: (r) => idx.upsertController('Job', r),
       remove: (r) => idx.deleteController('Job', r),
+      current: () => idx.storedControllers('Job'),
     });
     const server = kc.getCurrentCluster()?.server ?? 'unknown server';
     const where = nodeName
@@ -172,7 +167,7 @@ export class KubeEnricher implements Enricher {
     clearTimeout(timer);
     if (outcome === 'synced') {
       const s = this.index.sizes();
-      this.#logger.info(`Kubernetes index ready: ${s.pods} pods (${s.localPods} on this node), ${s.services} services, ${s.nodes} nodes, ${s.endpointIps} endpoint IPs, ${s.controllers} ReplicaSets/Jobs`);
+      this.#logger.info(`Kubernetes index ready: ${s.pods} pods (${s.localPods} on this node), ${s.services} services, ${s.nodes} nodes, ${s.endpointIps} endpoint IPs, ${s.controllers} ReplicaSets/Jobs not named by convention`);
     } else {
       const pending = this.watches.filter((w) => !w.isListed).map((w) => `${w.spec.name}${w.lastError ? ` (${w.lastError})` : ''}`);
       this.#logger.warn(`Kubernetes index not complete after ${this.#syncTimeoutMs} ms, still listing: ${pending.join(', ')}; events are enriched as it fills`);

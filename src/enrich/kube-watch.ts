@@ -1,52 +1,18 @@
-// One supervised informer per resource: @kubernetes/client-node's ListWatch, fed through a Watch that compacts every
-// object as it arrives (compact.ts) so neither the informer cache nor the index ever holds a whole object. Lists are
-// paginated and compacted page by page. ListWatch reconnects by itself after a clean close but gives up after an
-// error (API server down, 403, network): then we start it again with capped exponential backoff and jitter, from
-// the last resourceVersion when there is one (a 410 Gone makes it relist and reconcile deletes).
-import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+// One supervised watch per resource: a Reflector (reflector.ts) lists and watches, compacting every object as it
+// arrives (compact.ts) into the index, which is the only store. A round ends when the server closes the stream (then
+// it watches again at once, from the last resourceVersion) or on an error (API server down, 403, network): then it
+// starts again with capped exponential backoff and jitter, from the last resourceVersion when there is one (a 410
+// Gone makes it relist and reconcile deletes).
+import type { KubeAccess } from './kube-access.ts';
 import { Backoff, type BackoffOptions } from '../backoff.ts';
 import type { Logger } from '../log.ts';
 import { SampledLog } from '../log.ts';
+import type { Keyed } from './compact.ts';
+import { Reflector, type ReflectorSpec } from './reflector.ts';
 
-export interface ListPage {
-  items: unknown[];
-  metadata?: { resourceVersion?: string; _continue?: string } | undefined;
-}
-
-export interface WatchSpec<R extends KubernetesObject> {
+export interface WatchSpec<R extends Keyed> extends ReflectorSpec<R> {
   /** for logs: "pods", "pods on node-1", "replicasets" */
   name: string;
-  /** watch path, e.g. /api/v1/pods */
-  path: string;
-  fieldSelector?: string | undefined;
-  /** one page of the list (limit/continue) */
-  list: (page: { limit: number; _continue?: string }) => Promise<ListPage>;
-  compact: (obj: unknown) => R;
-  upsert: (rec: R) => void;
-  remove: (rec: R) => void;
-}
-
-const PAGE_SIZE = 500;
-
-/** A Watch whose callback sees compacted objects: the raw JSON is dropped as soon as it is parsed. */
-class CompactingWatch extends Watch {
-  readonly #compact: (obj: unknown) => KubernetesObject;
-  constructor(config: KubeConfig, compact: (obj: unknown) => KubernetesObject) {
-    super(config);
-    this.#compact = compact;
-  }
-  override watch(
-    path: string,
-    queryParams: Record<string, string | number | boolean | undefined>,
-    callback: (phase: string, apiObj: any, watchObj?: any) => void,
-    done: (err: any) => void,
-  ): Promise<AbortController> {
-    // Bookmarks keep the resourceVersion fresh on quiet resources, so a restart rarely needs a full relist.
-    return super.watch(path, { ...queryParams, allowWatchBookmarks: true }, (phase, obj) => {
-      const isObject = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED';
-      callback(phase, isObject ? this.#compact(obj) : obj);
-    }, done);
-  }
 }
 
 export function describeError(err: unknown): string {
@@ -58,7 +24,7 @@ export function describeError(err: unknown): string {
   return [status !== undefined ? `HTTP ${status}` : undefined, message, cause].filter(Boolean).join(': ');
 }
 
-export class SupervisedWatch<R extends KubernetesObject> {
+export class SupervisedWatch<R extends Keyed> {
   readonly spec: WatchSpec<R>;
   /** resolves after the first complete list */
   readonly listed: Promise<void>;
@@ -67,7 +33,7 @@ export class SupervisedWatch<R extends KubernetesObject> {
   lastError: string | undefined;
   #isListed = false;
   #markListed!: () => void;
-  readonly #informer: ListWatch<R>;
+  readonly #reflector: Reflector<R>;
   readonly #logger: Logger;
   readonly #log = new SampledLog(60_000);
   readonly #backoff: Backoff;
@@ -75,41 +41,39 @@ export class SupervisedWatch<R extends KubernetesObject> {
   #stopped = true;
 
   /** backoff: initialMs and maxMs (default 500 ms .. 30 s); reset by any successful list or event, not by time. */
-  constructor(config: KubeConfig, spec: WatchSpec<R>, logger: Logger, backoff: Partial<BackoffOptions> = {}) {
+  constructor(config: KubeAccess, spec: WatchSpec<R>, logger: Logger, backoff: Partial<BackoffOptions> = {}) {
     this.spec = spec;
     this.#logger = logger;
     this.#backoff = new Backoff({ ...backoff, resetAfterMs: Number.POSITIVE_INFINITY }, Math.random, 'equal');
     this.listed = new Promise((resolve) => (this.#markListed = resolve));
-    const watch = new CompactingWatch(config, spec.compact as (obj: unknown) => KubernetesObject);
-    this.#informer = new ListWatch<R>(spec.path, watch, () => this.#list(), false, undefined, spec.fieldSelector);
+    // Any object delivered means the connection works: the next failure starts the backoff from the beginning.
     const ok = () => this.#backoff.reset();
-    this.#informer.on('add', (rec) => (ok(), spec.upsert(rec)));
-    this.#informer.on('update', (rec) => (ok(), spec.upsert(rec)));
-    this.#informer.on('delete', (rec) => (ok(), spec.remove(rec)));
-    this.#informer.on('error', (err) => this.#failed(err));
+    this.#reflector = new Reflector<R>(config, {
+      ...spec,
+      upsert: (rec) => (ok(), spec.upsert(rec)),
+      remove: (rec) => (ok(), spec.remove(rec)),
+    });
   }
 
   get isListed(): boolean {
     return this.#isListed;
   }
 
-  async #list(): Promise<KubernetesListObject<R>> {
-    const items: R[] = [];
-    let resourceVersion: string | undefined;
-    let cont: string | undefined;
-    do {
-      const page = await this.spec.list(cont === undefined ? { limit: PAGE_SIZE } : { limit: PAGE_SIZE, _continue: cont });
-      resourceVersion ??= page.metadata?.resourceVersion;
-      for (const item of page.items) items.push(this.spec.compact(item));
-      cont = page.metadata?._continue || undefined;
-    } while (cont !== undefined);
+  #onListed(count: number): void {
     this.#backoff.reset();
-    if (!this.#isListed) {
-      this.#isListed = true;
-      this.#logger.debug(`Kubernetes ${this.spec.name}: listed ${items.length}`);
-      setImmediate(this.#markListed); // ListWatch applies the items synchronously once this promise settles
+    if (this.#isListed) return;
+    this.#isListed = true;
+    this.#logger.debug(`Kubernetes ${this.spec.name}: listed ${count}`);
+    this.#markListed();
+  }
+
+  /** Rounds of list/watch until stopped or failed; a clean end of the stream is followed by the next round at once. */
+  async #run(): Promise<void> {
+    try {
+      while (!this.#stopped) await this.#reflector.run((n) => this.#onListed(n));
+    } catch (err) {
+      this.#failed(err);
     }
-    return { items, metadata: { resourceVersion: resourceVersion ?? '' } };
   }
 
   #failed(err: unknown): void {
@@ -123,20 +87,20 @@ export class SupervisedWatch<R extends KubernetesObject> {
       this.#timer = undefined;
       if (this.#stopped) return;
       this.restarts++;
-      this.#informer.start().catch((e: unknown) => this.#failed(e));
+      void this.#run();
     }, delay);
     this.#timer.unref();
   }
 
   start(): void {
     this.#stopped = false;
-    this.#informer.start().catch((e: unknown) => this.#failed(e));
+    void this.#run();
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
-    await this.#informer.stop();
+    this.#reflector.stop();
   }
 }

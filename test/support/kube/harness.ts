@@ -42,6 +42,8 @@ export interface KubeHarnessOptions {
   disableAdmissionPlugins?: string[];
   /** Extra kube-apiserver flags, e.g. ["--feature-gates=..."]. */
   apiserverArgs?: string[];
+  /** Extra etcd flags, e.g. ["--quota-backend-bytes=8589934592"] for a store larger than etcd's 2 GiB default. */
+  etcdArgs?: string[];
   /** How long start() may take, up to /readyz ok. Default 90 s (typically 5-9 s on a loaded 2-core VM). */
   startTimeoutMs?: number;
 }
@@ -175,6 +177,7 @@ export class KubeHarness {
       `--initial-cluster=connlat-test=${peerUrl}`,
       '--unsafe-no-fsync', // a throwaway store: durability is not under test, latency is saved
       '--log-level=warn',
+      ...(options.etcdArgs ?? []),
     ], etcdLog);
     processes.push(etcd);
     const pki = await makePki(dir); // while etcd starts
@@ -303,6 +306,11 @@ export class KubeHarness {
   /** SubjectAccessReview for a ServiceAccount. */
   async serviceAccountCan(namespace: string, name: string, query: AccessQuery): Promise<AccessDecision> {
     return await this.subjectAccessReview(serviceAccountSubject(namespace, name), query);
+  }
+
+  /** Process ids of etcd and kube-apiserver (setpriv execs them, so these are the servers), for CPU and memory. */
+  pids(): { etcd: number | undefined; apiserver: number | undefined } {
+    return { etcd: this.processes[0]?.pid, apiserver: this.processes[1]?.pid };
   }
 
   /** The tail of a component's log, for assertion messages. */
