@@ -198,8 +198,8 @@ export interface SocketOwner {
   readonly pid: number;
   readonly comm: string;
   /** The destination connect() was called for: the outcome line of the same socket has the same. */
-  readonly raddr?: string;
-  readonly rport?: number;
+  readonly raddr: string;
+  readonly rport: number;
 }
 
 /**
@@ -209,14 +209,16 @@ export interface SocketOwner {
  * whose outcome was never seen, e.g. lost perf events).
  *
  * SKADDR is a kernel address, reused by the next socket as soon as one is freed (the recordings show it within a
- * second). So an owner is only trusted for the socket it was seen for: the next connect at the address replaces it,
- * it must name the same destination as the outcome, and a restarted tool starts with none (its gap may hide a close
- * and a reuse). Other transitions leave it alone: lines from different CPUs' perf buffers arrive out of order. A connect without a trusted
+ * second), and tcpstates reads one perf buffer per CPU, so lines of two sockets at one address can arrive out of
+ * order (the new connect() before the old socket's outcome or its last FIN_WAIT2 -> CLOSE). So an outcome takes the
+ * oldest connect seen at its SKADDR for the same destination, transitions that are not connects or outcomes leave
+ * the owners alone, and a restarted tool starts with none (its gap may hide a close and a reuse). A connect without a trusted
  * owner has no known process: it is rejected (`owner`), never given the PID of the task its softirq interrupted.
  */
 export class ConnectingSockets {
   readonly #max: number;
-  readonly #owners = new Map<string, SocketOwner>();
+  /** Per SKADDR, the connects seen there whose outcome is not yet read, oldest first (see PER_ADDRESS). */
+  readonly #owners = new Map<string, SocketOwner[]>();
 
   constructor(maxEntries = 65536) {
     if (!(maxEntries >= 1)) throw new RangeError(`maxEntries must be >= 1, got ${maxEntries}`);
@@ -228,19 +230,34 @@ export class ConnectingSockets {
   }
 
   remember(skaddr: string, owner: SocketOwner): void {
-    if (this.#owners.delete(skaddr) || this.#owners.size < this.#max) {
-      this.#owners.set(skaddr, owner);
+    const queue = this.#owners.get(skaddr);
+    if (queue !== undefined) {
+      // The next socket at this address, its connect() printed before the previous socket's outcome (another CPU's
+      // perf buffer): both are kept, the oldest answered first. Bounded: an outcome that was lost leaves one behind.
+      if (queue.length >= PER_ADDRESS) queue.shift();
+      queue.push(owner);
+      this.#owners.delete(skaddr); // now the newest entry: evicted last
+      this.#owners.set(skaddr, queue);
       return;
     }
-    const oldest = this.#owners.keys().next();
-    if (!oldest.done) this.#owners.delete(oldest.value);
-    this.#owners.set(skaddr, owner);
+    if (this.#owners.size >= this.#max) {
+      const oldest = this.#owners.keys().next();
+      if (!oldest.done) this.#owners.delete(oldest.value);
+    }
+    this.#owners.set(skaddr, [owner]);
   }
 
-  /** The owner of a socket leaving SYN_SENT, forgotten as it is returned. */
-  take(skaddr: string): SocketOwner | undefined {
-    const owner = this.#owners.get(skaddr);
-    if (owner !== undefined) this.#owners.delete(skaddr);
+  /**
+   * The owner of a socket leaving SYN_SENT for raddr:rport (the oldest connect at this SKADDR to that destination),
+   * forgotten as it is returned; `undefined` when no connect was seen here, 'mismatch' when only other destinations.
+   */
+  take(skaddr: string, raddr: string, rport: number): SocketOwner | 'mismatch' | undefined {
+    const queue = this.#owners.get(skaddr);
+    if (queue === undefined) return undefined;
+    const i = queue.findIndex((o) => o.raddr === raddr && o.rport === rport);
+    if (i < 0) return 'mismatch';
+    const [owner] = queue.splice(i, 1);
+    if (queue.length === 0) this.#owners.delete(skaddr);
     return owner;
   }
 
@@ -248,6 +265,9 @@ export class ConnectingSockets {
     this.#owners.clear();
   }
 }
+
+/** Connects remembered per SKADDR: the one in flight, and at most one more printed ahead of its predecessor's outcome. */
+const PER_ADDRESS = 2;
 
 /** A validated transition -> a connect event, a skip, or a rejection; updates `sockets`. */
 export function transitionResult(t: TcpstatesLine, sockets: ConnectingSockets, timeMs: number): DecodeResult {
@@ -259,11 +279,11 @@ export function transitionResult(t: TcpstatesLine, sockets: ConnectingSockets, t
     // A stale owner (its outcome line lost) is caught by the destination check below and by a header's clear().
     return SKIP;
   }
-  const owner = sockets.take(t.skaddr);
   const failed = t.newState === 'CLOSE';
   if (!failed && t.newState !== 'ESTABLISHED') return SKIP; // SYN_SENT -> SYN_RECV: simultaneous open
+  const owner = sockets.take(t.skaddr, t.raddr, t.rport);
   if (owner === undefined) return reject('owner', 'connect() of this socket (its CLOSE -> SYN_SENT line) not seen: process unknown');
-  if (owner.raddr !== t.raddr || owner.rport !== t.rport) {
+  if (owner === 'mismatch') {
     return reject('owner', 'the connect() seen at this SKADDR was for another destination (a reused socket address): process unknown');
   }
   const pid = owner.pid;

@@ -104,6 +104,16 @@ describe('tcpstates: who connected', () => {
     assert.deepEqual(r.map((x) => (x.kind === 'event' ? `${x.event.pid} ${x.event.comm} ${x.event.sport}` : reasonOf(x))),
       ['skip', 'skip', 'skip', '17600 MainThread 35894']);
   });
+  it('SKADDR reuse with the new connect() printed before the old socket\'s outcome: each outcome gets its own owner', () => {
+    const r = decodeAll([
+      line({ pid: 100, comm: 'first' }),
+      line({ pid: 200, comm: 'second' }),
+      line({ pid: 0, comm: 'swapper/1', lport: 40000, oldState: 'SYN_SENT', newState: 'CLOSE', ms: '150.100' }),
+      line({ pid: 0, comm: 'swapper/1', lport: 40002, oldState: 'SYN_SENT', newState: 'CLOSE', ms: '150.200' }),
+    ]);
+    assert.deepEqual(r.map((x) => (x.kind === 'event' ? `${x.event.pid} ${x.event.comm} ${x.event.sport}` : reasonOf(x))),
+      ['skip', 'skip', '100 first 40000', '200 second 40002']);
+  });
   it('SKADDR reuse with every line of the old socket lost after connect(): the destination does not match its owner', () => {
     const r = decodeAll([
       line({ pid: 100, comm: 'conn-a', raddr: '10.213.0.9', rport: 80 }),
@@ -123,13 +133,16 @@ describe('tcpstates: who connected', () => {
   });
   it('keeps at most maxEntries sockets, evicting the oldest', () => {
     const sockets = new ConnectingSockets(3);
-    for (const k of ['a', 'b', 'c', 'd']) sockets.remember(k, { pid: 1, comm: k });
+    const to = { raddr: '10.0.0.1', rport: 80 };
+    for (const k of ['a', 'b', 'c', 'd']) sockets.remember(k, { pid: 1, comm: k, ...to });
     assert.equal(sockets.size, 3);
-    assert.equal(sockets.take('a'), undefined);
-    sockets.remember('b', { pid: 2, comm: 'b2' }); // refreshed: now newest
-    sockets.remember('e', { pid: 1, comm: 'e' }); // evicts c
-    assert.equal(sockets.take('c'), undefined);
-    assert.deepEqual(sockets.take('b'), { pid: 2, comm: 'b2' });
+    assert.equal(sockets.take('a', to.raddr, to.rport), undefined);
+    sockets.remember('b', { pid: 2, comm: 'b2', ...to }); // a second connect at b: b is now the newest address
+    sockets.remember('e', { pid: 1, comm: 'e', ...to }); // evicts c
+    assert.equal(sockets.take('c', to.raddr, to.rport), undefined);
+    assert.equal(sockets.take('b', to.raddr, 443), 'mismatch');
+    assert.deepEqual(sockets.take('b', to.raddr, to.rport), { pid: 1, comm: 'b', ...to }); // oldest first
+    assert.deepEqual(sockets.take('b', to.raddr, to.rport), { pid: 2, comm: 'b2', ...to });
     assert.equal(sockets.size, 2);
   });
   it('the decoder bound holds over 70,000 connects that never resolve', () => {
