@@ -68,6 +68,11 @@ function checkAgentPolicy(ds: K8sObject, expectCaps: string[]): void {
   const strategy = (ds as unknown as { spec: { updateStrategy: { rollingUpdate: { maxSurge: unknown; maxUnavailable: unknown } } } }).spec.updateStrategy;
   assert.equal(strategy.rollingUpdate.maxSurge, 0, 'never two agents on a node');
   assert.ok(strategy.rollingUpdate.maxUnavailable, 'a rolling-update budget');
+  // The runtime's default seccomp profile (measured enough on containerd: test/e2e/node-product.test.ts), and no
+  // AppArmor profile by default (a kubelet on a node without AppArmor rejects the Pod).
+  assert.deepEqual(spec.securityContext, { seccompProfile: { type: 'RuntimeDefault' } });
+  assert.equal(sc.seccompProfile, undefined, 'seccomp is set once, at Pod level');
+  assert.equal(sc.appArmorProfile, undefined, 'no AppArmor profile by default');
 }
 
 test('agent DaemonSet: not privileged; drop ALL + BPF, PERFMON; read-only host mounts; probes, Downward API, tolerations', async () => {
@@ -97,6 +102,7 @@ test('embedded copies (kustomize configMapGenerator files, Helm files/) equal th
     ['otel-config/k8s-attributes.yaml', 'deploy/kustomize/base/otel-config/k8s-attributes.yaml'],
     ['otel-config/k8s-attributes.yaml', 'deploy/helm/connlat/files/k8s-attributes.yaml'],
     ['deploy/kustomize/base/agent-rbac.yaml', 'deploy/helm/connlat/files/agent-rbac.yaml'],
+    ...['mimir-remote-write', 'vendor-apm', 'debug'].map((o): [string, string] => [`otel-config/${o}.yaml`, `deploy/helm/connlat/files/${o}.yaml`]),
   ];
   for (const [source, copy] of pairs) {
     const [a, b] = await Promise.all([readFile(join(repoRoot, source), 'utf8'), readFile(join(repoRoot, copy), 'utf8')]);
@@ -146,9 +152,29 @@ test('Helm values: kernel switches add SYS_RESOURCE / SYS_ADMIN; another namespa
     else assert.equal(o.metadata.namespace, 'observability', `${o.kind}/${o.metadata.name}`);
     for (const s of (o as { subjects?: Array<{ namespace?: string }> }).subjects ?? []) assert.equal(s.namespace, 'observability');
   }
-  // A Localhost seccomp profile instead of Unconfined.
+  // A Localhost seccomp profile instead of the runtime's default.
   const localhost = await renderHelm(tools, ['--set', 'agent.seccompProfile.type=Localhost', '--set', 'agent.seccompProfile.localhostProfile=profiles/connlat.json']);
   assert.deepEqual(podSpec(localhost.find((o) => o.kind === 'DaemonSet')!).securityContext, { seccompProfile: { type: 'Localhost', localhostProfile: 'profiles/connlat.json' } });
+});
+
+test('Helm values: AppArmor where nodes have it; gateway overlays join the ConfigMap, its hash and the args', async (t) => {
+  const tools = await renderTools();
+  if (typeof tools === 'string') return t.skip(tools);
+  const apparmor = await renderHelm(tools, ['--set', 'agent.appArmorProfile.type=RuntimeDefault']);
+  const agent = podSpec(apparmor.find((o) => o.kind === 'DaemonSet')!).containers[0]!;
+  assert.deepEqual(agent.securityContext!.appArmorProfile, { type: 'RuntimeDefault' });
+
+  const plain = await renderHelm(tools);
+  const withOverlays = await renderHelm(tools, ['--set', 'gateway.overlays={mimir-remote-write,debug}']);
+  const cm = (objs: K8sObject[]) => objs.find((o) => o.kind === 'ConfigMap') as K8sObject & { data: Record<string, string> };
+  assert.deepEqual(Object.keys(cm(withOverlays).data).sort(), ['debug.yaml', 'gateway.yaml', 'k8s-attributes.yaml', 'mimir-remote-write.yaml']);
+  assert.equal(cm(withOverlays).data['mimir-remote-write.yaml'], await readFile(join(repoRoot, 'otel-config/mimir-remote-write.yaml'), 'utf8'));
+  assert.notEqual(cm(withOverlays).metadata.name, cm(plain).metadata.name, 'a different config rolls the gateway');
+  const gw = podSpec(withOverlays.find((o) => o.kind === 'Deployment')!);
+  assert.deepEqual(gw.containers[0]!.args, ['--config=/conf/gateway.yaml', '--config=/conf/k8s-attributes.yaml', '--config=/conf/mimir-remote-write.yaml', '--config=/conf/debug.yaml']);
+  assert.equal((gw.volumes as Array<{ configMap?: { name: string } }>).find((v) => v.configMap)!.configMap!.name, cm(withOverlays).metadata.name);
+
+  await assert.rejects(renderHelm(tools, ['--set', 'gateway.overlays={agent-rbac}']), /gateway\.overlays: "agent-rbac" is not an overlay this chart ships \(mimir-remote-write, vendor-apm, debug\)/);
 });
 
 test('helm lint --strict', async (t) => {

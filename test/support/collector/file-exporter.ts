@@ -15,7 +15,7 @@ interface KeyValue {
   key: string;
   value?: AnyValue;
 }
-interface LogsRequestJson {
+export interface LogsRequestJson {
   resourceLogs?: Array<{
     resource?: { attributes?: KeyValue[] };
     scopeLogs?: Array<{
@@ -78,23 +78,30 @@ export function readLogRecords(path: string): FlatLogRecord[] {
       if (i === lines.length - 1) return;
       throw new Error(`${path}:${i + 1}: not OTLP/JSON (${(err as Error).message})`);
     }
-    for (const rl of req.resourceLogs ?? []) {
-      const resource = attrs(rl.resource?.attributes);
-      for (const sl of rl.scopeLogs ?? []) {
-        for (const lr of sl.logRecords ?? []) {
-          out.push({
-            resource,
-            scope: sl.scope?.name,
-            timeUnixNano: lr.timeUnixNano,
-            severityNumber: lr.severityNumber,
-            severityText: lr.severityText,
-            eventName: lr.eventName,
-            body: decode(lr.body),
-            attributes: attrs(lr.attributes),
-          });
-        }
+    out.push(...flattenLogsRequest(req));
+  });
+  return out;
+}
+
+/** One ExportLogsServiceRequest (OTLP/JSON, or protobuf decoded with camelCase names) -> its records, flattened. */
+export function flattenLogsRequest(req: LogsRequestJson): FlatLogRecord[] {
+  const out: FlatLogRecord[] = [];
+  for (const rl of req.resourceLogs ?? []) {
+    const resource = attrs(rl.resource?.attributes);
+    for (const sl of rl.scopeLogs ?? []) {
+      for (const lr of sl.logRecords ?? []) {
+        out.push({
+          resource,
+          scope: sl.scope?.name,
+          timeUnixNano: lr.timeUnixNano,
+          severityNumber: lr.severityNumber,
+          severityText: lr.severityText,
+          eventName: lr.eventName,
+          body: decode(lr.body),
+          attributes: attrs(lr.attributes),
+        });
       }
     }
-  });
+  }
   return out;
 }

@@ -17,7 +17,7 @@ export interface PromSample {
 export interface RunningPrometheus {
   process: ManagedProcess;
   url: string;
-  /** Where remote-write clients send: http://127.0.0.1:PORT/api/v1/write */
+  /** Where remote-write clients send: http://HOST:PORT/api/v1/write */
   remoteWriteUrl: string;
   /** Instant PromQL query; throws on an API error (with Prometheus's message). */
   query(promql: string): Promise<PromSample[]>;
@@ -31,7 +31,9 @@ export function prometheusSkipReason(): string | undefined {
   return existsSync(PROMETHEUS_BIN) ? undefined : `${PROMETHEUS_BIN} not found (apt-get install prometheus)`;
 }
 
-export async function startPrometheus(): Promise<RunningPrometheus> {
+/** `host`: the address to listen on (default 127.0.0.1); a cluster test binds the one its pods reach the host at. */
+export async function startPrometheus(opts: { host?: string } = {}): Promise<RunningPrometheus> {
+  const host = opts.host ?? '127.0.0.1';
   const dir = await mkdtemp(join(tmpdir(), 'connlat-prom-'));
   const port = await freePort();
   const config = join(dir, 'prometheus.yml');
@@ -43,14 +45,14 @@ export async function startPrometheus(): Promise<RunningPrometheus> {
     [
       `--config.file=${config}`,
       `--storage.tsdb.path=${join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
+      `--web.listen-address=${host}:${port}`,
       '--web.enable-remote-write-receiver', // the flag in Prometheus 2.33+ (replaces --enable-feature=remote-write-receiver)
       '--storage.tsdb.retention.time=1d',
       '--log.level=warn',
     ],
     { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: dir },
   );
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${host}:${port}`;
   const cleanup = async () => {
     await proc.stop('SIGTERM', 10_000);
     await rm(dir, { recursive: true, force: true });

@@ -11,9 +11,28 @@ app.kubernetes.io/name: connlat
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/* Overlays of otel-config/ the chart ships (files/<name>.yaml, copied by deploy/sync-config.sh) that
+gateway.overlays may name; anything else fails the render with the list. */}}
+{{- define "connlat.gatewayOverlayNames" -}}
+mimir-remote-write vendor-apm debug
+{{- end }}
+
+{{/* The gateway config files as a YAML map: gateway.yaml, k8s-attributes.yaml, then each selected overlay. */}}
+{{- define "connlat.gatewayConfigFiles" -}}
+{{- $data := dict "gateway.yaml" (.Files.Get "files/gateway.yaml") "k8s-attributes.yaml" (.Files.Get "files/k8s-attributes.yaml") -}}
+{{- $known := splitList " " (include "connlat.gatewayOverlayNames" .) -}}
+{{- range .Values.gateway.overlays -}}
+{{- if not (has . $known) -}}
+{{- fail (printf "gateway.overlays: %q is not an overlay this chart ships (%s)" . (join ", " $known)) -}}
+{{- end -}}
+{{- $_ := set $data (printf "%s.yaml" .) ($.Files.Get (printf "files/%s.yaml" .)) -}}
+{{- end -}}
+{{- toYaml $data -}}
+{{- end }}
+
 {{/* The gateway config as a ConfigMap data map. */}}
 {{- define "connlat.gatewayConfigData" -}}
-{{- dict "gateway.yaml" (.Files.Get "files/gateway.yaml") "k8s-attributes.yaml" (.Files.Get "files/k8s-attributes.yaml") | toYaml }}
+{{- include "connlat.gatewayConfigFiles" . }}
 {{- end }}
 
 {{/* ConfigMap name with the same content-hash suffix kustomize's configMapGenerator appends: sha256 of the JSON
@@ -21,7 +40,7 @@ app.kubernetes.io/component: {{ .component }}
 empty because kustomize's hasher looks the name up as the single key "metadata/name", which never exists (api
 v0.21 hasher.go); test/deploy/render.test.ts keeps the two in step. A config change rolls the gateway under both. */}}
 {{- define "connlat.gatewayConfigName" -}}
-{{- $data := dict "gateway.yaml" (.Files.Get "files/gateway.yaml") "k8s-attributes.yaml" (.Files.Get "files/k8s-attributes.yaml") -}}
+{{- $data := include "connlat.gatewayConfigFiles" . | fromYaml -}}
 {{- $hash := dict "kind" "ConfigMap" "name" "" "data" $data | toJson | sha256sum | trunc 10 -}}
 connlat-gateway-config-{{ $hash | replace "0" "g" | replace "1" "h" | replace "3" "k" | replace "a" "m" | replace "e" "t" }}
 {{- end }}
