@@ -157,12 +157,18 @@ test('Helm values: kernel switches add SYS_RESOURCE / SYS_ADMIN; another namespa
   assert.deepEqual(podSpec(localhost.find((o) => o.kind === 'DaemonSet')!).securityContext, { seccompProfile: { type: 'Localhost', localhostProfile: 'profiles/connlat.json' } });
 });
 
-test('Helm values: AppArmor where nodes have it; gateway overlays join the ConfigMap, its hash and the args', async (t) => {
+test('Helm values: AppArmor where nodes have it; capabilities; OTLP endpoint; gateway overlays join the ConfigMap, its hash and the args', async (t) => {
   const tools = await renderTools();
   if (typeof tools === 'string') return t.skip(tools);
   const apparmor = await renderHelm(tools, ['--set', 'agent.appArmorProfile.type=RuntimeDefault']);
   const agent = podSpec(apparmor.find((o) => o.kind === 'DaemonSet')!).containers[0]!;
   assert.deepEqual(agent.securityContext!.appArmorProfile, { type: 'RuntimeDefault' });
+
+  // The capability list and the agents' OTLP endpoint are values too (the node tests remove CAP_BPF with it).
+  const noBpf = await renderHelm(tools, ['--set', 'agent.capabilities={PERFMON}', '--set', 'agent.otlpEndpoint=http://10.96.0.20:4317']);
+  const noBpfAgent = podSpec(noBpf.find((o) => o.kind === 'DaemonSet')!).containers[0]!;
+  assert.deepEqual(noBpfAgent.securityContext!.capabilities, { drop: ['ALL'], add: ['PERFMON'] });
+  assert.equal(noBpfAgent.env!.find((e) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT')!.value, 'http://10.96.0.20:4317');
 
   const plain = await renderHelm(tools);
   const withOverlays = await renderHelm(tools, ['--set', 'gateway.overlays={mimir-remote-write,debug}']);

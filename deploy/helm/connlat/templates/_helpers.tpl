@@ -17,7 +17,8 @@ gateway.overlays may name; anything else fails the render with the list. */}}
 mimir-remote-write vendor-apm debug
 {{- end }}
 
-{{/* The gateway config files as a YAML map: gateway.yaml, k8s-attributes.yaml, then each selected overlay. */}}
+{{/* The gateway config files as a JSON map (exact round trip, unlike YAML): gateway.yaml, k8s-attributes.yaml, then
+each selected overlay. */}}
 {{- define "connlat.gatewayConfigFiles" -}}
 {{- $data := dict "gateway.yaml" (.Files.Get "files/gateway.yaml") "k8s-attributes.yaml" (.Files.Get "files/k8s-attributes.yaml") -}}
 {{- $known := splitList " " (include "connlat.gatewayOverlayNames" .) -}}
@@ -27,12 +28,12 @@ mimir-remote-write vendor-apm debug
 {{- end -}}
 {{- $_ := set $data (printf "%s.yaml" .) ($.Files.Get (printf "files/%s.yaml" .)) -}}
 {{- end -}}
-{{- toYaml $data -}}
+{{- toJson $data -}}
 {{- end }}
 
 {{/* The gateway config as a ConfigMap data map. */}}
 {{- define "connlat.gatewayConfigData" -}}
-{{- include "connlat.gatewayConfigFiles" . }}
+{{- include "connlat.gatewayConfigFiles" . | fromJson | toYaml }}
 {{- end }}
 
 {{/* ConfigMap name with the same content-hash suffix kustomize's configMapGenerator appends: sha256 of the JSON
@@ -40,7 +41,7 @@ mimir-remote-write vendor-apm debug
 empty because kustomize's hasher looks the name up as the single key "metadata/name", which never exists (api
 v0.21 hasher.go); test/deploy/render.test.ts keeps the two in step. A config change rolls the gateway under both. */}}
 {{- define "connlat.gatewayConfigName" -}}
-{{- $data := include "connlat.gatewayConfigFiles" . | fromYaml -}}
+{{- $data := include "connlat.gatewayConfigFiles" . | fromJson -}}
 {{- $hash := dict "kind" "ConfigMap" "name" "" "data" $data | toJson | sha256sum | trunc 10 -}}
 connlat-gateway-config-{{ $hash | replace "0" "g" | replace "1" "h" | replace "3" "k" | replace "a" "m" | replace "e" "t" }}
 {{- end }}
