@@ -119,8 +119,9 @@ export class AutoSource implements Source {
       ...(o.stopTimeoutMs !== undefined ? { stopTimeoutMs: o.stopTimeoutMs } : {}),
       ...(o.random ? { random: o.random } : {}),
       ...(o.kernelRelease ? { kernelRelease: o.kernelRelease } : {}),
-      // The fallback explains an attach failure of a preferred tool; no separate diagnostic for it.
-      ...(tool !== 'tcpstates' ? { silence: ['attach' as const] } : {}),
+      // The fallback explains an attach failure of a preferred tool; no separate diagnostic for it. Causes every tool
+      // shares (capabilities, seccomp, memlock, BTF) are reported once, by tcpstates, the last one, which meets them too.
+      ...(tool !== 'tcpstates' ? { silence: ['attach' as const, 'permission' as const, 'memlock' as const, 'btf' as const] } : {}),
       ...extra,
     });
   }

@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import type { ToolName } from '../event.ts';
 import { readLines } from './lines.ts';
 import { scrub } from '../scrub.ts';
-import { capabilityAdvice, kernelVersion, StderrDiagnoser } from './stderr.ts';
+import { capabilityAdvice, decodeCapabilities, kernelVersion, StderrDiagnoser } from './stderr.ts';
 import { findExecutable } from './tool.ts';
 import { TRACEFS_HOWTO, tracefsMountPoint } from './tracefs.ts';
 import { DEFAULT_TOOL_PATHS } from './types.ts';
@@ -35,18 +35,7 @@ export interface DoctorOptions {
   probeTimeoutMs?: number;
 }
 
-export const CAPS = { CAP_SYS_PTRACE: 19, CAP_SYS_ADMIN: 21, CAP_SYS_RESOURCE: 24, CAP_PERFMON: 38, CAP_BPF: 39 } as const;
-export type CapName = keyof typeof CAPS;
-
-/** Pure: the named capabilities present in a CapEff hex mask ("000001fffeffffff"). */
-export function decodeCapabilities(capEffHex: string): Set<CapName> {
-  const mask = BigInt(`0x${capEffHex.trim() || '0'}`);
-  const present = new Set<CapName>();
-  for (const [name, bit] of Object.entries(CAPS) as [CapName, number][]) {
-    if ((mask >> BigInt(bit)) & 1n) present.add(name);
-  }
-  return present;
-}
+export { CAPS, decodeCapabilities, type CapName } from './stderr.ts';
 
 /** Pure: the soft "Max locked memory" limit from /proc/self/limits text: bytes, 'unlimited', or undefined. */
 export function parseMemlockLimit(limits: string): number | 'unlimited' | undefined {

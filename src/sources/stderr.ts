@@ -65,6 +65,33 @@ function atLeast(release: string, major: number, minor: number): boolean | undef
   return v[0] > major || (v[0] === major && v[1] >= minor);
 }
 
+export const CAPS = { CAP_SYS_PTRACE: 19, CAP_SYS_ADMIN: 21, CAP_SYS_RESOURCE: 24, CAP_PERFMON: 38, CAP_BPF: 39 } as const;
+export type CapName = keyof typeof CAPS;
+
+/** Pure: the named capabilities present in a CapEff hex mask ("000001fffeffffff"). */
+export function decodeCapabilities(capEffHex: string): Set<CapName> {
+  const mask = BigInt(`0x${capEffHex.trim() || '0'}`);
+  const present = new Set<CapName>();
+  for (const [name, bit] of Object.entries(CAPS) as [CapName, number][]) {
+    if ((mask >> BigInt(bit)) & 1n) present.add(name);
+  }
+  return present;
+}
+
+/**
+ * Pure: what the process's own CapEff says about a refused bpf()/perf_event_open(), as one phrase: which of the
+ * needed capabilities it lacks, or, holding them all, that something else refuses (a seccomp profile that allows
+ * those syscalls only with CAP_SYS_ADMIN, as podman's and CRI-O's default does, or an LSM). The tool inherits
+ * exactly the agent's capabilities (no file capabilities, no_new_privs in Kubernetes).
+ */
+export function capabilityFinding(release: string, capEffHex: string): string {
+  const caps = decodeCapabilities(capEffHex);
+  const needed: CapName[] = atLeast(release, 5, 8) === false ? ['CAP_SYS_ADMIN'] : ['CAP_BPF', 'CAP_PERFMON'];
+  const missing = caps.has('CAP_SYS_ADMIN') ? [] : needed.filter((c) => !caps.has(c));
+  if (missing.length > 0) return `this process lacks ${missing.join(' and ')}`;
+  return `this process holds ${caps.has('CAP_SYS_ADMIN') ? 'CAP_SYS_ADMIN' : needed.join(' and ')}, so its seccomp profile (or an LSM) refuses bpf()/perf_event_open(): use the runtime's default where it allows them (containerd), else a Localhost profile adding them, or Unconfined`;
+}
+
 /** Which capabilities this kernel needs for BPF tracing, as one phrase. */
 export function capabilityAdvice(release: string): string {
   const modern = atLeast(release, 5, 8);
@@ -73,12 +100,13 @@ export function capabilityAdvice(release: string): string {
   return `needs CAP_BPF and CAP_PERFMON (kernel 5.8+) or CAP_SYS_ADMIN (older kernels)`;
 }
 
-/** One actionable line for a failure kind; undefined for kinds that are not failures. */
-export function diagnosticFor(kind: StderrKind, tool: ToolName, release: string, detail = ''): string | undefined {
+/** One actionable line for a failure kind; undefined for kinds that are not failures. `capEff`: the process's
+ * CapEff (hex), which lets a permission failure say what is missing. */
+export function diagnosticFor(kind: StderrKind, tool: ToolName, release: string, detail = '', capEff?: string): string | undefined {
   const seen = detail ? ` (${detail})` : '';
   switch (kind) {
     case 'permission':
-      return `${tool}: not permitted to load BPF programs${seen}: ${capabilityAdvice(release)}; in Kubernetes add them to securityContext.capabilities.add or run privileged`;
+      return `${tool}: not permitted to load BPF programs${seen}: ${capabilityAdvice(release)}; in Kubernetes add them to securityContext.capabilities.add or run privileged${capEff === undefined ? '' : `; ${capabilityFinding(release, capEff)}`}`;
     case 'memlock': {
       const before511 = atLeast(release, 5, 11) === false;
       return before511
@@ -128,10 +156,13 @@ export class StderrDiagnoser {
   readonly runFirstLine = new Map<StderrKind, string>();
   lostTotal = 0;
 
-  constructor(tool: ToolName, release: string, sink: StderrSink) {
+  readonly #capEff: string | undefined;
+
+  constructor(tool: ToolName, release: string, sink: StderrSink, capEff?: string) {
     this.#tool = tool;
     this.#release = release;
     this.#sink = sink;
+    this.#capEff = capEff;
   }
 
   beginRun(): void {
@@ -191,7 +222,7 @@ export class StderrDiagnoser {
   #report(kind: StderrKind): void {
     if (this.#reported.has(kind)) return;
     this.#reported.add(kind);
-    const message = diagnosticFor(kind, this.#tool, this.#release, scrub(this.runFirstLine.get(kind) ?? '', { max: 160 }));
+    const message = diagnosticFor(kind, this.#tool, this.#release, scrub(this.runFirstLine.get(kind) ?? '', { max: 160 }), this.#capEff);
     if (message) this.#sink.diagnostic(message);
   }
 }

@@ -1,7 +1,7 @@
 // ToolSource: runs one libbpf-tools program under `stdbuf -oL` (they block-buffer stdout in a pipe), delivers its
 // stdout lines, diagnoses its stderr, and supervises it: restart with jittered exponential backoff, graceful stop by
 // SIGINT (the tools handle SIGINT only; SIGTERM would lose buffered output), SIGKILL after a timeout.
-import { constants } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { release as osRelease } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -14,6 +14,15 @@ import { scrub } from '../scrub.ts';
 import { StderrDiagnoser, type StderrKind } from './stderr.ts';
 import { ensureTracefs } from './tracefs.ts';
 import { execaModule } from '../lazy.ts';
+
+/** This process's effective capabilities (hex), which the tool inherits; undefined where /proc is not readable. */
+function ownCapEff(): string | undefined {
+  try {
+    return /^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'latin1'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
 
 export interface EarlyExit {
   /** e.g. "tcpconnlat exited with code 1" */
@@ -134,7 +143,7 @@ export class ToolSource implements Source {
     if (!stdbuf) throw new Error(`${tool}: stdbuf not found (${this.#opts.stdbufPath ?? 'stdbuf'} in PATH); install coreutils`);
     if (!(await findExecutable(path))) throw new Error(`${tool}: no executable at ${path}; install libbpf-tools (apt-get install libbpf-tools) or set --${tool}-path`);
     const release = this.#opts.kernelRelease ?? osRelease();
-    const diagnoser = new StderrDiagnoser(tool, release, hooks);
+    const diagnoser = new StderrDiagnoser(tool, release, hooks, ownCapEff());
     diagnoser.silence('tracefs'); // handled below: we mount it when we may
     for (const kind of this.#opts.silence ?? []) diagnoser.silence(kind);
 

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   classifyStderrLine,
+  capabilityFinding,
   diagnosticFor,
   MAX_OTHER_LINES,
   StderrDiagnoser,
@@ -48,6 +49,20 @@ for (const [line, kind, lost] of table) {
     if (lost !== undefined) assert.equal(c.lost, lost);
   });
 }
+
+test('a permission failure says what the process lacks, or that it lacks nothing (seccomp or an LSM refuses)', () => {
+  const all = 'ffffffffff'; // every capability (root)
+  const bpfPerfmon = 'c000000000';
+  const perfmonOnly = '4000000000';
+  assert.equal(capabilityFinding('6.18.0', perfmonOnly), 'this process lacks CAP_BPF');
+  assert.equal(capabilityFinding('6.18.0', '0'), 'this process lacks CAP_BPF and CAP_PERFMON');
+  assert.match(capabilityFinding('6.18.0', bpfPerfmon), /^this process holds CAP_BPF and CAP_PERFMON, so its seccomp profile \(or an LSM\) refuses/);
+  assert.match(capabilityFinding('6.18.0', all), /^this process holds CAP_SYS_ADMIN, so its seccomp profile/);
+  assert.equal(capabilityFinding('5.4.0', bpfPerfmon), 'this process lacks CAP_SYS_ADMIN', 'before 5.8 only CAP_SYS_ADMIN allows bpf()');
+  const line = diagnosticFor('permission', 'tcpstates', '6.18.0', 'libbpf: ...', perfmonOnly)!;
+  assert.match(line, /needs CAP_BPF and CAP_PERFMON \(or root\); in Kubernetes add them to securityContext\.capabilities\.add or run privileged; this process lacks CAP_BPF$/);
+  assert.doesNotMatch(diagnosticFor('permission', 'tcpstates', '6.18.0')!, /this process/, 'no finding without the CapEff');
+});
 
 test('capability advice depends on the kernel version', () => {
   const modern = diagnosticFor('permission', 'tcpstates', '6.18.44-fc')!;

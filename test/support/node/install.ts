@@ -5,6 +5,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApiError, kubeCall, kubeRequest } from '../kube/client.ts';
 import { sleep } from '../collector/collector.ts';
+import { CAPS, type CapName } from '../../../src/sources/stderr.ts';
 import { chartDir, kustomizeDir, type RenderTools } from '../../deploy/support/render.ts';
 
 export { chartDir, kustomizeDir };
@@ -183,25 +184,16 @@ export function processSecurity(pid: number): ProcessSecurity {
   };
 }
 
-/** Linux capability numbers of the names the manifests use (linux/capability.h). */
-export const CAPABILITY_BITS: Record<string, number> = { SYS_ADMIN: 21, SYS_RESOURCE: 24, PERFMON: 38, BPF: 39 };
-
-/** The /proc/<pid>/status hex mask of a set of capability names, as the kernel prints it (16 hex digits). */
+/** The /proc/<pid>/status hex mask of a set of capability names as the manifests spell them (BPF, PERFMON), as
+ * the kernel prints it (16 hex digits). */
 export function capabilityMask(names: string[]): string {
   let mask = 0n;
   for (const n of names) {
-    const bit = CAPABILITY_BITS[n];
+    const bit = CAPS[`CAP_${n}` as CapName];
     if (bit === undefined) throw new Error(`unknown capability ${n}`);
     mask |= 1n << BigInt(bit);
   }
   return mask.toString(16).padStart(16, '0');
-}
-
-/** helm install/upgrade argument list for values given as a flat map (each becomes one --set-string or --set). */
-export function setArgs(values: Record<string, string | number | boolean | string[]>): string[] {
-  return Object.entries(values).flatMap(([k, v]) =>
-    Array.isArray(v) ? ['--set', `${k}={${v.join(',')}}`] : typeof v === 'string' ? ['--set-string', `${k}=${v}`] : ['--set', `${k}=${v}`],
-  );
 }
 
 /** What a user of this cluster writes in a values file: the images (the names the chart defaults to, imported by
