@@ -110,10 +110,12 @@ test('embedded copies (kustomize configMapGenerator files, Helm files/) equal th
   }
 });
 
-test('kustomize and Helm (default values) render the same objects', async (t) => {
+test('kustomize and Helm (default values, namespace.create=true) render the same objects', async (t) => {
   const tools = await renderTools();
   if (typeof tools === 'string') return t.skip(tools);
-  const [k, h] = await Promise.all([renderKustomize(tools), renderHelm(tools)]);
+  const [k, h, helmDefault] = await Promise.all([renderKustomize(tools), renderHelm(tools, ['--set', 'namespace.create=true']), renderHelm(tools)]);
+  // `helm install --create-namespace` (the namespace must exist before Helm stores the release) renders all but it.
+  assert.deepEqual(helmDefault, h.filter((o) => o.kind !== 'Namespace'));
   const kMap = byKey(k);
   const hMap = byKey(h);
   assert.deepEqual([...hMap.keys()].sort(), [...kMap.keys()].sort());
@@ -139,7 +141,7 @@ test('kustomize and Helm (default values) render the same objects', async (t) =>
 test('Helm values: kernel switches add SYS_RESOURCE / SYS_ADMIN; another namespace moves every namespaced object', async (t) => {
   const tools = await renderTools();
   if (typeof tools === 'string') return t.skip(tools);
-  const old = await renderHelm(tools, ['--set', 'agent.kernel.before511=true', '--set', 'agent.kernel.before58=true', '--set', 'agent.clusterName=prod-eu'], 'observability');
+  const old = await renderHelm(tools, ['--set', 'namespace.create=true', '--set', 'agent.kernel.before511=true', '--set', 'agent.kernel.before58=true', '--set', 'agent.clusterName=prod-eu'], 'observability');
   const ds = old.find((o) => o.kind === 'DaemonSet')!;
   checkAgentPolicy(ds, ['BPF', 'PERFMON', 'SYS_RESOURCE', 'SYS_ADMIN']);
   const env = podSpec(ds).containers[0]!.env!;
