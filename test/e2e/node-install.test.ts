@@ -13,7 +13,7 @@ import { stringify } from 'yaml';
 import { kubeRequest } from '../support/kube/client.ts';
 import { waitFor } from '../support/collector/collector.ts';
 import { nodeTestSkipReason, startDevClusterRun, type DevClusterRun } from '../support/node/cluster-run.ts';
-import { AGENT_SELECTOR, GATEWAY_SELECTOR, chartDir, describePod, helm, isReady, kubeConfigOf, kubectl, kustomizeDir, listPods, userValues, waitAllReady } from '../support/node/install.ts';
+import { AGENT_SELECTOR, GATEWAY_SELECTOR, chartDir, describePod, helm, isReady, kubeConfigOf, kustomizeDir, listPods, userValues, waitAllReady } from '../support/node/install.ts';
 
 const NS = 'connlat';
 const { skip, tools } = await nodeTestSkipReason();
@@ -25,7 +25,7 @@ describe('connlat on a real node: installed as deploy/README.md says', { skip, t
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'connlat-node-install-'));
     cluster = await startDevClusterRun();
-    process.stdout.write(`# dev cluster up in ${cluster.upSeconds.toFixed(1)} s\n`);
+    process.stdout.write(`# dev cluster up in ${(cluster.upMs / 1000).toFixed(1)} s\n`);
   });
 
   after(async () => {
@@ -46,7 +46,7 @@ describe('connlat on a real node: installed as deploy/README.md says', { skip, t
   test('kubectl apply --server-side -k deploy/kustomize/base: every pod Ready; kubectl delete -k removes it', async () => {
     const kc = kubeConfigOf(cluster!);
     const started = Date.now();
-    await kubectl(cluster!, ['apply', '--server-side', '-k', kustomizeDir]);
+    await cluster!.kubectl(['apply', '--server-side', '-k', kustomizeDir]);
     await waitAllReady(kc, NS, 5 * 60_000, diag);
     const seconds = (Date.now() - started) / 1000;
     const agents = await listPods(kc, NS, AGENT_SELECTOR);
@@ -55,7 +55,7 @@ describe('connlat on a real node: installed as deploy/README.md says', { skip, t
     assert.ok(isReady(agents[0]!));
     process.stdout.write(`# kustomize base: apply -> all pods Ready in ${seconds.toFixed(1)} s\n`);
 
-    await kubectl(cluster!, ['delete', '-k', kustomizeDir, '--wait=true', '--timeout=180s'], 200_000);
+    await cluster!.kubectl(['delete', '-k', kustomizeDir, '--wait=true', '--timeout=180s'], { timeoutMs: 200_000 });
     await waitFor('namespace connlat gone', async () => ((await kubeRequest(kc, 'GET', `/api/v1/namespaces/${NS}`)).status === 404 ? true : undefined), 120_000, 500);
     const left = await kubeRequest(kc, 'GET', '/apis/rbac.authorization.k8s.io/v1/clusterroles/connlat-agent');
     assert.equal(left.status, 404, 'cluster-scoped objects deleted too');

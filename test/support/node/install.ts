@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
+import type { DevCluster } from '../cluster.ts';
 import { KubeApiError, kubeCall, kubeRequest } from '../kube/client.ts';
 import { sleep } from '../collector/collector.ts';
 import { CAPS, type CapName } from '../../../src/sources/stderr.ts';
@@ -10,14 +11,8 @@ import { chartDir, kustomizeDir, type RenderTools } from '../../deploy/support/r
 
 export { chartDir, kustomizeDir };
 
-/** What tests need of a running dev cluster (scripts/dev-cluster.sh up prints these). */
-export interface ClusterAccess {
-  kubeconfig: string;
-  kubectl: string;
-  nodeName: string;
-  /** The host-side address pods reach; backends a test starts on the host listen here. */
-  hostIp: string;
-}
+/** What the install helpers need of a running dev cluster (test/support/cluster.ts). */
+export type ClusterAccess = Pick<DevCluster, 'kubeconfig' | 'nodeName' | 'hostIp'>;
 
 export interface Pod {
   metadata: { name: string; namespace: string; uid: string; labels?: Record<string, string>; creationTimestamp?: string; deletionTimestamp?: string };
@@ -51,10 +46,6 @@ const helmHome = { HELM_CACHE_HOME: '/tmp/connlat-helm/cache', HELM_CONFIG_HOME:
 
 export function helm(cluster: ClusterAccess, tools: RenderTools, args: string[]): Promise<string> {
   return runTool(tools.helm, args, { ...process.env, ...helmHome, KUBECONFIG: cluster.kubeconfig });
-}
-
-export function kubectl(cluster: ClusterAccess, args: string[], timeoutMs?: number): Promise<string> {
-  return runTool(cluster.kubectl, args, { ...process.env, KUBECONFIG: cluster.kubeconfig }, timeoutMs);
 }
 
 export async function listPods(kc: KubeConfig, namespace: string, selector?: string): Promise<Pod[]> {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { kubeRequest } from '../kube/client.ts';
 import { startPrometheus, type RunningPrometheus } from '../collector/prometheus.ts';
 import { startOtlpHttpLogsReceiver, type OtlpHttpLogsReceiver } from '../otlp/http-logs-receiver.ts';
 import type { RenderTools } from '../../deploy/support/render.ts';
@@ -68,9 +69,11 @@ export async function startProductStack(tools: RenderTools): Promise<ProductStac
       await helm(cluster, tools, ['upgrade', 'connlat', chartDir, '--namespace', NS, '--reuse-values', ...args]);
       if (waitReady) await waitAllReady(kc, NS, 5 * 60_000, diag);
     };
-    // The dev cluster has no DNS (deploy/dev-cluster/kubelet.yaml), so the agents cannot resolve the chart's default
-    // endpoint connlat-gateway.connlat.svc: point them at the gateway Service's ClusterIP instead (a chart value).
-    await upgrade(['--set-string', `agent.otlpEndpoint=http://${await clusterIp(kc, NS, 'connlat-gateway')}:4317`]);
+    // A dev cluster without DNS (no kube-dns Service) cannot resolve the chart's default endpoint
+    // connlat-gateway.connlat.svc: point the agents at the gateway Service's ClusterIP instead (a chart value).
+    if ((await kubeRequest(kc, 'GET', '/api/v1/namespaces/kube-system/services/kube-dns')).status === 404) {
+      await upgrade(['--set-string', `agent.otlpEndpoint=http://${await clusterIp(kc, NS, 'connlat-gateway')}:4317`]);
+    }
     return { cluster, kc, tools, prom, logs, delayed, upgrade, diag, stop };
   } catch (err) {
     const errors = await stop();
