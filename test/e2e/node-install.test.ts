@@ -67,7 +67,7 @@ describe('connlat on a real node: installed as deploy/README.md says', { skip, t
     await writeFile(values, stringify(userValues(cluster!.hostIp)));
     const started = Date.now();
     // deploy/README.md's command, with the user's values file.
-    await helm(cluster!, tools!, ['install', 'connlat', chartDir, '--namespace', NS, '-f', values]);
+    await helm(cluster!, tools!, ['install', 'connlat', chartDir, '--namespace', NS, '--create-namespace', '-f', values]);
     await waitAllReady(kc, NS, 5 * 60_000, diag);
     const firstReady = (Date.now() - started) / 1000;
     // The HPA (minReplicas 2) raises the gateway from the Deployment's default 1, without any metrics.

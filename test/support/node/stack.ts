@@ -62,7 +62,7 @@ export async function startProductStack(tools: RenderTools): Promise<ProductStac
     (user.agent as Record<string, unknown>).slowMs = SLOW_MS;
     (user.agent as Record<string, unknown>).clusterName = 'connlat-dev';
     await writeFile(values, stringify(user));
-    await helm(cluster, tools, ['install', 'connlat', chartDir, '--namespace', NS, '-f', values]);
+    await helm(cluster, tools, ['install', 'connlat', chartDir, '--namespace', NS, '--create-namespace', '-f', values]);
     await waitAllReady(kc, NS, 5 * 60_000, diag);
 
     const upgrade = async (args: string[], waitReady = true) => {
