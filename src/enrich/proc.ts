@@ -3,6 +3,10 @@
 // (pid, start time): the start time (field 22 of /proc/<pid>/stat, clock ticks since boot) changes when the kernel
 // reuses a PID, so a reused PID can never inherit the previous owner's pod. The cgroup file is read between two
 // reads of the start time; if they differ the process changed under us and nothing is concluded.
+// A process often connects, then exits before its last connect's line is read (a Job's client, measured on the dev
+// node right after the agent restarted): when /proc/<pid> is gone, an answer cached for that PID within
+// RECENT_MS still stands. It cannot be another process's: a PID is handed out again only after the kernel has
+// cycled through the whole PID space (pid_max, at least 32768), and a live reuse shows a new start time instead.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { MAX_CGROUP_FILE_CHARS, parseCgroupFile } from './cgroup.ts';
 
@@ -21,6 +25,8 @@ export interface PidCounters {
   cacheHits: number;
   /** processes gone (exited or PID reused) before the lookup: their connection keeps no source identity */
   processGone: number;
+  /** processes gone before the lookup whose PID was resolved within RECENT_MS: that answer is used */
+  goneButRecent: number;
   /** /proc/<pid> files that exist but could not be read (permissions, hostProc wrong) */
   unreadable: number;
 }
@@ -65,15 +71,20 @@ function readProcFile(path: string, maxChars: number): ReadResult {
   }
 }
 
+/** How long an answer for a PID stands after its process is gone. */
+export const RECENT_MS = 5_000;
+
 export class PidResolver {
-  readonly counters: PidCounters = { lookups: 0, cacheHits: 0, processGone: 0, unreadable: 0 };
+  readonly counters: PidCounters = { lookups: 0, cacheHits: 0, processGone: 0, goneButRecent: 0, unreadable: 0 };
   readonly #hostProc: string;
   readonly #maxEntries: number;
-  readonly #cache = new Map<number, { start: string; result: PidLookup }>();
+  readonly #now: () => number;
+  readonly #cache = new Map<number, { start: string; result: PidLookup; atMs: number }>();
 
-  constructor(hostProc: string, maxEntries = 16_384) {
+  constructor(hostProc: string, maxEntries = 16_384, now: () => number = Date.now) {
     this.#hostProc = hostProc.replace(/\/+$/, '') || '/';
     this.#maxEntries = Math.max(1, maxEntries);
+    this.#now = now;
   }
 
   get cacheSize(): number {
@@ -99,10 +110,15 @@ export class PidResolver {
     if (!Number.isSafeInteger(pid) || pid <= 0) return UNKNOWN;
     this.counters.lookups++;
     const start = this.#startTime(pid);
-    if (start === 'gone' || start === 'unreadable') return this.#fail(start);
     const cached = this.#cache.get(pid);
+    if (start === 'gone' && cached !== undefined && this.#now() - cached.atMs <= RECENT_MS) {
+      this.counters.goneButRecent++;
+      return cached.result;
+    }
+    if (start === 'gone' || start === 'unreadable') return this.#fail(start);
     if (cached !== undefined && cached.start === start) {
       this.counters.cacheHits++;
+      cached.atMs = this.#now();
       return cached.result;
     }
     const cgroup = readProcFile(`${this.#hostProc}/${pid}/cgroup`, MAX_CGROUP_FILE_CHARS + 1);
@@ -117,7 +133,7 @@ export class PidResolver {
       const oldest = this.#cache.keys().next().value;
       if (oldest !== undefined) this.#cache.delete(oldest);
     }
-    this.#cache.set(pid, { start, result });
+    this.#cache.set(pid, { start, result, atMs: this.#now() });
     return result;
   }
 }

@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import { compactPod } from '../../src/enrich/compact.ts';
 import { KubeEnricher } from '../../src/enrich/kube-enricher.ts';
-import { parseStatStartTime, PidResolver } from '../../src/enrich/proc.ts';
+import { parseStatStartTime, PidResolver, RECENT_MS } from '../../src/enrich/proc.ts';
 import { KubeletCgroups, kubeletCgroupSkipReason } from './kubelet-cgroup.ts';
 import type { ConnectEvent } from '../../src/event.ts';
 import { createLogger } from '../../src/log.ts';
@@ -53,6 +53,24 @@ describe('PidResolver on a /proc-shaped folder', () => {
     put(100, 9000, '0::/system.slice/sshd.service\n');
     assert.deepEqual(r.resolve(100), { kind: 'host' });
     assert.equal(r.counters.cacheHits, 1);
+  });
+
+  it('a process gone right after an earlier lookup keeps that answer for RECENT_MS, then none', () => {
+    let now = 1_000_000;
+    const r = new PidResolver(root, 16_384, () => now);
+    put(102, 7000, `0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${UID.replaceAll('-', '_')}.slice/cri-containerd-${CID}.scope\n`);
+    const pod = { kind: 'pod', podUid: UID, containerId: CID };
+    assert.deepEqual(r.resolve(102), pod);
+    rmSync(join(root, '102'), { recursive: true });
+    now += RECENT_MS;
+    assert.deepEqual(r.resolve(102), pod, 'its last connect, read after it exited');
+    assert.equal(r.counters.goneButRecent, 1);
+    now += 1;
+    assert.deepEqual(r.resolve(102), { kind: 'gone' }, 'too long ago: the PID may have been handed out again');
+    assert.equal(r.counters.processGone, 1);
+    // A live reuse of the PID is never answered from the cache.
+    put(102, 8000, '0::/system.slice/cron.service\n');
+    assert.deepEqual(r.resolve(102), { kind: 'host' });
   });
 
   it('counts a process gone before the lookup', () => {
