@@ -5,8 +5,9 @@
 //   - exact connect and failure counts per (k8s.src.namespace, k8s.src.owner.name) -> (k8s.dst.type,
 //     k8s.dst.owner.name): Service ClusterIP, pod IP, another namespace, a Job, a hostNetwork pod (resolved through
 //     /proc cgroups of real containers), a closed port, a Service whose endpoint sits behind a 40 ms delay line;
-//   - the delayed server's median within 10% of 40 ms, from the histogram and from the slow-connection logs, which
-//     carry the source pod's name and the agent's resource (k8s.node.name, k8s.pod.name from the Downward API);
+//   - the delayed server: its median within 10% of 40 ms from the slow-connection logs (each carries its latency,
+//     the source pod's name and the agent's resource: k8s.node.name, k8s.pod.name from the Downward API), its mean
+//     within 10% from Prometheus (_sum/_count; the histogram's buckets only place the median between 25 and 50 ms);
 //   - least privilege for real: the running processes' capabilities are exactly the manifest's, no_new_privs,
 //     a seccomp filter (RuntimeDefault), a read-only root; tcpstates attached (its BPF program and perf event);
 //     RBAC: no 403 in the agent's log, the ClusterRole is what the agent watches, and SubjectAccessReviews deny more;
@@ -94,11 +95,15 @@ describe('connlat on a real node: the product end to end', { skip, timeout: 30 *
     assert.deepEqual(connects, expectConnects, `connect counts per flow\nagent log:\n${await agentLog()}`);
     assert.deepEqual(failures, expectFailures, 'failure counts per flow');
 
-    // The delayed Service: the median of the histogram within 10% of the delay.
-    const q = `histogram_quantile(0.5, sum by (le) (tcp_connect_duration_seconds_bucket{k8s_src_owner_name="client-delayed"}))`;
-    const promMedian = await stack!.prom.queryScalar(q);
-    assert.ok(within(promMedian, DELAY_MS / 1000, 0.1), `PromQL median ${promMedian} s is not within 10% of ${DELAY_MS} ms (${delayed.method} delay line)`);
-    process.stdout.write(`# delayed Service (${delayed.method} delay line): PromQL median ${(promMedian * 1000).toFixed(2)} ms\n`);
+    // The delayed Service from the backend: the mean (_sum/_count) within 10% of the delay; the histogram's median
+    // can only say which bucket it is in (25-50 ms: PromQL interpolates 37.5 ms for any median there). The exact
+    // median is checked on the slow-connection records (next test), which carry each latency.
+    const sel = `{k8s_src_owner_name="client-delayed"}`;
+    const mean = await stack!.prom.queryScalar(`sum(tcp_connect_duration_seconds_sum${sel}) / sum(tcp_connect_duration_seconds_count${sel})`);
+    assert.ok(within(mean, DELAY_MS / 1000, 0.1), `mean ${mean} s is not within 10% of ${DELAY_MS} ms (${delayed.method} delay line)`);
+    const promMedian = await stack!.prom.queryScalar(`histogram_quantile(0.5, sum by (le) (tcp_connect_duration_seconds_bucket${sel}))`);
+    assert.ok(promMedian > 0.025 && promMedian <= 0.05, `histogram median ${promMedian} s outside the 25-50 ms bucket`);
+    process.stdout.write(`# delayed Service (${delayed.method} delay line): mean ${(mean * 1000).toFixed(2)} ms from Prometheus (histogram median in the 25-50 ms bucket)\n`);
   });
 
   test(`slow-connection logs (> ${SLOW_MS} ms): the source pod's name, the agent's resource, the delay as latency`, async () => {
