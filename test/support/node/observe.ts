@@ -5,7 +5,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { kubeCall } from '../kube/client.ts';
 import { sleep, waitFor } from '../collector/collector.ts';
 import type { RunningPrometheus } from '../collector/prometheus.ts';
-import { AGENT_SELECTOR, containerPids, isReady, listPods, type Pod } from './install.ts';
+import { AGENT_SELECTOR, containerPids, isReady, listPods, podLog, type Pod } from './install.ts';
 
 /** "ns/owner -> type/name" for one (k8s.src.namespace, k8s.src.owner.name) -> (k8s.dst.type, k8s.dst.owner.name). */
 export type FlowKey = string;
@@ -101,4 +101,25 @@ export function anonFdKinds(pid: number): Record<string, number> {
 
 export async function clusterIp(kc: KubeConfig, namespace: string, service: string): Promise<string> {
   return (await kubeCall<{ spec: { clusterIP: string } }>(kc, 'GET', `/api/v1/namespaces/${namespace}/services/${service}`)).spec.clusterIP;
+}
+
+/** What a connect client of test/support/workload says it made ("connect ok=N failed=M", printed when done). */
+export interface ClientReport {
+  ok: number;
+  failed: number;
+}
+
+/** Waits for the one pod of `app` in `namespace` to print its report, and returns it. */
+export async function clientReport(kc: KubeConfig, namespace: string, app: string, timeoutMs: number): Promise<ClientReport> {
+  return waitFor(
+    `the report of ${namespace}/${app}`,
+    async () => {
+      const [pod] = await listPods(kc, namespace, `app=${app}`);
+      if (pod === undefined) return undefined;
+      const m = /^connect ok=(\d+) failed=(\d+)$/m.exec(await podLog(kc, namespace, pod.metadata.name, app).catch(() => ''));
+      return m ? { ok: Number(m[1]), failed: Number(m[2]) } : undefined;
+    },
+    timeoutMs,
+    1000,
+  );
 }
