@@ -103,7 +103,7 @@ export async function clusterIp(kc: KubeConfig, namespace: string, service: stri
   return (await kubeCall<{ spec: { clusterIP: string } }>(kc, 'GET', `/api/v1/namespaces/${namespace}/services/${service}`)).spec.clusterIP;
 }
 
-/** What a connect client of test/support/workload says it made ("connect ok=N failed=M", printed when done). */
+/** What a connect client of test/support/workload says it made ("connect ok=N failed=M ...", printed when done). */
 export interface ClientReport {
   ok: number;
   failed: number;
@@ -116,7 +116,7 @@ export async function clientReport(kc: KubeConfig, namespace: string, app: strin
     async () => {
       const [pod] = await listPods(kc, namespace, `app=${app}`);
       if (pod === undefined) return undefined;
-      const m = /^connect ok=(\d+) failed=(\d+)$/m.exec(await podLog(kc, namespace, pod.metadata.name, app).catch(() => ''));
+      const m = /^connect ok=(\d+) failed=(\d+)\b/m.exec(await podLog(kc, namespace, pod.metadata.name, app).catch(() => ''));
       return m ? { ok: Number(m[1]), failed: Number(m[2]) } : undefined;
     },
     timeoutMs,
