@@ -277,6 +277,7 @@ describe('connlat on a real node: the product end to end', { skip, timeout: 30 *
     // What the client made (a connect through the delay line may time out: then it is a failure).
     const report = await clientReport(kc, A, 'during-gateway-restart', 120_000);
     assert.equal(report.ok + report.failed, n);
+    process.stdout.write(`# the client through the gateway restart reports ${JSON.stringify(report)}\n`);
     const [counts, failures] = await Promise.all([
       settledFlowCounts(stack!.prom, CONNECTS, A, { [flow]: report.ok }, 180_000, EXPORT_INTERVAL_MS + 2000),
       settledFlowCounts(stack!.prom, FAILURES, A, report.failed ? { [flow]: report.failed } : {}, 30_000, 0),
