@@ -1,5 +1,5 @@
 // The whole product on a real node (scripts/dev-cluster.sh), installed with helm and a user's values file: agent
-// DaemonSet pod (real tcpstates under containerd) -> gateway Deployment (our Collector image) -> Prometheus remote
+// DaemonSet pod (the tool `auto` picks, under containerd) -> gateway Deployment (our Collector image) -> Prometheus remote
 // write and an OTLP/HTTP logs endpoint on the host. Test workloads make exact numbers of connects; the test asserts
 // what the backends return:
 //   - exact connect and failure counts per (k8s.src.namespace, k8s.src.owner.name) -> (k8s.dst.type,
@@ -9,7 +9,7 @@
 //     the source pod's name and the agent's resource: k8s.node.name, k8s.pod.name from the Downward API), its mean
 //     within 10% from Prometheus (_sum/_count; the histogram's buckets only place the median between 25 and 50 ms);
 //   - least privilege for real: the running processes' capabilities are exactly the manifest's, no_new_privs,
-//     a seccomp filter (RuntimeDefault), a read-only root; tcpstates attached (its BPF program and perf event);
+//     a seccomp filter (RuntimeDefault), a read-only root; the tool attached (its BPF program and perf event);
 //     RBAC: no 403 in the agent's log, the ClusterRole is what the agent watches, and SubjectAccessReviews deny more;
 //   - without CAP_BPF (a values change) the pod runs, stays not Ready, and logs the one actionable line;
 //   - a rolling update (new image tag) and a `kubectl delete pod` of the agent lose no connect (maxSurge 0 and the
@@ -150,13 +150,15 @@ describe('connlat on a real node: the product end to end', { skip, timeout: 30 *
     process.stdout.write(`# slow-connection logs: median ${logMedian.toFixed(2)} ms over ${records.length} records\n`);
   });
 
-  test('least privilege for real: capabilities, no_new_privs, seccomp filter, read-only root; tcpstates attached', async () => {
+  test('least privilege for real: capabilities, no_new_privs, seccomp filter, read-only root; the tool attached', async () => {
     const pod = (await agentPod(stack!.kc, NS))!;
     assert.ok(isReady(pod), 'agent Ready');
     const { pids } = podProcesses(pod);
     const procs = pids.map(processSecurity);
     const comms = procs.map((p) => p.comm);
-    assert.ok(procs.length >= 2 && comms.includes('tcpstates'), `the container runs the agent and its tool: ${comms.join(', ')}`);
+    // The tool `auto` picked: connlat-probe where it attaches, else tcpconnlat, else tcpstates.
+    const tool = procs.find((p) => ['connlat-probe', 'tcpconnlat', 'tcpstates'].includes(p.comm));
+    assert.ok(procs.length >= 2 && tool, `the container runs the agent and its tool: ${comms.join(', ')}`);
     const mask = capabilityMask(['BPF', 'PERFMON']);
     for (const p of procs) {
       const what = `${p.comm} (pid ${p.pid})`;
@@ -168,11 +170,10 @@ describe('connlat on a real node: the product end to end', { skip, timeout: 30 *
       assert.equal(p.seccomp, '2', `${what} Seccomp: a filter is applied (RuntimeDefault)`);
       assert.match(p.rootMountOptions, /^ro(,|$)/, `${what} root filesystem read-only`);
     }
-    // Attached: the tool holds its BPF program and the perf event of the tracepoint it is attached to.
-    const tool = procs.find((p) => p.comm === 'tcpstates')!;
+    // Attached: the tool holds its BPF programs and the perf events or links of the tracepoints it is attached to.
     const fds = anonFdKinds(tool.pid);
-    assert.ok((fds['anon_inode:bpf-prog'] ?? 0) >= 1, `tcpstates holds a BPF program: ${JSON.stringify(fds)}`);
-    assert.ok((fds['anon_inode:[perf_event]'] ?? 0) + (fds['anon_inode:bpf_link'] ?? 0) >= 1, `tcpstates is attached: ${JSON.stringify(fds)}`);
+    assert.ok((fds['anon_inode:bpf-prog'] ?? 0) >= 1, `${tool.comm} holds a BPF program: ${JSON.stringify(fds)}`);
+    assert.ok((fds['anon_inode:[perf_event]'] ?? 0) + (fds['anon_inode:bpf_link'] ?? 0) >= 1, `${tool.comm} is attached: ${JSON.stringify(fds)}`);
     process.stdout.write(`# agent container: ${procs.map((p) => `${p.comm} CapEff=${p.capEff} Seccomp=${p.seccomp} root=${p.rootMountOptions.split(',')[0]}`).join('; ')}\n`);
   });
 
