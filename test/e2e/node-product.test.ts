@@ -1,7 +1,7 @@
 // The whole product on a real node (scripts/dev-cluster.sh), installed with helm and a user's values file: agent
-// DaemonSet pod (the tool `auto` picks, under containerd) -> gateway Deployment (our Collector image) -> Prometheus remote
-// write and an OTLP/HTTP logs endpoint on the host. Test workloads make exact numbers of connects; the test asserts
-// what the backends return:
+// DaemonSet pod (the tool `auto` picks, under containerd) -> gateway Deployment (our Collector image) ->
+// Prometheus remote write and an OTLP/HTTP logs endpoint on the host. Test workloads make exact numbers of
+// connects; the test asserts what the backends return:
 //   - exact connect and failure counts per (k8s.src.namespace, k8s.src.owner.name) -> (k8s.dst.type,
 //     k8s.dst.owner.name): Service ClusterIP, pod IP, another namespace, a Job, a hostNetwork pod (resolved through
 //     /proc cgroups of real containers), a closed port, a Service whose endpoint sits behind a 40 ms delay line;
