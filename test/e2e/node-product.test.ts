@@ -89,11 +89,13 @@ describe('connlat on a real node: the product end to end', { skip, timeout: 30 *
     // counted as a failure.
     const expectConnects: Record<string, number> = {};
     const expectFailures: Record<string, number> = {};
+    let delayedMedianMs = 0;
     for (const [key, f] of Object.entries(FLOWS)) {
       const [ns, owner] = f.flow.split(' -> ')[0]!.split('/') as [string, string];
       const report = await clientReport(kc, ns, owner, 180_000);
+      if (key === 'delayed') delayedMedianMs = report.medianMs ?? 0;
       if (key === 'delayed') assert.equal(report.ok + report.failed, f.n, `${owner} made ${f.n} connects`);
-      else assert.deepEqual(report, f === FLOWS.closed ? { ok: 0, failed: f.n } : { ok: f.n, failed: 0 }, owner);
+      else assert.deepEqual({ ok: report.ok, failed: report.failed }, f === FLOWS.closed ? { ok: 0, failed: f.n } : { ok: f.n, failed: 0 }, owner);
       if (report.ok > 0) expectConnects[f.flow] = report.ok;
       if (report.failed > 0) expectFailures[f.flow] = report.failed;
     }
@@ -106,15 +108,16 @@ describe('connlat on a real node: the product end to end', { skip, timeout: 30 *
     assert.deepEqual(connects, expectConnects, `connect counts per flow\nagent log:\n${await agentLog()}`);
     assert.deepEqual(failures, expectFailures, 'failure counts per flow');
 
-    // The delayed Service from the backend: the mean (_sum/_count) within 10% of the delay; the histogram's median
+    // The delayed Service from the backend: the mean (_sum/_count) within 10% of what the client measured itself
+    // (the 40 ms delay line plus its relays' overhead on a busy machine); the histogram's median
     // can only say which bucket it is in (25-50 ms: PromQL interpolates 37.5 ms for any median there). The exact
     // median is checked on the slow-connection records (next test), which carry each latency.
     const sel = `{k8s_src_owner_name="client-delayed"}`;
     const mean = await stack!.prom.queryScalar(`sum(tcp_connect_duration_seconds_sum${sel}) / sum(tcp_connect_duration_seconds_count${sel})`);
-    assert.ok(within(mean, DELAY_MS / 1000, 0.1), `mean ${mean} s is not within 10% of ${DELAY_MS} ms (${delayed.method} delay line)`);
+    assert.ok(within(mean * 1000, delayedMedianMs, 0.1), `mean ${mean} s is not within 10% of the client's own median ${delayedMedianMs} ms (${delayed.method} delay line)`);
     const promMedian = await stack!.prom.queryScalar(`histogram_quantile(0.5, sum by (le) (tcp_connect_duration_seconds_bucket${sel}))`);
     assert.ok(promMedian > 0.025 && promMedian <= 0.05, `histogram median ${promMedian} s outside the 25-50 ms bucket`);
-    process.stdout.write(`# delayed Service (${delayed.method} delay line): mean ${(mean * 1000).toFixed(2)} ms from Prometheus (histogram median in the 25-50 ms bucket)\n`);
+    process.stdout.write(`# delayed Service (${delayed.method} delay line): mean ${(mean * 1000).toFixed(2)} ms from Prometheus, the client measured a median of ${delayedMedianMs} ms (histogram median in the 25-50 ms bucket)\n`);
   });
 
   test(`slow-connection logs (> ${SLOW_MS} ms): the source pod's name, the agent's resource, the delay as latency`, async () => {
@@ -146,8 +149,12 @@ describe('connlat on a real node: the product end to end', { skip, timeout: 30 *
     const report = await clientReport(kc, A, 'client-delayed', 60_000);
     assert.equal(latencies.length, report.ok, `one 'connect took' record per successful connect: ${records.map((r) => r.body).join(' | ')}`);
     const logMedian = median(latencies);
-    assert.ok(within(logMedian, DELAY_MS, 0.1), `log median ${logMedian} ms is not within 10% of ${DELAY_MS} ms: ${latencies.join(', ')}`);
-    process.stdout.write(`# slow-connection logs: median ${logMedian.toFixed(2)} ms over ${records.length} records\n`);
+    // The ground truth is the client's own connect() time: the delay line's relays add a little to the 40 ms on a
+    // busy machine (0.5-3 ms measured). connlat must match the client within 10%, and both must be about 40 ms.
+    assert.ok(report.medianMs !== undefined, 'the client reports its median');
+    assert.ok(within(logMedian, report.medianMs, 0.1), `log median ${logMedian} ms is not within 10% of the client's ${report.medianMs} ms: ${latencies.join(', ')}`);
+    assert.ok(within(report.medianMs, DELAY_MS, 0.15), `the delay line gave ${report.medianMs} ms, not about ${DELAY_MS} ms`);
+    process.stdout.write(`# slow-connection logs: median ${logMedian.toFixed(2)} ms over ${records.length} records (the client measured ${report.medianMs} ms; ${DELAY_MS} ms delay line)\n`);
   });
 
   test('least privilege for real: capabilities, no_new_privs, seccomp filter, read-only root; the tool attached', async () => {

@@ -107,6 +107,8 @@ export async function clusterIp(kc: KubeConfig, namespace: string, service: stri
 export interface ClientReport {
   ok: number;
   failed: number;
+  /** The client's own median connect time (ms) over its successful connects: the ground truth connlat must match. */
+  medianMs: number | undefined;
 }
 
 /** Waits for the one pod of `app` in `namespace` to print its report, and returns it. */
@@ -116,8 +118,8 @@ export async function clientReport(kc: KubeConfig, namespace: string, app: strin
     async () => {
       const [pod] = await listPods(kc, namespace, `app=${app}`);
       if (pod === undefined) return undefined;
-      const m = /^connect ok=(\d+) failed=(\d+)\b/m.exec(await podLog(kc, namespace, pod.metadata.name, app).catch(() => ''));
-      return m ? { ok: Number(m[1]), failed: Number(m[2]) } : undefined;
+      const m = /^connect ok=(\d+) failed=(\d+)(?: median_ms=([\d.]+))?/m.exec(await podLog(kc, namespace, pod.metadata.name, app).catch(() => ''));
+      return m ? { ok: Number(m[1]), failed: Number(m[2]), medianMs: m[3] === undefined ? undefined : Number(m[3]) } : undefined;
     },
     timeoutMs,
     1000,
