@@ -251,21 +251,11 @@ export class DeliveryQueue<T, B = T[]> {
   }
 }
 
-export interface QueuedExporterOptions {
-  /** Records held while the gateway is unreachable; beyond it new records are dropped and counted. */
-  maxQueueSize: number;
+/** The queue's settings that a record exporter passes through unchanged (the queue declares them). */
+export type QueuedExporterOptions = Pick<QueueOptions, 'maxQueueSize' | 'lingerMs' | 'retry' | 'deadline' | 'onAttemptFailure' | 'onDropped'> & {
   /** Records per export request (default 512, the SDK's batch size). */
   maxBatchSize?: number;
-  /** A batch smaller than maxBatchSize waits this long for more records (default 0; the SDK's batch processor: 1 s). */
-  lingerMs?: number;
-  retry: RetryOptions;
-  /** Epoch ms by which shutdown() must be done (read when shutdown starts). */
-  deadline: () => number;
-  /** Every failed attempt (counted in connlat.export.failures and logged, sampled). */
-  onAttemptFailure: (error: Error | undefined) => void;
-  /** Records given up, with why; called once per batch of them. */
-  onDropped: (count: number, reason: DropReason, detail: string) => void;
-}
+};
 
 /**
  * An exporter of records (log records; spans have the same shape) in front of the SDK's: export() accepts what fits
