@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh Debian machine, and does nothing that is already done:
 # Debian packages, the npm packages (including the pinned Node 24), tracefs, and the slow Go builds (our Collector
-# distribution, Kubernetes, CoreDNS, helm/kustomize, the container images), which are cached outside the repo under
+# distribution, the OTLP backends, Kubernetes, CoreDNS, helm/kustomize, the container images), which are cached outside the repo under
 # $CONNLAT_CACHE (default ~/.cache/connlat) keyed by their pinned versions. `npm test` runs it first (scripts/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +46,7 @@ if [[ ! -x node_modules/.bin/node || package-lock.json -nt node_modules/.package
 fi
 
 # build-images.sh after build-collector.sh: the gateway image holds that Collector.
-for script in scripts/build-collector.sh scripts/build-kube.sh scripts/build-coredns.sh scripts/build-helm.sh scripts/build-probe.sh scripts/build-images.sh; do
+for script in scripts/build-collector.sh scripts/build-backends.sh scripts/build-kube.sh scripts/build-coredns.sh scripts/build-helm.sh scripts/build-probe.sh scripts/build-images.sh; do
   if ! "$script" --check >/dev/null 2>&1; then
     if [[ $script == scripts/build-images.sh && $(id -u) != 0 ]]; then
       echo "setup: $script needs root (debootstrap, podman); the image tests will skip" >&2
