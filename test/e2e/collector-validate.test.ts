@@ -39,6 +39,10 @@ const OVERLAY_ENV: Record<string, Record<string, string>> = {
   },
   'k8s-attributes.yaml': {},
   'debug.yaml': {},
+  // The real-backend overlays: every endpoint has a default (test/e2e/backends.test.ts sends to real instances).
+  'victoria-metrics.yaml': {},
+  'victoria-logs.yaml': {},
+  'jaeger.yaml': {},
 };
 /** Overlays that cannot start here: k8s_attributes needs a Kubernetes API (in-cluster service account). */
 const VALIDATE_ONLY = new Set(['k8s-attributes.yaml']);

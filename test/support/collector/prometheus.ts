@@ -14,16 +14,48 @@ export interface PromSample {
   value: number;
 }
 
-export interface RunningPrometheus {
+/** An instant-query client of a Prometheus HTTP API (Prometheus, VictoriaMetrics). */
+export interface PromQueryApi {
+  /** Instant PromQL query; throws on an API error (with the server's message). */
+  query(promql: string): Promise<PromSample[]>;
+  /** Sum of an instant query's values (0 when it returns no series). */
+  queryScalar(promql: string): Promise<number>;
+}
+
+export interface RunningPrometheus extends PromQueryApi {
   process: ManagedProcess;
   url: string;
   /** Where remote-write clients send: http://HOST:PORT/api/v1/write */
   remoteWriteUrl: string;
-  /** Instant PromQL query; throws on an API error (with Prometheus's message). */
-  query(promql: string): Promise<PromSample[]>;
-  /** Sum of an instant query's values (0 when it returns no series). */
-  queryScalar(promql: string): Promise<number>;
   stop(): Promise<void>;
+}
+
+/**
+ * An instant query against the Prometheus HTTP API at `baseUrl` (Prometheus, VictoriaMetrics); throws on an API error
+ * with the server's message. `params` are extra query-string parameters (VictoriaMetrics' nocache=1).
+ */
+export async function queryPromApi(baseUrl: string, promql: string, params: Record<string, string> = {}): Promise<PromSample[]> {
+  const qs = new URLSearchParams({ query: promql, ...params });
+  const res = await fetch(`${baseUrl}/api/v1/query?${qs}`, { signal: AbortSignal.timeout(5000) });
+  const text = await res.text();
+  let body: {
+    status?: string;
+    error?: string;
+    data?: { resultType: string; result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+  };
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    throw new Error(`PromQL ${promql}: HTTP ${res.status}: ${text.slice(0, 300)}`);
+  }
+  if (body.status !== 'success' || !body.data) throw new Error(`PromQL ${promql}: ${body.error ?? `HTTP ${res.status}`}`);
+  if (body.data.resultType !== 'vector') throw new Error(`PromQL ${promql}: expected a vector, got ${body.data.resultType}`);
+  return body.data.result.map((r) => ({ metric: r.metric, value: Number(r.value[1]) }));
+}
+
+/** Sum of samples' values (0 for none): an instant query as one number. */
+export function sumOf(samples: PromSample[]): number {
+  return samples.reduce((sum, s) => sum + s.value, 0);
 }
 
 /** Why Prometheus cannot run here, or undefined when it can. */
@@ -72,26 +104,12 @@ export async function startPrometheus(opts: { host?: string } = {}): Promise<Run
     throw err;
   }
 
-  const query = async (promql: string): Promise<PromSample[]> => {
-    const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(promql)}`, { signal: AbortSignal.timeout(5000) });
-    const body = (await res.json()) as {
-      status: string;
-      error?: string;
-      data?: { resultType: string; result: Array<{ metric: Record<string, string>; value: [number, string] }> };
-    };
-    if (body.status !== 'success' || !body.data) throw new Error(`PromQL ${promql}: ${body.error ?? res.status}`);
-    if (body.data.resultType !== 'vector') throw new Error(`PromQL ${promql}: expected a vector, got ${body.data.resultType}`);
-    return body.data.result.map((r) => ({ metric: r.metric, value: Number(r.value[1]) }));
-  };
-
   return {
     process: proc,
     url,
     remoteWriteUrl: `${url}/api/v1/write`,
-    query,
-    async queryScalar(promql: string) {
-      return (await query(promql)).reduce((sum, s) => sum + s.value, 0);
-    },
+    query: (promql) => queryPromApi(url, promql),
+    queryScalar: async (promql) => sumOf(await queryPromApi(url, promql)),
     stop: cleanup,
   };
 }
