@@ -3,28 +3,31 @@
 // the backend:
 //   VictoriaMetrics: the real agent replays a recording (tcpconnlat, every connect 40.00 ms) over OTLP gRPC; PromQL
 //                    gives the histogram's count and sum exactly, histogram_quantile(0.5) from the buckets, the
-//                    dashboards' label names, the failure counter (a tcpstates recording), and tenant B's series.
+//                    dashboards' label names, the failure counter (a tcpstates recording), tenant B's series, the
+//                    same names over Prometheus remote write, and the series kept across stop()/start().
 //   VictoriaLogs:    the same replay's slow-connection records, by LogsQL, under the default tenant's AccountID only;
 //                    tenant B's records under its own only; stop()/start() on the same data keeps them.
 //   Jaeger v2:       CLIENT spans (OTLP/JSON into the gateway's HTTP receiver; the agent emits no spans yet) found by
 //                    trace id with their attributes and the resource the gateway completed, for both tenants;
 //                    with badger storage a trace survives stop()/start().
+// And the helpers' own edges: a backend whose port is taken fails at once; a port race is retried.
 // Each backend's block skips, saying why, when its binary (scripts/build-backends.sh) or the collector
 // (scripts/build-collector.sh) is not built.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runAgent } from '../support/agent.ts';
-import { findBackends, type BackendName } from '../support/backends/backend.ts';
-import { VICTORIA_LOGS_TENANTS, gatewayWithBackends, type GatewayBackends } from '../support/backends/gateway.ts';
+import { BackendProcess, answers200, backendDir, findBackends, type BackendName } from '../support/backends/backend.ts';
+import { GATEWAY_CONFIG, VICTORIA_LOGS_TENANTS, gatewayWithBackends, type GatewayBackends } from '../support/backends/gateway.ts';
 import { startJaeger, type Jaeger } from '../support/backends/jaeger.ts';
 import { startVictoriaLogs, type LogEntry, type VictoriaLogs } from '../support/backends/victoria-logs.ts';
 import { startVictoriaMetrics, type VictoriaMetrics } from '../support/backends/victoria-metrics.ts';
-import { findCollector, startCollector, waitFor, type RunningCollector } from '../support/collector/collector.ts';
+import { OTEL_CONFIG_DIR, findCollector, retryOnPortRace, startCollector, waitFor, type RunningCollector } from '../support/collector/collector.ts';
 import { renderTcpconnlat, tcpconnlatHeader } from '../parse/render.ts';
 
 const N = 20; // connects in the default tenant's recording
@@ -168,6 +171,36 @@ describe('VictoriaMetrics: the agent\'s histogram and counter through the gatewa
     await waitForScalar(`sum(tcp_connect_duration_seconds_count{server_port="${port}", connlat_tenant="${TENANT_B}"})`, M);
     assert.deepEqual(await vm!.query(`tcp_connect_duration_seconds_count{server_port="${port}", connlat_tenant!="${TENANT_B}"}`), []);
     assert.deepEqual(await vm!.query(`tcp_connect_duration_seconds_count{k8s_node_name="node-a", connlat_tenant="${TENANT_B}"}`), []);
+  });
+
+  test('Prometheus remote write (mimir-remote-write.yaml) into the same VictoriaMetrics: the same names', async () => {
+    const viaRemoteWrite = await startCollector({
+      binary: collector.path!,
+      configs: [GATEWAY_CONFIG, join(OTEL_CONFIG_DIR, 'mimir-remote-write.yaml')],
+      env: { CONNLAT_MIMIR_REMOTE_WRITE_URL: vm!.remoteWriteUrl },
+    });
+    try {
+      const port = uniquePort();
+      await replay(viaRemoteWrite, await recording('vm-remote-write', port, M), { node: 'node-rw' });
+      const sel = `{server_port="${port}"}`;
+      await waitForScalar(`sum(tcp_connect_duration_seconds_count${sel})`, M);
+      const median = await vm!.queryScalar(`histogram_quantile(0.5, sum by (le) (tcp_connect_duration_seconds_bucket${sel}))`);
+      assert.ok(Math.abs(median - 0.0375) < 1e-9, `histogram_quantile(0.5) = ${median}`);
+      const [series] = await vm!.query(`tcp_connect_duration_seconds_count${sel}`);
+      // The collector's own translation: job = service.name, and the resource as labels (resource_to_telemetry_conversion).
+      assert.equal(series?.metric.job, 'connlat', JSON.stringify(series?.metric));
+      assert.equal(series?.metric.k8s_node_name, 'node-rw', JSON.stringify(series?.metric));
+    } finally {
+      await viaRemoteWrite.stop();
+    }
+  });
+
+  test('stop() and start() again on the same data: the series are still there', async () => {
+    const q = `sum(tcp_connect_duration_seconds_count{k8s_node_name="node-a"})`;
+    assert.equal(await vm!.queryScalar(q), N, 'runs after the first test');
+    assert.deepEqual(await vm!.backend.stop(), { code: 0, signal: null }, vm!.backend.tail());
+    await vm!.backend.start();
+    assert.equal(await vm!.queryScalar(q), N);
   });
 });
 
@@ -332,5 +365,47 @@ describe('Jaeger v2: spans through the gateway, found by trace id', { skip: skip
       await direct.stop();
       await onDisk.backend.close();
     }
+  });
+});
+
+describe('test support: a backend that cannot start fails fast; a port race is retried', { skip: skipFor('victoria-metrics') }, () => {
+  test('a taken port: start() rejects as soon as the process exits, naming the cause', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as AddressInfo).port;
+    const dir = await backendDir('victoria-metrics');
+    const backend = new BackendProcess({
+      name: 'victoria-metrics',
+      binary: binaries['victoria-metrics'].path!,
+      dir,
+      args: [`-httpListenAddr=127.0.0.1:${port}`, `-storageDataPath=${join(dir, 'data')}`],
+      ready: () => answers200(`http://127.0.0.1:${port}/health`),
+    });
+    const started = Date.now();
+    try {
+      await assert.rejects(backend.start(), /exited early[\s\S]*address already in use/);
+      assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+    } finally {
+      taken.close();
+      await backend.close();
+    }
+  });
+
+  test('retryOnPortRace: three attempts for "address already in use", one for anything else', async () => {
+    let calls = 0;
+    await assert.rejects(retryOnPortRace(async () => {
+      calls++;
+      throw new Error('listen tcp 127.0.0.1:1: bind: address already in use');
+    }), /address already in use/);
+    assert.equal(calls, 3);
+    calls = 0;
+    assert.equal(await retryOnPortRace(async () => (++calls < 2 ? Promise.reject(new Error('bind: address already in use')) : 'up')), 'up');
+    assert.equal(calls, 2);
+    calls = 0;
+    await assert.rejects(retryOnPortRace(async () => {
+      calls++;
+      throw new Error('config invalid');
+    }), /config invalid/);
+    assert.equal(calls, 1);
   });
 });

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ManagedProcess, REPO_ROOT, freePort, run, waitFor } from '../collector/collector.ts';
+import { ManagedProcess, REPO_ROOT, freePort, retryOnPortRace, run, untilReady } from '../collector/collector.ts';
 
 export const BUILD_BACKENDS = `${REPO_ROOT}scripts/build-backends.sh`;
 
@@ -108,14 +108,7 @@ export class BackendProcess {
     });
     this.runs.push(proc);
     try {
-      await waitFor(
-        `${this.name} to be ready`,
-        async () => {
-          if (!proc.running) throw new Error(`${this.name} exited early`);
-          return (await this.opts.ready()) ? true : undefined;
-        },
-        this.opts.startTimeoutMs ?? 60_000,
-      );
+      await untilReady(proc, `${this.name} to be ready`, this.opts.ready, this.opts.startTimeoutMs ?? 60_000);
     } catch (err) {
       await proc.stop('SIGKILL');
       throw new Error(`${(err as Error).message}\n${this.name} output:\n${proc.tail()}`);
@@ -162,22 +155,24 @@ export async function startVictoria(
   binary: string,
   args: string[],
 ): Promise<{ backend: BackendProcess; url: string }> {
-  const dir = await backendDir(name);
-  const url = `http://127.0.0.1:${await freePort()}`;
-  const backend = new BackendProcess({
-    name,
-    binary,
-    dir,
-    args: [
-      `-httpListenAddr=${url.slice('http://'.length)}`,
-      `-storageDataPath=${join(dir, 'data')}`,
-      '-retentionPeriod=1d',
-      '-loggerLevel=WARN',
-      ...args,
-    ],
-    ready: () => answers200(`${url}/health`),
+  return retryOnPortRace(async () => {
+    const dir = await backendDir(name);
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const backend = new BackendProcess({
+      name,
+      binary,
+      dir,
+      args: [
+        `-httpListenAddr=${url.slice('http://'.length)}`,
+        `-storageDataPath=${join(dir, 'data')}`,
+        '-retentionPeriod=1d',
+        '-loggerLevel=WARN',
+        ...args,
+      ],
+      ready: () => answers200(`${url}/health`),
+    });
+    return { backend: await startNew(backend), url };
   });
-  return { backend: await startNew(backend), url };
 }
 
 /** GET /internal/force_flush: VictoriaMetrics and VictoriaLogs make everything received so far searchable at once. */

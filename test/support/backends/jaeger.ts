@@ -9,7 +9,7 @@
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import { freePort } from '../collector/collector.ts';
+import { freePort, retryOnPortRace } from '../collector/collector.ts';
 import { BackendProcess, answers200, backendDir, okText, startNew } from './backend.ts';
 
 /** One span of a trace as Jaeger returns it, flattened with its resource. */
@@ -108,11 +108,15 @@ function tcpOpen(port: number): Promise<boolean> {
 }
 
 /** Starts Jaeger v2 and resolves once its query API and OTLP receivers answer; `close()` it when done. */
-export async function startJaeger(binary: string, opts: { storage?: JaegerStorage } = {}): Promise<Jaeger> {
+export function startJaeger(binary: string, opts: { storage?: JaegerStorage } = {}): Promise<Jaeger> {
+  return retryOnPortRace(() => startJaegerOnce(binary, opts.storage ?? 'memory'));
+}
+
+async function startJaegerOnce(binary: string, storage: JaegerStorage): Promise<Jaeger> {
   const dir = await backendDir('jaeger');
   const ports = { grpc: await freePort(), http: await freePort(), query: await freePort(), queryGrpc: await freePort() };
   const config = join(dir, 'jaeger.yaml');
-  await writeFile(config, jaegerConfig({ ...ports, storage: opts.storage ?? 'memory', dir }));
+  await writeFile(config, jaegerConfig({ ...ports, storage, dir }));
   const queryUrl = `http://127.0.0.1:${ports.query}`;
   const backend = new BackendProcess({
     name: 'jaeger',

@@ -171,6 +171,32 @@ process.on('exit', () => {
   for (const p of liveProcesses) p.child.kill('SIGKILL');
 });
 
+/**
+ * Polls `ready` until it says true; rejects as soon as `proc` exits instead (a probe that threw on exit would only
+ * be retried by waitFor until its deadline).
+ */
+export async function untilReady(proc: ManagedProcess, what: string, ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const up = await waitFor(what, async () => (!proc.running ? false : (await ready()) ? true : undefined), timeoutMs);
+  if (!up) {
+    const { code, signal } = await proc.exited;
+    throw new Error(`${proc.name} exited early (${signal ?? `status ${code}`}) while waiting for ${what}`);
+  }
+}
+
+/**
+ * Runs `attempt` again, up to 3 times in all, when it failed because a port picked by freePort() was taken by
+ * another process before the program bound it (other tests run at the same time).
+ */
+export async function retryOnPortRace<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (i >= 3 || !/address already in use/i.test((err as Error).message)) throw err;
+    }
+  }
+}
+
 export interface StartCollectorOptions {
   binary: string;
   /** --config files, merged in order. Default: gateway.yaml + the e2e test overlay. */
@@ -206,21 +232,25 @@ export async function loopbackEnv(): Promise<Record<string, string> & { grpc: st
   };
 }
 
-/** Starts the collector on free loopback ports and resolves once its health_check reports ready. */
-export async function startCollector(opts: StartCollectorOptions): Promise<RunningCollector> {
+/**
+ * Starts the collector on free loopback ports and resolves once its health_check reports ready (a port taken by
+ * another process meanwhile: tried again on new ports).
+ */
+export function startCollector(opts: StartCollectorOptions): Promise<RunningCollector> {
+  return retryOnPortRace(() => startCollectorOnce(opts));
+}
+
+async function startCollectorOnce(opts: StartCollectorOptions): Promise<RunningCollector> {
   const configs = opts.configs ?? [`${OTEL_CONFIG_DIR}/gateway.yaml`, E2E_OVERLAY];
   const { grpc, http, health, selfMetrics, ...ports } = await loopbackEnv();
   const env = baseEnv({ ...ports, ...opts.env });
   const proc = new ManagedProcess('otelcol-connlat', opts.binary, configs.map((c) => `--config=${c}`), { env });
   const healthUrl = `http://${health}/`;
   try {
-    await waitFor(
+    await untilReady(
+      proc,
       'the collector health_check',
-      async () => {
-        if (!proc.running) throw new Error(`collector exited early:\n${proc.tail()}`);
-        const res = await fetch(healthUrl, { signal: AbortSignal.timeout(1000) });
-        return res.status === 200 ? true : undefined;
-      },
+      async () => (await fetch(healthUrl, { signal: AbortSignal.timeout(1000) })).status === 200,
       opts.startTimeoutMs ?? 30_000,
     );
   } catch (err) {
