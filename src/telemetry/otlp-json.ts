@@ -60,7 +60,7 @@ const FIELD_ORDER: Record<string, string[]> = {
   scopeSpans: ['scope', 'spans', 'schemaUrl'],
   spans: ['traceId', 'spanId', 'traceState', 'parentSpanId', 'flags', 'name', 'kind', 'startTimeUnixNano', 'endTimeUnixNano', 'attributes', 'droppedAttributesCount', 'events', 'droppedEventsCount', 'links', 'droppedLinksCount', 'status'],
   status: ['message', 'code'],
-  exemplars: ['filteredAttributes', 'timeUnixNano', 'asDouble', 'asInt', 'spanId', 'traceId'],
+  exemplars: ['filteredAttributes', 'timeUnixNano', 'asDouble', 'asInt', 'traceId', 'spanId'], // as the Collector writes them (not declaration order)
   scope: ['name', 'version', 'attributes', 'droppedAttributesCount'],
   metrics: ['name', 'description', 'unit', 'gauge', 'sum', 'histogram', 'exponentialHistogram', 'summary', 'metadata'],
   gauge: AGGREGATION,
