@@ -1,7 +1,7 @@
 // One span per slow or failed connect (kind CLIENT, `tcp.connect`), through the SDK's TracerProvider with one span
 // processor per export target (OTLP: the delivery queue, exporters.ts). Only built with traces on, and the trace SDK
 // is loaded then (lazy.ts): a run without spans does not pay for it.
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type SpanContext, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type HrTime, type SpanContext, type Tracer } from '@opentelemetry/api';
 import { millisToHrTime } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { TracerProvider } from '@opentelemetry/sdk-trace';
@@ -22,9 +22,21 @@ export function spanAttributes(event: ConnectEvent): Attributes {
   return attributes;
 }
 
-/** Start and end of a connect's span, epoch ms: the SYN went out `latencyMs` before the outcome was seen. */
-export function spanTimes(event: ConnectEvent): { startMs: number; endMs: number } {
-  return { startMs: event.timeMs - event.latencyMs, endMs: event.timeMs };
+/**
+ * Start and end of a connect's span: the SYN went out `latencyMs` before the outcome was seen. The start is the end
+ * minus the latency in whole nanoseconds (epoch ms minus ms in floating point would be off by a fraction of a
+ * microsecond, so the span's duration would not be the measured latency).
+ */
+export function spanTimes(event: ConnectEvent): { start: HrTime; end: HrTime } {
+  const end = millisToHrTime(event.timeMs);
+  const latencyNs = Math.round(event.latencyMs * 1e6);
+  let seconds = end[0] - Math.floor(latencyNs / 1e9);
+  let nanos = end[1] - (latencyNs % 1e9);
+  if (nanos < 0) {
+    nanos += 1e9;
+    seconds -= 1;
+  }
+  return { start: [seconds, nanos], end };
 }
 
 export interface ConnectSpansOptions {
@@ -55,10 +67,10 @@ export class ConnectSpans {
 
   /** Emits the span of one connect (already ended) and returns its context, for the log record and the exemplar. */
   emit(event: ConnectEvent): SpanContext {
-    const { startMs, endMs } = spanTimes(event);
-    const span = this.#tracer.startSpan(SPAN_NAME, { kind: SpanKind.CLIENT, startTime: millisToHrTime(startMs), attributes: spanAttributes(event) }, ROOT_CONTEXT);
+    const { start, end } = spanTimes(event);
+    const span = this.#tracer.startSpan(SPAN_NAME, { kind: SpanKind.CLIENT, startTime: start, attributes: spanAttributes(event) }, ROOT_CONTEXT);
     if (event.failed) span.setStatus({ code: SpanStatusCode.ERROR, message: failureReason(event) ?? 'connect failed' });
-    span.end(millisToHrTime(endMs));
+    span.end(end);
     return span.spanContext();
   }
 

@@ -26,15 +26,18 @@ const probe = (latencyMs: number, extra: Partial<ConnectEvent>): ConnectEvent =>
 });
 
 describe('connect spans: pure parts (table)', () => {
-  it('start = outcome time minus latency, end = outcome time', () => {
-    const cases: Array<[number, number, number, number]> = [
-      [1764240000123, 47.8, 1764240000075.2, 1764240000123],
-      [1764240000123, 0, 1764240000123, 1764240000123],
-      [1764240009123, 1003.5, 1764240008119.5, 1764240009123],
+  it('start = outcome time minus latency, end = outcome time; the duration is the latency to the nanosecond', () => {
+    const cases: Array<[number, number, [number, number], [number, number]]> = [
+      [1764240000123, 47.8, [1764240000, 75_200_000], [1764240000, 123_000_000]],
+      [1764240000123, 0, [1764240000, 123_000_000], [1764240000, 123_000_000]],
+      [1764240009123, 1003.5, [1764240008, 119_500_000], [1764240009, 123_000_000]],
+      [1764240101013, 1011.65, [1764240100, 1_350_000], [1764240101, 13_000_000]],
+      [1764240107089, 7125.9, [1764240099, 963_100_000], [1764240107, 89_000_000]],
+      [1764240000000.5, 0.000_5, [1764240000, 499_500], [1764240000, 500_000]],
     ];
-    for (const [timeMs, latencyMs, startMs, endMs] of cases) {
+    for (const [timeMs, latencyMs, start, end] of cases) {
       const t = spanTimes({ ...NINE_CONNECTS[0]!, timeMs, latencyMs });
-      assert.ok(Math.abs(t.startMs - startMs) < 1e-6 && t.endMs === endMs, `${timeMs} - ${latencyMs}`);
+      assert.deepEqual([t.start, t.end], [start, end], `${timeMs} - ${latencyMs}`);
     }
   });
 
