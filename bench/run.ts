@@ -111,6 +111,7 @@ async function pipeline(file: string, out: string, root: string, name: string): 
     slowMs: 100,
     slowLogRatePerSec: 100,
     slowLogBurst: 500,
+    traces: true, // the agent's default (--traces on): spans only for slow or failed connects, the trace SDK loaded
     temporality: 'cumulative',
   });
   const decoder = new LineDecoder('detect');

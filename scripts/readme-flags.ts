@@ -52,7 +52,7 @@ export function metricsTable(): string {
 }
 
 export function attributesTable(): string {
-  const rows = ['| attribute | type | on metrics (`--metric-attributes`) | on slow-connection logs | value |', '| --- | --- | --- | --- | --- |'];
+  const rows = ['| attribute | type | on metrics (`--metric-attributes`) | on slow-connection logs and connect spans | value |', '| --- | --- | --- | --- | --- |'];
   for (const a of ATTRIBUTES) {
     const onMetrics = a.signal === 'logs' ? 'no' : a.onByDefault ? 'default' : 'opt-in';
     const value = a.identity ? `${a.brief} (Kubernetes enrichment)` : a.brief;

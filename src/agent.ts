@@ -61,7 +61,8 @@ export class ShutdownDeadlines {
   get sourceDrainMs(): number {
     return Math.round(this.budgetMs / 2);
   }
-  of(signal: 'metrics' | 'logs', now = Date.now()): number {
+  /** Logs and traces drain side by side until the same deadline; metrics go last. */
+  of(signal: 'metrics' | 'logs' | 'traces', now = Date.now()): number {
     this.begin(now);
     const end = this.end!;
     return signal === 'metrics' ? end : end - Math.min(2000, this.budgetMs / 4);
@@ -128,6 +129,7 @@ async function assemble(opts: AgentOptions, source: Source, deadlines: ShutdownD
     slowMs: config.slowMs,
     slowLogRatePerSec: config.slowLogRate,
     slowLogBurst: config.slowLogBurst,
+    traces: config.traces === 'on',
     temporality: config.temporality,
     delivery: {
       logQueueSize: config.logQueueSize,
@@ -298,6 +300,9 @@ export class Agent {
     logger.info(`stopped: ${c.lines} lines read, ${c.events} connect events, ${c.rejected} rejected, ${c.restarts} tool restarts, ${c.lostEvents} events lost in the kernel`);
     if (report.logsRateLimited > 0) {
       logger.warn(`${report.logsRateLimited} slow-connection log records dropped by the rate limit (--slow-log-rate ${config.slowLogRate}/s, --slow-log-burst ${config.slowLogBurst}); counted in connlat.logs.dropped{reason=rate_limit}`);
+    }
+    if (report.spansRateLimited > 0) {
+      logger.warn(`${report.spansRateLimited} connect spans dropped by the rate limit (--slow-log-rate ${config.slowLogRate}/s, --slow-log-burst ${config.slowLogBurst}); counted in connlat.spans.dropped{reason=rate_limit}`);
     }
     if (report.undelivered !== undefined) logger.error(`not delivered: ${report.undelivered}`);
     return report;

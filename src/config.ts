@@ -40,6 +40,7 @@ export const SETTINGS: SettingSpec[] = [
   { key: 'slowMs', flag: 'slow-ms', kind: 'number', help: 'log every connect slower than this many milliseconds (decimal). Default 100', range: { min: 0 } },
   { key: 'slowLogRate', flag: 'slow-log-rate', kind: 'number', help: 'slow-connection log records per second, sustained (token bucket). Default 100', range: { min: 0 } },
   { key: 'slowLogBurst', flag: 'slow-log-burst', kind: 'number', help: 'slow-connection log burst size. Default 500', range: { min: 1, max: 1_000_000, integer: true } },
+  { key: 'traces', flag: 'traces', kind: 'string', help: 'on | off: one span (kind CLIENT, `tcp.connect`) per slow connect (with its log record, under the same token) and per failed connect (a fast failure: a bucket of its own, same rate and burst); linked from the log record and the histogram\'s exemplars. Default on' },
   { key: 'histogram', flag: 'histogram', kind: 'string', help: 'explicit (buckets 50us..10s) | exponential. Default explicit' },
   { key: 'metricAttributes', flag: 'metric-attributes', kind: 'list', help: `metric attribute allow list. Default ${DEFAULT_METRIC_ATTRIBUTES.join(',')}` },
   { key: 'cardinalityLimit', flag: 'cardinality-limit', kind: 'number', help: 'max attribute sets per metric; beyond it otel.metric.overflow=true. Default 2000', range: { min: 2, max: 1_000_000, integer: true } },
@@ -117,6 +118,7 @@ export const ConfigSchema = z.object({
   slowMs: ranged('slowMs', 100),
   slowLogRate: ranged('slowLogRate', 100),
   slowLogBurst: ranged('slowLogBurst', 500),
+  traces: z.enum(['on', 'off']).default('on'),
   histogram: z.enum(['explicit', 'exponential']).default('explicit'),
   metricAttributes: z
     .array(z.enum(METRIC_ATTRIBUTE_KEYS, { error: `expected keys from ${METRIC_ATTRIBUTE_KEYS.join(', ')}` }))

@@ -18,6 +18,6 @@ export const EXIT = {
   config: { code: 2, meaning: 'invalid settings (flag, env var or config file), named in one line' },
   undelivered: {
     code: 3,
-    meaning: 'the run ended, but telemetry was not all delivered: the last metric export failed (gateway down, disk full), or slow-connection log records were dropped for a reason other than the rate limit; one line on stderr says what',
+    meaning: 'the run ended, but telemetry was not all delivered: the last metric export failed (gateway down, disk full), or slow-connection log records or connect spans were dropped for a reason other than the rate limit; one line on stderr says what',
   },
 } as const satisfies Record<string, ExitStatus>;

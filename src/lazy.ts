@@ -23,6 +23,12 @@ export const execaModule = lazyModule<typeof import('execa')>('execa');
 /** gRPC and the OTLP exporters (~35 MB, ~0.3 s): for a run that exports over OTLP. */
 export const otlpMetricsGrpc = lazyModule<typeof import('@opentelemetry/exporter-metrics-otlp-grpc')>('@opentelemetry/exporter-metrics-otlp-grpc');
 export const otlpLogsGrpc = lazyModule<typeof import('@opentelemetry/exporter-logs-otlp-grpc')>('@opentelemetry/exporter-logs-otlp-grpc');
+/** Traces (only when --traces on): the trace SDK, and the OTLP gRPC span exporter for a run that exports over OTLP. */
+export const sdkTrace = lazyModule<typeof import('@opentelemetry/sdk-trace')>('@opentelemetry/sdk-trace');
+export const otlpTracesGrpc = lazyModule<typeof import('@opentelemetry/exporter-trace-otlp-grpc')>('@opentelemetry/exporter-trace-otlp-grpc');
+/** The pieces the OTLP metric exporter is made of, to build one whose serializer adds exemplars (exemplars.ts). */
+export const otlpGrpcBase = lazyModule<typeof import('@opentelemetry/otlp-grpc-exporter-base')>('@opentelemetry/otlp-grpc-exporter-base');
+export const otlpMetricsBase = lazyModule<typeof import('@opentelemetry/exporter-metrics-otlp-http')>('@opentelemetry/exporter-metrics-otlp-http');
 /** The OTLP serializers (protobufjs and all): for a run that writes OTLP/JSON. */
 export const otlpTransformer = lazyModule<typeof import('@opentelemetry/otlp-transformer')>('@opentelemetry/otlp-transformer');
 /** The YAML parser: for a run with a config file. */

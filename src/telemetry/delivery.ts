@@ -10,6 +10,7 @@
 //    is re-sent in the background until it succeeds or a newer cumulative export supersedes it.
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { LogRecordProcessor, ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace';
 import { AggregationTemporality, type InstrumentType, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { Backoff, Sleeper, type RetryOptions } from '../backoff.ts';
 
@@ -313,6 +314,24 @@ export class QueuedLogRecordProcessor implements LogRecordProcessor {
   }
   onEmit(record: ReadableLogRecord): void {
     this.#exporter.export([record], () => undefined);
+  }
+  forceFlush(): Promise<void> {
+    return this.#exporter.forceFlush();
+  }
+  shutdown(): Promise<void> {
+    return this.#exporter.shutdown();
+  }
+}
+
+/** OTLP spans the same way: each ended span straight into a QueuedExporter of spans (no SDK batch processor). */
+export class QueuedSpanProcessor implements SpanProcessor {
+  readonly #exporter: QueuedExporter<ReadableSpan>;
+  constructor(exporter: QueuedExporter<ReadableSpan>) {
+    this.#exporter = exporter;
+  }
+  onStart(): void {}
+  onEnd(span: ReadableSpan): void {
+    this.#exporter.export([span], () => undefined);
   }
   forceFlush(): Promise<void> {
     return this.#exporter.forceFlush();

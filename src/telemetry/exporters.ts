@@ -11,6 +11,8 @@ import { readFileSync } from 'node:fs';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
 import type { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import type { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
 import { BatchLogRecordProcessor, ConsoleLogRecordExporter, type LogRecordExporter, type LogRecordProcessor, type ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import {
   AggregationTemporality,
@@ -19,13 +21,14 @@ import {
   type PushMetricExporter,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
-import { otlpLogsGrpc, otlpMetricsGrpc } from '../lazy.ts';
-import { MetricDelivery, QueuedLogExporter, QueuedLogRecordProcessor, RetryingMetricExporter, type DropReason } from './delivery.ts';
-import { OtlpJsonFileLogExporter, OtlpJsonFileMetricExporter } from './otlp-json.ts';
+import { otlpLogsGrpc, otlpTracesGrpc, sdkTrace } from '../lazy.ts';
+import { MetricDelivery, QueuedExporter, QueuedLogExporter, QueuedLogRecordProcessor, QueuedSpanProcessor, RetryingMetricExporter, type DropReason } from './delivery.ts';
+import { createExemplarOtlpMetricExporter } from './exemplars.ts';
+import { OtlpJsonFileLogExporter, OtlpJsonFileMetricExporter, OtlpJsonFileSpanExporter } from './otlp-json.ts';
 import { DEFAULT_RETRY } from '../backoff.ts';
 import type { DeliveryOptions, ExportTarget } from './types.ts';
 
-export type Signal = 'metrics' | 'logs';
+export type Signal = 'metrics' | 'logs' | 'traces';
 
 function compressionFor(signal: Signal): 'gzip' | undefined {
   const specific = process.env[`OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_COMPRESSION`]?.trim();
@@ -36,7 +39,8 @@ function compressionFor(signal: Signal): 'gzip' | undefined {
 export function createMetricExporter(target: ExportTarget, temporality: AggregationTemporality): PushMetricExporter {
   switch (target.kind) {
     case 'otlp':
-      return new (otlpMetricsGrpc().OTLPMetricExporter)({
+      // the SDK's OTLP gRPC metric exporter, with a serializer that puts our histogram exemplars on the wire
+      return createExemplarOtlpMetricExporter({
         ...(target.endpoint !== undefined ? { url: target.endpoint } : {}),
         compression: compressionFor('metrics'),
         temporalityPreference: temporality,
@@ -59,6 +63,20 @@ export function createLogExporter(target: ExportTarget): LogRecordExporter {
       return new OtlpJsonFileLogExporter(target.path);
     case 'console':
       return new ConsoleLogRecordExporter();
+  }
+}
+
+export function createSpanExporter(target: ExportTarget): SpanExporter {
+  switch (target.kind) {
+    case 'otlp':
+      return new (otlpTracesGrpc().OTLPTraceExporter)({
+        ...(target.endpoint !== undefined ? { url: target.endpoint } : {}),
+        compression: compressionFor('traces'),
+      } as ConstructorParameters<typeof OTLPTraceExporter>[0]);
+    case 'otlp-json':
+      return new OtlpJsonFileSpanExporter(target.path);
+    case 'console':
+      return new (sdkTrace().ConsoleSpanExporter)();
   }
 }
 
@@ -113,13 +131,30 @@ export function countLogExportFailures(inner: LogRecordExporter, onFailure: Fail
 }
 
 /**
+ * As countLogExportFailures, for spans; a failed batch is counted as lost here and answered SUCCESS to the SDK's
+ * BatchSpanProcessor, whose forceFlush and shutdown otherwise reject at the first failed batch: the spans still
+ * buffered would be neither sent nor counted, and the file never closed.
+ */
+export function countSpanExportFailures(inner: SpanExporter, onFailure: FailureHandler, onLost: (count: number, error: Error | undefined) => void): SpanExporter {
+  return {
+    export: (spans: ReadableSpan[], cb: (result: ExportResult) => void) =>
+      inner.export(spans, counting(onFailure, (result) => {
+        if (result.code !== ExportResultCode.SUCCESS) onLost(spans.length, result.error);
+        cb({ code: ExportResultCode.SUCCESS });
+      })),
+    forceFlush: () => inner.forceFlush?.() ?? Promise.resolve(),
+    shutdown: () => inner.shutdown(),
+  };
+}
+
+/**
  * The SDK reads OTEL_EXPORTER_OTLP_[METRICS_|LOGS_]CERTIFICATE, _CLIENT_KEY and _CLIENT_CERTIFICATE itself, and when
  * a file cannot be read it goes on silently without it (system CAs, no client certificate): every export then fails
  * with a TLS error that names no file. Checked at startup instead, one line per problem.
  */
 export function otlpTlsEnvProblems(env: NodeJS.ProcessEnv = process.env): string[] {
   const problems: string[] = [];
-  for (const signal of ['METRICS', 'LOGS']) {
+  for (const signal of ['METRICS', 'LOGS', 'TRACES']) {
     const pick = (what: string) => {
       const specific = `OTEL_EXPORTER_OTLP_${signal}_${what}`;
       if (env[specific]?.trim()) return { name: specific, path: env[specific]!.trim() };
@@ -212,3 +247,36 @@ export function buildLogProcessor(
 
 export type { DropReason };
 export { AggregationTemporality };
+
+/**
+ * The span processor for a target, as buildLogProcessor: for OTLP each ended span goes into its own delivery queue
+ * (same bound as the log queue, same retry, channel rebuild and shutdown deadline); file and console exporters sit
+ * behind the SDK's batch processor and count failures.
+ */
+export function buildSpanProcessor(
+  target: ExportTarget,
+  onFailure: FailureHandler,
+  onDropped: (count: number, reason: DropReason, detail: string) => void,
+  delivery: DeliveryOptions | undefined,
+  batchQueueSize: number,
+): SpanProcessor {
+  const inner = createSpanExporter(target);
+  if (target.kind !== 'otlp') {
+    const exporter = countSpanExportFailures(inner, onFailure, (n, error) => onDropped(n, 'export_failed', error?.message.split('\n')[0] ?? 'export failed'));
+    return new (sdkTrace().BatchSpanProcessor)({ exporter, maxQueueSize: batchQueueSize });
+  }
+  const queue = new QueuedExporter<ReadableSpan>(
+    inner,
+    {
+      maxQueueSize: delivery?.logQueueSize ?? DEFAULT_LOG_QUEUE_SIZE,
+      lingerMs: LOG_LINGER_MS,
+      retry: delivery?.retry ?? DEFAULT_RETRY,
+      deadline: deadlineOf(delivery, 'traces'),
+      onAttemptFailure: onFailure,
+      onDropped,
+    },
+    () => createSpanExporter(target),
+    'span',
+  );
+  return new QueuedSpanProcessor(queue);
+}

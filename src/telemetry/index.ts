@@ -11,6 +11,7 @@ import { durationPreAggregated, views } from './aggregation/view.ts';
 import { logAttributes, MetricAttributeCache } from './attributes.ts';
 import { buildLogProcessor, buildMetricExporter, type TrackedMetricExporter } from './exporters.ts';
 import { ScopeMergingMetricReader } from './reader.ts';
+import { ConnectSpans, contextOf } from './spans.ts';
 import { slowConnectBody, TokenBucket } from './slow-log.ts';
 import { CONNECT_DURATION_BUCKETS, INSTRUMENTS, SCOPE, SLOW_EVENT_NAME } from './schema.ts';
 import { OwnCounters } from './self-metrics.ts';
@@ -68,10 +69,12 @@ function createMeterProvider(
   return { meterProvider: new MeterProvider({ resource, readers, views: views(opts.histogram, opts.cardinalityLimit) }), exporters };
 }
 
+/** The token buckets bound the rate; a batch processor's buffer must hold a full burst or it drops uncounted. */
+const batchQueueSizeOf = (opts: TelemetryOptions) => Math.max(2048, 2 * opts.slowLogBurst);
+
 /** One log processor per export target (for OTLP: the delivery queue itself, see exporters.ts). */
 function createLoggerProvider(opts: TelemetryOptions, resource: Resource, own: OwnCounters): LoggerProvider {
-  // the token bucket bounds the rate; a batch processor's buffer must hold a full burst or it drops uncounted
-  const batchQueueSize = Math.max(2048, 2 * opts.slowLogBurst);
+  const batchQueueSize = batchQueueSizeOf(opts);
   return new LoggerProvider({
     resource,
     processors: opts.exports.map((target) =>
@@ -88,6 +91,16 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const { duration, failures, retransmits } = connectStorages(opts, temporality);
   const { meterProvider, exporters: metricExporters } = createMeterProvider(opts, temporality, resource, duration ? [duration, failures, retransmits] : [failures, retransmits], own);
   const loggerProvider = createLoggerProvider(opts, resource, own);
+  const spans = opts.traces !== true
+    ? undefined
+    : new ConnectSpans({
+        exports: opts.exports,
+        resource,
+        delivery: opts.delivery,
+        batchQueueSize: batchQueueSizeOf(opts),
+        onFailure: (error) => own.exportFailed('traces', error),
+        onDropped: (n, reason, detail) => own.spansDropped(n, reason, detail),
+      });
   const meter = meterProvider.getMeter(SCOPE);
   // an exponential histogram is aggregated by the SDK (view.ts)
   const sdkDuration: Histogram | undefined = duration
@@ -98,7 +111,10 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const logger = loggerProvider.getLogger(SCOPE);
   const cache = new MetricAttributeCache(opts.metricAttributes, ATTRIBUTE_CACHE_ENTRIES);
   const byAddress = opts.metricAttributes.includes('server.address');
+  // a slow connect's log record and span share one token (both or neither: the log record names its span); a fast
+  // failure's span takes from a bucket of its own, so a storm of refusals cannot starve the slow-connect records
   const bucket = new TokenBucket(opts.slowLogRatePerSec, opts.slowLogBurst, opts.now);
+  const failureBucket = new TokenBucket(opts.slowLogRatePerSec, opts.slowLogBurst, opts.now);
   const slowMs = opts.slowMs;
 
   function observeTotals(name: string, description: string, attribute: string, read: () => Readonly<Record<string, number>> | undefined): void {
@@ -137,8 +153,12 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     if (isSlowConnect(event, slowMs)) {
       if (!bucket.take()) {
         own.rateLimited();
+        if (spans !== undefined) own.spanRateLimited();
         return;
       }
+      const span = spans?.emit(event);
+      // the histogram's exemplar points at the span (successes only: failures are not in the histogram)
+      if (span !== undefined && agg === duration && ref !== undefined) duration?.offerExemplar(ref, { value, timeMs: event.timeMs, traceId: span.traceId, spanId: span.spanId });
       logger.emit({
         eventName: SLOW_EVENT_NAME,
         timestamp: event.timeMs,
@@ -146,13 +166,17 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
         severityText: 'WARN',
         body: slowConnectBody(event),
         attributes: logAttributes(event),
+        ...(span !== undefined ? { context: contextOf(span) } : {}),
       });
+    } else if (spans !== undefined && event.failed) {
+      if (failureBucket.take()) spans.emit(event);
+      else own.spanRateLimited();
     }
   }
 
   async function flush(): Promise<void> {
-    // Logs first: a failed log export is then counted in the metrics exported right after.
-    await loggerProvider.forceFlush();
+    // Logs and spans first: a failed export of theirs is then counted in the metrics exported right after.
+    await Promise.all([loggerProvider.forceFlush(), spans?.forceFlush()]);
     await meterProvider.forceFlush();
   }
 
@@ -165,16 +189,18 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     });
     const logs = own.undeliveredLogs();
     if (logs) parts.push(logs);
+    const traces = own.undeliveredSpans();
+    if (traces) parts.push(traces);
     return parts.length > 0 ? parts.join('; ') : undefined;
   }
 
   let shutdownPromise: Promise<DeliveryReport> | undefined;
   function shutdown(): Promise<DeliveryReport> {
-    // Each provider's shutdown flushes first (logs before metrics, as in flush()), then releases its exporters.
+    // Each provider's shutdown flushes first (logs and spans before metrics, as in flush()), then releases its exporters.
     shutdownPromise ??= (async () => {
-      await loggerProvider.shutdown();
+      await Promise.all([loggerProvider.shutdown(), spans?.shutdown()]);
       await meterProvider.shutdown();
-      return { undelivered: undelivered(), logsRateLimited: own.rateLimitedCount };
+      return { undelivered: undelivered(), logsRateLimited: own.rateLimitedCount, spansRateLimited: own.spansRateLimitedCount };
     })();
     return shutdownPromise;
   }

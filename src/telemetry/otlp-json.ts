@@ -1,4 +1,4 @@
-// OTLP/JSON file exporters: one ExportMetricsServiceRequest / ExportLogsServiceRequest per line, in the encoding
+// OTLP/JSON file exporters: one ExportMetricsServiceRequest / ExportLogsServiceRequest / ExportTraceServiceRequest per line, in the encoding
 // the OpenTelemetry Collector's file exporter writes (the OTLP/JSON rules: lowerCamelCase names, 64-bit integers as
 // decimal strings, enums as integers, trace/span ids as hex, fields holding their default value left out).
 // @opentelemetry/otlp-transformer builds the request tree; its JSON differs in those details, so it is normalized.
@@ -6,6 +6,8 @@ import { closeSync, fstatSync, ftruncateSync, openSync, writeSync } from 'node:f
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { otlpTransformer as transformer } from '../lazy.ts';
 import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
+import { histogramExemplars } from './exemplars.ts';
 import type { AggregationTemporality, InstrumentType, PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 
 /** int64/uint64/fixed64 fields in the metrics and logs protos: strings in OTLP/JSON. */
@@ -17,6 +19,7 @@ const INT64_FIELDS = new Set([
   'zeroCount',
   'timeUnixNano',
   'startTimeUnixNano',
+  'endTimeUnixNano',
   'observedTimeUnixNano',
 ]);
 
@@ -47,12 +50,17 @@ const AGGREGATION = ['dataPoints', 'aggregationTemporality', 'isMonotonic'];
  * flags, which connlat never sets).
  */
 const FIELD_ORDER: Record<string, string[]> = {
-  '': ['resourceMetrics', 'resourceLogs'],
+  '': ['resourceMetrics', 'resourceLogs', 'resourceSpans'],
   resourceMetrics: ['resource', 'scopeMetrics', 'schemaUrl'],
   resourceLogs: ['resource', 'scopeLogs', 'schemaUrl'],
+  resourceSpans: ['resource', 'scopeSpans', 'schemaUrl'],
   resource: ['attributes', 'droppedAttributesCount', 'entityRefs'],
   scopeMetrics: ['scope', 'metrics', 'schemaUrl'],
   scopeLogs: ['scope', 'logRecords', 'schemaUrl'],
+  scopeSpans: ['scope', 'spans', 'schemaUrl'],
+  spans: ['traceId', 'spanId', 'traceState', 'parentSpanId', 'flags', 'name', 'kind', 'startTimeUnixNano', 'endTimeUnixNano', 'attributes', 'droppedAttributesCount', 'events', 'droppedEventsCount', 'links', 'droppedLinksCount', 'status'],
+  status: ['message', 'code'],
+  exemplars: ['filteredAttributes', 'timeUnixNano', 'asDouble', 'asInt', 'traceId', 'spanId'], // as the Collector writes them (not declaration order)
   scope: ['name', 'version', 'attributes', 'droppedAttributesCount'],
   metrics: ['name', 'description', 'unit', 'gauge', 'sum', 'histogram', 'exponentialHistogram', 'summary', 'metadata'],
   gauge: AGGREGATION,
@@ -105,6 +113,33 @@ export function normalizeOtlpJson(node: unknown, parentKey = ''): unknown {
 export function metricsRequestLine(metrics: ResourceMetrics): string {
   const bytes = transformer().JsonMetricsSerializer.serializeRequest(metrics);
   if (bytes === undefined) throw new Error('otlp-json: metrics serializer returned nothing');
+  const tree = JSON.parse(new TextDecoder().decode(bytes));
+  addJsonExemplars(tree, metrics);
+  return JSON.stringify(normalizeOtlpJson(tree)) + '\n';
+}
+
+/** The exemplars our aggregation attached (the serializer writes none, as in exemplars.ts), in OTLP/JSON. */
+function addJsonExemplars(tree: any, metrics: ResourceMetrics): void {
+  const perPoint = histogramExemplars(metrics);
+  if (!perPoint.some((e) => e !== undefined && e.length > 0)) return;
+  let i = 0;
+  for (const rm of tree.resourceMetrics ?? []) {
+    for (const sm of rm.scopeMetrics ?? []) {
+      for (const m of sm.metrics ?? []) {
+        for (const point of m.histogram?.dataPoints ?? []) {
+          const own = perPoint[i++];
+          if (own?.length) {
+            point.exemplars = own.map((e) => ({ timeUnixNano: (BigInt(Math.round(e.timeMs * 1000)) * 1000n).toString(), asDouble: e.value, spanId: e.spanId, traceId: e.traceId }));
+          }
+        }
+      }
+    }
+  }
+}
+
+export function spansRequestLine(spans: ReadableSpan[]): string {
+  const bytes = transformer().JsonTraceSerializer.serializeRequest(spans);
+  if (bytes === undefined) throw new Error('otlp-json: trace serializer returned nothing');
   return JSON.stringify(normalizeOtlpJson(JSON.parse(new TextDecoder().decode(bytes)))) + '\n';
 }
 
@@ -190,20 +225,35 @@ export class OtlpJsonFileMetricExporter implements PushMetricExporter {
   }
 }
 
-export class OtlpJsonFileLogExporter implements LogRecordExporter {
+/** Log records or spans: one request line per export. */
+class OtlpJsonFileRecordExporter<T> {
   readonly #out: LineAppender;
+  readonly #line: (records: T[]) => string;
 
-  constructor(path: string) {
+  constructor(path: string, line: (records: T[]) => string) {
     this.#out = new LineAppender(path);
+    this.#line = line;
   }
 
-  export(logs: ReadableLogRecord[], resultCallback: (result: ExportResult) => void): void {
-    run(() => this.#out.append(logsRequestLine(logs)), resultCallback);
+  export(records: T[], resultCallback: (result: ExportResult) => void): void {
+    run(() => this.#out.append(this.#line(records)), resultCallback);
   }
 
   async forceFlush(): Promise<void> {}
 
   async shutdown(): Promise<void> {
     this.#out.close();
+  }
+}
+
+export class OtlpJsonFileLogExporter extends OtlpJsonFileRecordExporter<ReadableLogRecord> implements LogRecordExporter {
+  constructor(path: string) {
+    super(path, logsRequestLine);
+  }
+}
+
+export class OtlpJsonFileSpanExporter extends OtlpJsonFileRecordExporter<ReadableSpan> implements SpanExporter {
+  constructor(path: string) {
+    super(path, spansRequestLine);
   }
 }

@@ -15,7 +15,8 @@ export interface AttributeSpec {
   readonly type: 'string' | 'int' | 'double';
   /** README text: what the value is */
   readonly brief: string;
-  /** 'metrics': can be on the metrics (allow list) and is on every log record; 'logs': log records only */
+  /** 'metrics': can be on the metrics (allow list) and is on every log record and span; 'logs': on log records and
+   * spans only (the per-connect signals) */
   readonly signal: 'metrics' | 'logs';
   /** in the default --metric-attributes allow list */
   readonly onByDefault: boolean;
@@ -102,6 +103,9 @@ export const ATTRIBUTES: readonly AttributeSpec[] = [
     (e) => (e.handshakeRttMs === undefined ? undefined : e.handshakeRttMs / 1000)),
   logOnly('connlat.tcp.errno', 'int', 'the socket error of an `error.type=other` failure (connlat-probe)', (e) => e.errno),
   logOnly('process.pid', 'int', 'PID of the connecting process', (e) => e.pid),
+  // the address actually connected to (server.address is the same IP: connlat never sees a host name)
+  logOnly('network.peer.address', 'string', 'destination IP address the SYN went to', (e) => e.daddr),
+  logOnly('network.peer.port', 'int', 'destination port the SYN went to', (e) => e.dport),
   logOnly('client.address', 'string', 'source IP address', (e) => e.saddr),
   logOnly('client.port', 'int', 'source port (when the tool printed it)', (e) => e.sport),
   ...sides((side) => bySide(LOG_PEER_ATTRIBUTES, side)),
@@ -199,14 +203,24 @@ export const INSTRUMENTS = {
     attributes:
       '`reason`: `rate_limit` (token bucket), `queue_full` (OTLP log queue during an outage), `rejected` (the gateway answered a final status, e.g. UNAUTHENTICATED), `shutdown` (not delivered by the shutdown deadline), `export_failed` (an OTLP/JSON file or console export failed, e.g. ENOSPC; no retry there)',
   },
+  spansDropped: {
+    name: 'connlat.spans.dropped',
+    kind: 'counter',
+    unit: '{span}',
+    valueType: 'int',
+    description: 'Connect spans dropped, by reason (rate_limit, queue_full, rejected, shutdown, export_failed).',
+    note: 'connect spans given up',
+    attributes:
+      '`reason`: `rate_limit` (token bucket: a slow connect shares the log record\'s token; a fast failure has a bucket of its own with the same rate and burst), `queue_full`, `rejected`, `shutdown`, `export_failed` (as for logs)',
+  },
   exportFailures: {
     name: 'connlat.export.failures',
     kind: 'counter',
     unit: '{export}',
     valueType: 'int',
-    description: 'Exports that did not succeed, by signal (metrics or logs).',
+    description: 'Exports that did not succeed, by signal (metrics, logs or traces).',
     note: 'every failed attempt, retries included',
-    attributes: '`signal` (`metrics`/`logs`)',
+    attributes: '`signal` (`metrics`/`logs`/`traces`)',
   },
   enrichOperations: {
     name: 'connlat.enrich.operations',
@@ -222,5 +236,11 @@ export const INSTRUMENTS = {
 
 /** The slow-connection log record's event name. */
 export const SLOW_EVENT_NAME = 'tcp.connect.slow';
-/** Instrumentation scope of every metric and log record. */
+/**
+ * The connect span's name: constant (low cardinality, as the semantic conventions ask of span names; the addresses
+ * are attributes), and the name Node's own `net` instrumentation gives an outgoing TCP connect, in the `tcp.connect`
+ * namespace of our metric and log event.
+ */
+export const SPAN_NAME = 'tcp.connect';
+/** Instrumentation scope of every metric, log record and span. */
 export const SCOPE = 'connlat';

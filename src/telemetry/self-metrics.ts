@@ -7,7 +7,26 @@ import type { SelfMetrics } from './types.ts';
 
 const RATE_LIMITED = { reason: 'rate_limit' };
 
-export type Signal = 'metrics' | 'logs';
+export type Signal = 'metrics' | 'logs' | 'traces';
+
+/** Records of one per-connect signal (log records, spans) not delivered, by reason, for the report at shutdown. */
+class Losses {
+  readonly #what: string;
+  readonly #byReason = new Map<string, { count: number; detail: string }>();
+  constructor(what: string) {
+    this.#what = what;
+  }
+  add(count: number, reason: string, detail: string): void {
+    this.#byReason.set(reason, { count: (this.#byReason.get(reason)?.count ?? 0) + count, detail });
+  }
+  /** `50 slow-connection log records (shutdown: 50 [...])`, or undefined when none was lost. */
+  describe(): string | undefined {
+    const lost = [...this.#byReason.values()].reduce((a, b) => a + b.count, 0);
+    if (lost === 0) return undefined;
+    const why = [...this.#byReason].map(([reason, { count, detail }]) => `${reason}: ${count} [${detail}]`);
+    return `${lost} ${this.#what} (${why.join(', ')})`;
+  }
+}
 
 export class OwnCounters {
   readonly #logger: { warn(msg: string): void } | undefined;
@@ -15,10 +34,12 @@ export class OwnCounters {
   #toolRestarts: Counter | undefined;
   #lostEvents: Counter | undefined;
   #logsDropped: Counter | undefined;
+  #spansDropped: Counter | undefined;
   #exportFailures: Counter | undefined;
-  /** log records not delivered, by reason (for the report at shutdown) */
-  readonly #lostLogs = new Map<string, { count: number; detail: string }>();
+  readonly #lostLogs = new Losses('slow-connection log records');
+  readonly #lostSpans = new Losses('connect spans');
   #rateLimited = 0;
+  #spansRateLimited = 0;
 
   constructor(logger: { warn(msg: string): void } | undefined) {
     this.#logger = logger;
@@ -30,6 +51,7 @@ export class OwnCounters {
     this.#toolRestarts = counter(INSTRUMENTS.toolRestarts);
     this.#lostEvents = counter(INSTRUMENTS.lostEvents);
     this.#logsDropped = counter(INSTRUMENTS.logsDropped);
+    this.#spansDropped = counter(INSTRUMENTS.spansDropped);
     this.#exportFailures = counter(INSTRUMENTS.exportFailures);
   }
 
@@ -43,8 +65,25 @@ export class OwnCounters {
    * counted by reason, said (sampled), and summed for the report at shutdown. */
   logsDropped(count: number, reason: string, detail: string): void {
     this.#logsDropped?.add(count, { reason });
-    this.#lostLogs.set(reason, { count: (this.#lostLogs.get(reason)?.count ?? 0) + count, detail });
+    this.#lostLogs.add(count, reason, detail);
     this.#logger?.warn(`telemetry: slow-connection log records dropped (${reason}): ${count}, ${detail}`);
+  }
+
+  /** Connect spans not delivered (as logsDropped). */
+  spansDropped(count: number, reason: string, detail: string): void {
+    this.#spansDropped?.add(count, { reason });
+    this.#lostSpans.add(count, reason, detail);
+    this.#logger?.warn(`telemetry: connect spans dropped (${reason}): ${count}, ${detail}`);
+  }
+
+  /** A connect span the token bucket refused (not logged). */
+  spanRateLimited(): void {
+    this.#spansDropped?.add(1, RATE_LIMITED);
+    this.#spansRateLimited++;
+  }
+
+  get spansRateLimitedCount(): number {
+    return this.#spansRateLimited;
   }
 
   /** A slow-connection log record the token bucket refused (the hot path: not logged). */
@@ -60,10 +99,13 @@ export class OwnCounters {
 
   /** The log records not delivered, in words, or undefined. */
   undeliveredLogs(): string | undefined {
-    const lost = [...this.#lostLogs.values()].reduce((a, b) => a + b.count, 0);
-    if (lost === 0) return undefined;
-    const why = [...this.#lostLogs].map(([reason, { count, detail }]) => `${reason}: ${count} [${detail}]`);
-    return `${lost} slow-connection log records (${why.join(', ')})`;
+    return this.#lostLogs.describe();
+  }
+
+  /** The connect spans not delivered, in words, or undefined. */
+  undeliveredSpans(): string | undefined {
+    const lost = this.#lostSpans.describe();
+    return lost === undefined ? undefined : `traces: ${lost}`;
   }
 
   readonly self: SelfMetrics = {

@@ -11,7 +11,7 @@ import { freePort } from '../support/net.ts';
 import { startAgent } from '../support/agent.ts';
 import { startOtlpReceiver } from '../support/otlp/receiver.ts';
 import { findProbe } from '../support/probe/probe.ts';
-import { attrs, logRecords } from '../telemetry/helpers.ts';
+import { attrs, logRecords, spansOf } from '../telemetry/helpers.ts';
 
 const TCPSTATES = '/usr/sbin/tcpstates';
 
@@ -156,6 +156,24 @@ for (const source of ['tcpstates', 'auto', 'connlat-probe'] as const) {
       for (const r of forPort(closedPort)) assert.match(r.body.stringValue, /connect failed after \d+\.\d\d ms: refused$/);
     }
     assert.equal(sumPoints(receiver.metrics, 'tcp.connect.duration', closedPort, 'histogram'), 0);
+
+    // spans (--traces on by default): one per failed connect, ERROR with error.type; one per logged slow connect,
+    // whose log record carries its ids
+    const hex = (b: unknown) => Buffer.from((b ?? []) as Uint8Array).toString('hex');
+    const spansFor = (port: number) => spansOf(receiver.traces).filter((sp) => Number(attrs(sp.attributes)['server.port']) === port);
+    const failed = spansFor(closedPort);
+    assert.equal(failed.length, M, 'one span per failed connect');
+    for (const sp of failed) {
+      const a = attrs(sp.attributes);
+      assert.deepEqual([sp.name, sp.kind, sp.status?.code], ['tcp.connect', 3, 2]);
+      assert.equal(a['error.type'], source === 'connlat-probe' ? 'refused' : '_OTHER');
+      assert.equal(a['process.pid'], process.pid);
+      assert.equal(a['network.peer.address'], '127.0.0.1');
+      assert.ok(BigInt(sp.endTimeUnixNano) >= BigInt(sp.startTimeUnixNano));
+    }
+    const okSpans = spansFor(openPort);
+    assert.deepEqual(okRecords.map((r) => hex(r.spanId)).sort(), okSpans.map((sp) => hex(sp.spanId)).sort(), 'each slow record names its span');
+    for (const sp of okSpans) assert.ok(sp.status === undefined || !sp.status.code, 'a success is not an error');
 
     const resource = attrs(receiver.metrics.at(-1).resourceMetrics[0].resource.attributes);
     assert.deepEqual(

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { findCollector, OTEL_CONFIG_DIR, startCollector, type RunningCollector } from '../support/collector/collector.ts';
 import { readOtlpJson, runAgent, startAgent } from '../support/agent.ts';
 import { counterBy, FAKES, floodTotals, histogramTotal, logBodies, sleep, waitUntil } from './helpers.ts';
+import { spansOf } from '../telemetry/helpers.ts';
 import { EXIT } from '../../src/exit-status.ts';
 
 const BASE = fileURLToPath(new URL('../fixtures/collector/tls-auth-base.yaml', import.meta.url));
@@ -95,12 +96,14 @@ for (const mtls of [false, true]) {
     const run = await runAgentAgainst(t, dir, env);
     assert.equal(run.code, 0, run.stderr);
     assert.doesNotMatch(run.stderr, /export failed/);
-    await waitUntil('the gateway files', () => existsSync(join(outDir, 'metrics.jsonl')) && existsSync(join(outDir, 'logs.jsonl')), 10_000);
+    const files = ['metrics', 'logs', 'traces'].map((s) => join(outDir, `${s}.jsonl`));
+    await waitUntil('the gateway files', () => files.every((f) => existsSync(f)), 10_000);
     await sleep(500);
     const metrics = readOtlpJson(join(outDir, 'metrics.jsonl')).metrics;
     const logs = readOtlpJson(join(outDir, 'logs.jsonl')).logs;
     assert.equal(histogramTotal(metrics), run.events, 'every connect arrived through TLS');
     assert.equal(logBodies(logs).length, run.slow, 'every slow record arrived through TLS');
+    assert.equal(spansOf(readOtlpJson(join(outDir, 'traces.jsonl')).traces).length, run.slow, 'every slow connect\'s span arrived through TLS');
     t.diagnostic(`${mtls ? 'mTLS' : 'TLS'}: ${run.events} connects and ${run.slow} slow records delivered`);
   });
 }

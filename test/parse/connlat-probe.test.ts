@@ -2,6 +2,7 @@
 // hazards (COMM text, overflowing columns, bad values) get a stable rejection reason, and properties over any event
 // the tool can print.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -43,18 +44,9 @@ function ev(fields: Partial<ConnectEvent> & Pick<ConnectEvent, 'pid' | 'comm' | 
 }
 
 // stdout of bpf-tools/connlat-probe on the 6.18 test VM (client and server namespaces joined by veth; the kernel's
-// default tcp_syn_linear_timeouts=4 and tcp_syn_retries=2: 1 s SYN timeouts, 5 retransmits by the 7 s time-out)
-const RECORDED = [
-  'TIME(s)   PID    COMM         IP SADDR            LPORT  DADDR            DPORT LAT(ms) RETX RTT(ms) RESULT  # connlat-probe format 1',
-  '0.000     2902   python3      4  10.204.9.1       56032  10.204.9.2       7005  0.18    0    -       refused',
-  '1.013     2902   python3      6  fd0c:204:9::1    43912  fd0c:204:9::2    7004  1011.65 1    1.000   ok',
-  '1.013     2902   python3      4  10.204.9.1       58472  10.204.9.2       7003  1021.70 1    -       net_unreachable',
-  '1.013     2902   python3      6  fd0c:204:9::1    44748  fd0c:204:9::2    7002  1012.44 1    -       host_unreachable',
-  '2.501     2902   python3      6  fd0c:204:9::1    46038  fd0c:204:9::2    7001  2501.14 2    -       aborted',
-  '7.089     2902   python3      4  10.204.9.1       56770  10.204.9.2       7001  7125.90 5    -       timed_out',
-  '0.549     28954  curl         4  127.0.0.1        40432  127.0.0.1        18080 0.31    0    0.031   ok',
-  '0.004     31086  python3      6  ::ffff:127.0.0.1 57274  ::ffff:127.0.0.1 1     0.01    0    -       refused',
-];
+// default tcp_syn_linear_timeouts=4 and tcp_syn_retries=2: 1 s SYN timeouts, 5 retransmits by the 7 s time-out);
+// test/e2e/spans-jaeger.test.ts replays it too
+const RECORDED = readFileSync(new URL('../fixtures/connlat-probe-recorded.txt', import.meta.url), 'latin1').split('\n').slice(0, -1);
 
 describe('connlat-probe: recorded output', () => {
   it('the header is exactly what the tool prints, and names format 1', () => {

@@ -58,15 +58,17 @@ export function startAgent(args: string[], env: NodeJS.ProcessEnv = {}): LiveAge
   };
 }
 
-/** OTLP/JSON lines file -> { metrics requests, logs requests }. */
-export function readOtlpJson(path: string): { metrics: any[]; logs: any[] } {
+/** OTLP/JSON lines file -> { metrics requests, logs requests, traces requests }. */
+export function readOtlpJson(path: string): { metrics: any[]; logs: any[]; traces: any[] } {
   const metrics: any[] = [];
   const logs: any[] = [];
+  const traces: any[] = [];
   for (const line of readFileSync(path, 'utf8').split('\n')) {
     if (!line.trim()) continue;
     const req = JSON.parse(line);
     if (req.resourceMetrics) metrics.push(req);
     if (req.resourceLogs) logs.push(req);
+    if (req.resourceSpans) traces.push(req);
   }
-  return { metrics, logs };
+  return { metrics, logs, traces };
 }

@@ -82,6 +82,22 @@ const rec = time('Telemetry.record (cached attributes), no slow logs', events, (
 const t2 = createTelemetry(options({ exports: [{ kind: 'otlp-json', path: join(dir, 'telemetry2.jsonl') }], slowMs: 100, slowLogRatePerSec: 100, slowLogBurst: 100 }));
 const recSlow = time('Telemetry.record, 1% slow (rate-limited logs)', slowEvents, (e) => t2.record(e));
 
+// --traces on vs off on the same events, interleaved (3 rounds each) so the machine's load falls on both alike
+const spansOn = createTelemetry(options({ exports: [{ kind: 'otlp-json', path: join(dir, 'spans-on.jsonl') }], slowMs: 100, slowLogRatePerSec: 100, slowLogBurst: 100, traces: true }));
+const spansOff = createTelemetry(options({ exports: [{ kind: 'otlp-json', path: join(dir, 'spans-off.jsonl') }], slowMs: 100, slowLogRatePerSec: 100, slowLogBurst: 100, traces: false }));
+const fast: Record<'on' | 'off', number[]> = { on: [], off: [] };
+const withSlow: Record<'on' | 'off', number[]> = { on: [], off: [] };
+for (let round = 0; round < 3; round++) {
+  fast.off.push(time(`Telemetry.record, no slow connect, --traces off (${round})`, events, (e) => spansOff.record(e)));
+  fast.on.push(time(`Telemetry.record, no slow connect, --traces on (${round})`, events, (e) => spansOn.record(e)));
+  withSlow.off.push(time(`Telemetry.record, 1% slow, --traces off (${round})`, slowEvents, (e) => spansOff.record(e)));
+  withSlow.on.push(time(`Telemetry.record, 1% slow, --traces on (${round})`, slowEvents, (e) => spansOn.record(e)));
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+console.log(`--traces on/off (median of 3, events per CPU-s): no slow connect ${(median(fast.on) / median(fast.off)).toFixed(3)}, 1% slow ${(median(withSlow.on) / median(withSlow.off)).toFixed(3)}`);
+await spansOn.shutdown();
+await spansOff.shutdown();
+
 console.log(`cache-only ${(cacheOnly / 1e3).toFixed(0)} k/s; ratios: record/sdk-prebuilt ${(rec / sdkOnly).toFixed(2)}, record/sdk-fresh ${(rec / sdkFresh).toFixed(2)}, loop/record ${(loop / rec).toFixed(0)}`);
 console.log(`rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (sink ${sink > 0})`);
 await t.shutdown();

@@ -41,10 +41,12 @@ const canConnect = (port: number) =>
     s.on('error', () => resolve(false));
   });
 
+/** The complete lines of a file the Collector may be writing right now (the text after the last newline is not one). */
 function jsonLines(path: string): any[] {
   if (!existsSync(path)) return [];
   return readFileSync(path, 'utf8')
     .split('\n')
+    .slice(0, -1)
     .filter((l) => l.length > 0)
     .map((l) => JSON.parse(l));
 }
@@ -53,7 +55,7 @@ const binary = collectorBinary();
 
 describe('telemetry: otlp-json matches the Collector file exporter', () => {
   for (const histogram of ['explicit', 'exponential'] as const) {
-    it(`writes the same metrics and logs requests as otelcol-connlat does (${histogram} histogram)`, { skip: binary ? false : 'otelcol-connlat not built (scripts/build-collector.sh; .ci/run builds it)' }, async () => {
+    it(`writes the same metrics, logs and traces requests as otelcol-connlat does (${histogram} histogram; exemplars with explicit)`, { skip: binary ? false : 'otelcol-connlat not built (scripts/build-collector.sh; .ci/run builds it)' }, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'connlat-collector-json-'));
       const port = await freePort();
       const collectorOut = join(dir, 'collector.jsonl');
@@ -78,6 +80,7 @@ describe('telemetry: otlp-json matches the Collector file exporter', () => {
           '  pipelines:',
           '    metrics: { receivers: [otlp], exporters: [file] }',
           '    logs: { receivers: [otlp], exporters: [file] }',
+          '    traces: { receivers: [otlp], exporters: [file] }',
           '',
         ].join('\n'),
       );
@@ -89,18 +92,25 @@ describe('telemetry: otlp-json matches the Collector file exporter', () => {
         await waitUntil(() => canConnect(port), 30_000, `the collector to listen on ${port}\n${stderr}`);
 
         const telemetry = createTelemetry(
-          options({ histogram, exports: [{ kind: 'otlp', endpoint: `http://127.0.0.1:${port}` }, { kind: 'otlp-json', path: ourOut }] }),
+          options({ histogram, traces: true, exports: [{ kind: 'otlp', endpoint: `http://127.0.0.1:${port}` }, { kind: 'otlp-json', path: ourOut }] }),
         );
         for (const e of [...NINE_CONNECTS, ...FAILURES]) telemetry.record(e);
         telemetry.self.lineRejected('bad_field_count');
         await telemetry.shutdown();
 
-        await waitUntil(() => jsonLines(collectorOut).length >= 2, 10_000, 'the collector file exporter to write 2 lines');
+        await waitUntil(() => jsonLines(collectorOut).length >= 3, 10_000, 'the collector file exporter to write 3 lines');
         const theirs = jsonLines(collectorOut);
         const ours = jsonLines(ourOut);
         const pick = (lines: any[], key: string) => lines.filter((l) => key in l);
         assert.equal(pick(theirs, 'resourceMetrics').length, 1);
         assert.equal(pick(theirs, 'resourceLogs').length, 1);
+        assert.equal(pick(theirs, 'resourceSpans').length, 1);
+        assert.equal(JSON.stringify(pick(ours, 'resourceSpans')), JSON.stringify(pick(theirs, 'resourceSpans')), 'spans, times included');
+        const exemplars = (lines: any[]) => JSON.stringify(pick(lines, 'resourceMetrics')[0].resourceMetrics[0].scopeMetrics[0].metrics[0].histogram?.dataPoints.map((p: any) => p.exemplars));
+        if (histogram === 'explicit') {
+          assert.equal(exemplars(ours), exemplars(theirs), 'exemplars, times included');
+          assert.match(exemplars(theirs), /"traceId":"[0-9a-f]{32}"/);
+        }
         // Compared as text, so field order counts too.
         assert.equal(JSON.stringify(comparable(pick(ours, 'resourceMetrics'), { keepZeroDropped: true })), JSON.stringify(comparable(pick(theirs, 'resourceMetrics'), { keepZeroDropped: true })));
         assert.equal(JSON.stringify(comparable(pick(ours, 'resourceLogs'), { keepZeroDropped: true })), JSON.stringify(comparable(pick(theirs, 'resourceLogs'), { keepZeroDropped: true })));

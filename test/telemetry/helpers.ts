@@ -93,6 +93,12 @@ export function logRecords(requests: any[]): any[] {
   return out;
 }
 
+export function spansOf(requests: any[]): any[] {
+  const out: any[] = [];
+  for (const req of requests) for (const rs of req.resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) out.push(...(ss.spans ?? []));
+  return out;
+}
+
 /** Sum data points of a counter keyed by one attribute's value ('' when absent). */
 export function counterBy(requests: any[], name: string, key?: string): Record<string, number> {
   const m = lastMetric(requests, name);

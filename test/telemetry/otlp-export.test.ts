@@ -160,6 +160,8 @@ describe('telemetry: otlp export to a real gRPC receiver', () => {
       'server.port': 443,
       'process.executable.name': 'curl',
       'process.pid': 21168,
+      'network.peer.address': '76.76.21.21',
+      'network.peer.port': 443,
       'client.address': '10.0.2.15',
     });
     assert.deepEqual(attrs(records[4].attributes)['client.port'], 51000);
@@ -184,6 +186,8 @@ describe('telemetry: slow log attributes carry the full Kubernetes identity', ()
         'process.executable.name': 'node',
         ...KUBE_SRC_DST,
         'process.pid': 900,
+        'network.peer.address': '10.96.0.20',
+        'network.peer.port': 8080,
         'client.address': '10.244.1.7',
         'client.port': 40112,
         'k8s.src.pod.name': 'frontend-7d9c5b-x2x8k',

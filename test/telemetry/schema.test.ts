@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ATTR_CLIENT_ADDRESS, ATTR_CLIENT_PORT, ATTR_NETWORK_TRANSPORT, ATTR_NETWORK_TYPE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from '@opentelemetry/semantic-conventions';
+import { ATTR_NETWORK_PEER_ADDRESS, ATTR_NETWORK_PEER_PORT } from '@opentelemetry/semantic-conventions';
 import { ATTR_PROCESS_EXECUTABLE_NAME, ATTR_PROCESS_PID } from '@opentelemetry/semantic-conventions/incubating';
 import type { ConnectEvent } from '../../src/event.ts';
 import { allMetricAttributes, logAttributes, MetricAttributeCache } from '../../src/telemetry/attributes.ts';
@@ -19,7 +20,7 @@ const BASE: ConnectEvent = {
 describe('telemetry schema', () => {
   it('uses the semantic-convention names where one exists', () => {
     const keys = new Set(ATTRIBUTES.map((a) => a.key));
-    for (const k of [ATTR_NETWORK_TYPE, ATTR_NETWORK_TRANSPORT, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_PROCESS_EXECUTABLE_NAME, ATTR_PROCESS_PID, ATTR_CLIENT_ADDRESS, ATTR_CLIENT_PORT]) {
+    for (const k of [ATTR_NETWORK_TYPE, ATTR_NETWORK_TRANSPORT, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_PROCESS_EXECUTABLE_NAME, ATTR_PROCESS_PID, ATTR_CLIENT_ADDRESS, ATTR_CLIENT_PORT, ATTR_NETWORK_PEER_ADDRESS, ATTR_NETWORK_PEER_PORT]) {
       assert.ok(keys.has(k), k);
     }
     assert.equal(new Set(ATTRIBUTES.map((a) => a.key)).size, ATTRIBUTES.length, 'each key once');
@@ -31,7 +32,7 @@ describe('telemetry schema', () => {
       'network.type': 'ipv4', 'network.transport': 'tcp', 'server.address': '10.96.0.20', 'server.port': 8080, 'process.executable.name': 'node',
       'k8s.src.namespace': 'shop', 'k8s.src.name': 'frontend-x2x8k', 'k8s.src.type': 'Pod', 'k8s.src.owner.name': 'frontend', 'k8s.src.owner.type': 'Deployment',
       'k8s.dst.namespace': 'shop', 'k8s.dst.name': 'cart', 'k8s.dst.type': 'Service', 'k8s.dst.owner.name': 'cart', 'k8s.dst.owner.type': 'Deployment',
-      'process.pid': 900, 'client.address': '10.244.1.7', 'client.port': 40112,
+      'process.pid': 900, 'network.peer.address': '10.96.0.20', 'network.peer.port': 8080, 'client.address': '10.244.1.7', 'client.port': 40112,
       'k8s.src.pod.name': 'frontend-x2x8k', 'k8s.src.pod.uid': 'u1', 'k8s.src.container.name': 'web', 'k8s.src.container.id': 'containerd://4f1c', 'k8s.src.node.name': 'node-a',
       'k8s.dst.service.name': 'cart',
     };

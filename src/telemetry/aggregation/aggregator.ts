@@ -4,6 +4,12 @@
 import type { Attributes } from '@opentelemetry/api';
 import { millisToHrTime } from '@opentelemetry/core';
 import { AggregationTemporality, DataPointType, type MetricData, type MetricDescriptor } from '@opentelemetry/sdk-metrics';
+import type { Exemplar } from './exemplars.ts';
+
+/** A data point may carry exemplars (the SDK's DataPoint has no field for them; exemplars.ts serializes them). */
+export interface WithExemplars {
+  exemplars?: Exemplar[];
+}
 
 /** One reported series in a reader's state. */
 export interface Accumulation {
@@ -40,7 +46,8 @@ export interface Aggregator {
   readonly width: number;
   /** Bucket boundaries (histograms): the storage finds a value's bucket with bucketIndex. */
   readonly boundaries: Float64Array | undefined;
-  toMetricData(descriptor: MetricDescriptor, temporality: AggregationTemporality, accumulations: Accumulation[], endMs: number): MetricData;
+  /** `exemplars`: by series key, attached to that series' data point (histograms). */
+  toMetricData(descriptor: MetricDescriptor, temporality: AggregationTemporality, accumulations: Accumulation[], endMs: number, exemplars?: Map<string, Exemplar[]>): MetricData;
 }
 
 /** Explicit-bucket histogram (the SDK's HistogramAggregator): count, sum, min, max and upper-inclusive buckets. */
@@ -53,19 +60,23 @@ export class ExplicitHistogramAggregator implements Aggregator {
     this.width = boundaries.length + 1;
   }
 
-  toMetricData(descriptor: MetricDescriptor, temporality: AggregationTemporality, accumulations: Accumulation[], endMs: number): MetricData {
+  toMetricData(descriptor: MetricDescriptor, temporality: AggregationTemporality, accumulations: Accumulation[], endMs: number, exemplars?: Map<string, Exemplar[]>): MetricData {
     const boundaries = [...this.boundaries];
     const endTime = millisToHrTime(endMs);
     return {
       descriptor,
       aggregationTemporality: temporality,
       dataPointType: DataPointType.HISTOGRAM,
-      dataPoints: accumulations.map((c) => ({
-        attributes: c.attrs,
-        startTime: millisToHrTime(c.start),
-        endTime,
-        value: { min: c.min, max: c.max, sum: c.sum, buckets: { boundaries, counts: Array.from(c.buckets!) }, count: c.count },
-      })),
+      dataPoints: accumulations.map((c) => {
+        const point = {
+          attributes: c.attrs,
+          startTime: millisToHrTime(c.start),
+          endTime,
+          value: { min: c.min, max: c.max, sum: c.sum, buckets: { boundaries, counts: Array.from(c.buckets!) }, count: c.count },
+        };
+        const own = exemplars?.get(c.key);
+        return own ? Object.assign(point, { exemplars: own } satisfies WithExemplars) : point;
+      }),
     };
   }
 }

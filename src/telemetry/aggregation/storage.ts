@@ -11,7 +11,8 @@ import {
   type MetricDescriptor,
   type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
-import { ExplicitHistogramAggregator, SumAggregator, type Aggregator } from './aggregator.ts';
+import { bucketIndex, ExplicitHistogramAggregator, SumAggregator, type Aggregator } from './aggregator.ts';
+import { ExemplarReservoir, type Exemplar } from './exemplars.ts';
 import type { SeriesRef } from './series.ts';
 import { DeltaSeries, ReaderState } from './state.ts';
 
@@ -46,6 +47,8 @@ export class PreAggregator {
   readonly #delta: boolean;
   readonly #now: () => number;
   readonly #readers: ReaderState[] = [];
+  /** histograms only: exemplars pointing at spans */
+  readonly #exemplars: ExemplarReservoir | undefined;
 
   constructor(index: number, spec: InstrumentSpec, options: StorageOptions) {
     if (!(Number.isInteger(index) && index >= 0)) throw new RangeError(`storage index ${index} must be an integer >= 0`);
@@ -56,6 +59,14 @@ export class PreAggregator {
     this.#now = options.now ?? Date.now;
     this.#series = new DeltaSeries(this.#aggregator, options.cardinalityLimit, this.#now);
     this.#delta = options.temporality === AggregationTemporality.DELTA;
+    this.#exemplars = spec.boundaries ? new ExemplarReservoir() : undefined;
+  }
+
+  /** Keeps `exemplar` (a measurement already recorded for `ref`) as its bucket's exemplar for the next collections. */
+  offerExemplar(ref: SeriesRef, exemplar: Exemplar): void {
+    const boundaries = this.#aggregator.boundaries;
+    if (this.#exemplars === undefined || boundaries === undefined) return;
+    this.#exemplars.offer(ref.key, bucketIndex(boundaries, exemplar.value), exemplar);
   }
 
   /** Attribute sets currently holding a slot (overflow excluded). */
@@ -113,13 +124,15 @@ export class PreAggregator {
   producer(temporality: AggregationTemporality, scope: { name: string; version: string; schemaUrl?: string }): MetricProducer {
     const state = new ReaderState();
     this.#readers.push(state);
+    const exemplars = this.#exemplars?.reader();
     return {
       collect: async () => {
         this.#series.drain(this.#readers, this.#delta);
         const nowMs = this.#now();
         const cells = state.collect(temporality === AggregationTemporality.DELTA, nowMs);
+        const offered = exemplars?.collect();
         // nothing measured: nothing reported, as the SDK
-        const metric = cells.length === 0 ? undefined : this.#aggregator.toMetricData(this.descriptor, temporality, cells, nowMs);
+        const metric = cells.length === 0 ? undefined : this.#aggregator.toMetricData(this.descriptor, temporality, cells, nowMs, offered);
         const result: CollectionResult = {
           // MetricReader.collect ignores a producer's resource and uses the SDK's (an SDK internal we rely on:
           // @opentelemetry/sdk-metrics is pinned to an exact version for it)
