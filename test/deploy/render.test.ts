@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { parse as parseYaml } from 'yaml';
 import { parseCommandLine } from '../../src/config.ts';
 import { byKey, helmLint, kustomizeDir, parseObjects, renderHelm, renderKustomize, renderTools, repoRoot, type K8sObject } from './support/render.ts';
 
@@ -19,6 +20,7 @@ interface Container {
   securityContext?: Record<string, unknown> & { capabilities?: { add?: string[]; drop?: string[] } };
   volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
 }
+type Volume = { name: string; hostPath?: { path: string }; emptyDir?: { sizeLimit?: string }; configMap?: { name: string }; ephemeral?: unknown };
 interface PodSpec {
   hostPID?: boolean;
   hostNetwork?: boolean;
@@ -27,7 +29,7 @@ interface PodSpec {
   tolerations?: Array<Record<string, string>>;
   securityContext?: Record<string, unknown>;
   containers: Container[];
-  volumes: Array<{ name: string; hostPath?: { path: string } }>;
+  volumes: Volume[];
 }
 const podSpec = (o: K8sObject) => (o as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
 
@@ -194,4 +196,81 @@ test('helm lint --strict', async (t) => {
   if (typeof tools === 'string') return t.skip(tools);
   const { code, output } = await helmLint(tools);
   assert.equal(code, 0, output);
+});
+
+/** The persistent-queue facts of otel-config/gateway.yaml: file_storage's default directory, the default queue size
+ * (bytes) and the backend exporters that queue on it. */
+async function gatewayQueue(): Promise<{ directory: string; queueBytes: number; exporters: string[] }> {
+  type Exporter = { sending_queue?: { storage?: string; sizer?: string; queue_size?: string }; retry_on_failure?: { max_elapsed_time?: string } };
+  const cfg = parseYaml(await readFile(join(repoRoot, 'otel-config/gateway.yaml'), 'utf8')) as {
+    extensions: { file_storage: { directory: string; create_directory: boolean; compaction: { directory: string } } };
+    exporters: Record<string, Exporter>;
+    service: { extensions: string[] };
+  };
+  const envDefault = (v: string, name: string) => {
+    const m = new RegExp(`^\\$\\{env:${name}:-([^}]+)\\}$`).exec(v);
+    assert.ok(m, `${v} is \${env:${name}:-default}`);
+    return m[1]!;
+  };
+  const fs = cfg.extensions.file_storage;
+  assert.ok(cfg.service.extensions.includes('file_storage'), 'file_storage is enabled');
+  assert.equal(fs.create_directory, true);
+  assert.equal(fs.compaction.directory, fs.directory, 'compaction writes next to the queue (the root filesystem is read-only)');
+  const exporters = Object.keys(cfg.exporters);
+  let queueBytes = 0;
+  for (const [name, e] of Object.entries(cfg.exporters)) {
+    assert.equal(e.sending_queue?.storage, 'file_storage', `${name} queues on disk`);
+    assert.equal(e.sending_queue?.sizer, 'bytes', `${name} queue measured in bytes`);
+    assert.equal(e.retry_on_failure?.max_elapsed_time, '0s', `${name} retries until delivered`);
+    queueBytes = Number(envDefault(e.sending_queue.queue_size!, 'CONNLAT_GATEWAY_QUEUE_BYTES'));
+  }
+  return { directory: envDefault(fs.directory, 'CONNLAT_GATEWAY_STORAGE_DIR'), queueBytes, exporters };
+}
+
+const BINARY_UNITS: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30 };
+function quantityBytes(q: string): number {
+  const m = /^(\d+)(Ki|Mi|Gi)$/.exec(q);
+  assert.ok(m, `quantity ${q}`);
+  return Number(m[1]) * BINARY_UNITS[m[2]!]!;
+}
+
+/** The gateway Pod's queue volume and where its container mounts it. */
+function queueVolume(objs: K8sObject[]): { volume: Volume; mountPath: string; env: Container['env']; fsGroup: unknown } {
+  const spec = podSpec(objs.find((o) => o.kind === 'Deployment')!);
+  const c = spec.containers[0]!;
+  const mount = c.volumeMounts!.find((m) => m.name === 'queue');
+  assert.ok(mount, 'the gateway mounts a volume named queue');
+  assert.notEqual(mount.readOnly, true);
+  return { volume: spec.volumes.find((v) => v.name === 'queue')!, mountPath: mount.mountPath, env: c.env, fsGroup: spec.securityContext?.fsGroup };
+}
+
+test('gateway queue: every backend exporter queues on file_storage; the volume sits at its directory and holds every full queue', async () => {
+  const { directory, queueBytes, exporters } = await gatewayQueue();
+  assert.equal(exporters.length, 6);
+  const { volume, mountPath, fsGroup } = queueVolume(await baseObjects('gateway-deployment.yaml'));
+  assert.equal(mountPath, directory, "mounted at file_storage's default directory");
+  assert.equal(fsGroup, 10001, 'writable by the gateway user whatever the volume kind');
+  // Every exporter full at once, plus one compaction copy (it compacts one file at a time), plus bbolt's own pages
+  // (measured in RELIABILITY.md: the files stay within 10% of the queued bytes).
+  const needed = (exporters.length + 1) * queueBytes * 1.1;
+  const limit = quantityBytes(volume.emptyDir!.sizeLimit!);
+  assert.ok(limit >= needed, `emptyDir sizeLimit ${volume.emptyDir!.sizeLimit} < ${Math.ceil(needed / 2 ** 20)} Mi needed`);
+});
+
+test('Helm values: gateway.queue sets the queue size (env) and replaces the volume', async (t) => {
+  const tools = await renderTools();
+  if (typeof tools === 'string') return t.skip(tools);
+  const { directory } = await gatewayQueue();
+  const custom = await renderHelm(tools, [
+    '--set', 'gateway.queue.bytesPerExporter=1073741824',
+    '--set', 'gateway.queue.volume.emptyDir=null',
+    '--set', 'gateway.queue.volume.ephemeral.volumeClaimTemplate.spec.accessModes={ReadWriteOnce}',
+    '--set', 'gateway.queue.volume.ephemeral.volumeClaimTemplate.spec.resources.requests.storage=8Gi',
+  ]);
+  const { volume, mountPath, env } = queueVolume(custom);
+  assert.equal(mountPath, directory);
+  assert.deepEqual(volume, { name: 'queue', ephemeral: { volumeClaimTemplate: { spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } } } } } });
+  assert.deepEqual(env!.find((e) => e.name === 'CONNLAT_GATEWAY_QUEUE_BYTES'), { name: 'CONNLAT_GATEWAY_QUEUE_BYTES', value: '1073741824' });
+  const plain = queueVolume(await renderHelm(tools));
+  assert.equal(plain.env!.find((e) => e.name === 'CONNLAT_GATEWAY_QUEUE_BYTES'), undefined, "default: gateway.yaml's own size");
 });

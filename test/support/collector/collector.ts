@@ -2,6 +2,9 @@
 // find the binary, validate configs, start it on free loopback ports and wait for its health_check.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../net.ts';
 
@@ -201,7 +204,11 @@ export interface StartCollectorOptions {
   binary: string;
   /** --config files, merged in order. Default: gateway.yaml + the e2e test overlay. */
   configs?: string[];
-  /** Extra env for the configs (CONNLAT_TEST_OUT_DIR, CONNLAT_TEST_REMOTE_WRITE_URL, tenant settings ...). */
+  /**
+   * Extra env for the configs (CONNLAT_TEST_OUT_DIR, CONNLAT_TEST_REMOTE_WRITE_URL, tenant settings ...). Without
+   * CONNLAT_GATEWAY_STORAGE_DIR the persistent queues go to a fresh temporary folder, removed by stop(); a test that
+   * restarts the gateway over the same queues passes its own.
+   */
   env?: Record<string, string>;
   startTimeoutMs?: number;
 }
@@ -243,7 +250,9 @@ export function startCollector(opts: StartCollectorOptions): Promise<RunningColl
 async function startCollectorOnce(opts: StartCollectorOptions): Promise<RunningCollector> {
   const configs = opts.configs ?? [`${OTEL_CONFIG_DIR}/gateway.yaml`, E2E_OVERLAY];
   const { grpc, http, health, selfMetrics, ...ports } = await loopbackEnv();
-  const env = baseEnv({ ...ports, ...opts.env });
+  const ownStorage = opts.env?.CONNLAT_GATEWAY_STORAGE_DIR ? undefined : await mkdtemp(join(tmpdir(), 'connlat-gateway-queue-'));
+  const removeOwnStorage = () => (ownStorage ? rm(ownStorage, { recursive: true, force: true }) : Promise.resolve());
+  const env = baseEnv({ ...ports, ...(ownStorage ? { CONNLAT_GATEWAY_STORAGE_DIR: ownStorage } : {}), ...opts.env });
   const proc = new ManagedProcess('otelcol-connlat', opts.binary, configs.map((c) => `--config=${c}`), { env });
   const healthUrl = `http://${health}/`;
   try {
@@ -255,6 +264,7 @@ async function startCollectorOnce(opts: StartCollectorOptions): Promise<RunningC
     );
   } catch (err) {
     await proc.stop('SIGKILL');
+    await removeOwnStorage();
     throw new Error(`${(err as Error).message}\ncollector output:\n${proc.tail()}`);
   }
   return {
@@ -265,6 +275,7 @@ async function startCollectorOnce(opts: StartCollectorOptions): Promise<RunningC
     selfMetricsUrl: `http://${selfMetrics}/metrics`,
     async stop() {
       await proc.stop('SIGTERM', 15_000);
+      await removeOwnStorage();
     },
   };
 }
