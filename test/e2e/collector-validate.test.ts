@@ -154,6 +154,16 @@ describe('otelcol-connlat validate', { skip }, () => {
     assert.deepEqual(warnings(out), [], out);
   });
 
+  test('gateway.yaml creates its queue folder and one file_storage queue per backend exporter there', async () => {
+    const dir = join(tmp, 'queue', 'nested'); // create_directory: a folder that does not exist yet
+    await startStop(binary, [GATEWAY], { CONNLAT_GATEWAY_STORAGE_DIR: dir });
+    assert.deepEqual((await readdir(dir)).sort(), [
+      'exporter_otlp_grpc_tempo_default_traces', 'exporter_otlp_grpc_tempo_tenant_b_traces',
+      'exporter_otlp_http_loki_default_logs', 'exporter_otlp_http_loki_tenant_b_logs',
+      'exporter_otlp_http_mimir_default_metrics', 'exporter_otlp_http_mimir_tenant_b_metrics',
+    ]);
+  });
+
   test('the startup check does catch a deprecated component name (control)', async () => {
     const out = await startStop(binary, [
       GATEWAY,

@@ -249,10 +249,15 @@ export function startCollector(opts: StartCollectorOptions): Promise<RunningColl
 
 async function startCollectorOnce(opts: StartCollectorOptions): Promise<RunningCollector> {
   const configs = opts.configs ?? [`${OTEL_CONFIG_DIR}/gateway.yaml`, E2E_OVERLAY];
-  const { grpc, http, health, selfMetrics, ...ports } = await loopbackEnv();
+  const { grpc: _g, http: _h, health: _he, selfMetrics: _s, ...ports } = await loopbackEnv();
   const ownStorage = opts.env?.CONNLAT_GATEWAY_STORAGE_DIR ? undefined : await mkdtemp(join(tmpdir(), 'connlat-gateway-queue-'));
   const removeOwnStorage = () => (ownStorage ? rm(ownStorage, { recursive: true, force: true }) : Promise.resolve());
   const env = baseEnv({ ...ports, ...(ownStorage ? { CONNLAT_GATEWAY_STORAGE_DIR: ownStorage } : {}), ...opts.env });
+  // Listeners from env: free ports by default; a caller's env may pin them (a restart on the same ports).
+  const grpc = env.CONNLAT_GATEWAY_OTLP_GRPC_ENDPOINT!;
+  const http = env.CONNLAT_GATEWAY_OTLP_HTTP_ENDPOINT!;
+  const health = env.CONNLAT_GATEWAY_HEALTH_ENDPOINT!;
+  const selfMetrics = `${env.CONNLAT_GATEWAY_SELF_METRICS_HOST}:${env.CONNLAT_GATEWAY_SELF_METRICS_PORT}`;
   const proc = new ManagedProcess('otelcol-connlat', opts.binary, configs.map((c) => `--config=${c}`), { env });
   const healthUrl = `http://${health}/`;
   try {
