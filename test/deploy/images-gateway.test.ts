@@ -59,6 +59,12 @@ test('gateway image (bpf-tools/Dockerfile.gateway, built by podman): our Collect
     const out = await mkdtemp(join(tmpdir(), 'connlat-gateway-image-'));
     t.after(() => rm(out, { recursive: true, force: true }));
     await chmod(out, 0o777); // written by uid 10001
+    // The persistent queues' volume (an emptyDir in the Deployment), where the Deployment mounts it: with a read-only
+    // root file_storage cannot create its directory and the gateway does not start without it.
+    const queueMount = container.volumeMounts.find((m) => m.name === 'queue')!.mountPath;
+    const queue = await mkdtemp(join(tmpdir(), 'connlat-gateway-image-queue-'));
+    t.after(() => rm(queue, { recursive: true, force: true }));
+    await chmod(queue, 0o777);
     // gateway.yaml + the test overlay (backends swapped for file exporters into /out). k8s-attributes.yaml is left
     // out: it needs the in-cluster API. Every listener on a free loopback port; nothing is sent off this machine.
     const { grpc: _g, http, health, selfMetrics: _s, ...ports } = await loopbackEnv();
@@ -71,6 +77,7 @@ test('gateway image (bpf-tools/Dockerfile.gateway, built by podman): our Collect
       `--volume=${join(REPO_ROOT, 'otel-config/gateway.yaml')}:${confDir}/gateway.yaml:ro`,
       `--volume=${E2E_OVERLAY}:${confDir}/e2e-overlay.yaml:ro`,
       `--volume=${out}:/out`,
+      `--volume=${queue}:${queueMount}`,
       ...Object.entries(env).map(([k, v]) => `--env=${k}=${v}`),
       id, `--config=${confDir}/gateway.yaml`, `--config=${confDir}/e2e-overlay.yaml`,
     ];
