@@ -152,7 +152,7 @@ async function main(): Promise<void> {
   });
   await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
   const sinkUrl = `http://127.0.0.1:${(sink.address() as { port: number }).port}/otlp`;
-  const collector = await startLimitedCollector(found.path, { CONNLAT_MIMIR_OTLP_ENDPOINT: sinkUrl, CONNLAT_LOKI_OTLP_ENDPOINT: sinkUrl, CONNLAT_TEMPO_OTLP_GRPC_ENDPOINT: '127.0.0.1:9', CONNLAT_GATEWAY_LOG_LEVEL: 'warn' });
+  const collector = await startLimitedCollector(found.path, { CONNLAT_MIMIR_OTLP_ENDPOINT: sinkUrl, CONNLAT_LOKI_OTLP_ENDPOINT: sinkUrl, CONNLAT_TEMPO_OTLP_GRPC_ENDPOINT: '127.0.0.1:9', CONNLAT_GATEWAY_LOG_LEVEL: 'warn', CONNLAT_GATEWAY_STORAGE_DIR: join(dir, 'queue') });
   const pid = collector.process.child.pid;
   const results: unknown[] = [];
   const clients: grpc.Client[] = [];
