@@ -162,7 +162,8 @@ test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then 
     const count = await metrics.queryScalar(`sum(tcp_connect_duration_seconds_count{test_run="${run}",test_agent="${name}"})`);
     assert.equal(count, printed.events, `${name}: every connect in VictoriaMetrics' histogram count`);
   }
-  // Raw samples (/api/v1/export): a request delivered twice would put two samples at one timestamp in a series.
+  // Raw samples (/api/v1/export): a request delivered twice puts two samples at one timestamp in a series
+  // (VictoriaMetrics keeps both without -dedup.minScrapeInterval; checked by importing a sample twice).
   const exported = await (await fetch(`${metrics.url}/api/v1/export?${new URLSearchParams({ 'match[]': `{test_run="${run}"}` })}`)).text();
   const series = exported.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as { metric: Record<string, string>; timestamps: number[] });
   assert.ok(series.length > 0, 'series exported');
