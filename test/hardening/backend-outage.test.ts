@@ -1,13 +1,15 @@
-// Backend outages behind our gateway: three real agents (each reading a fake tcpconnlat printing 200 connects/s, 1 in
-// 10 slow: a log record each) export OTLP gRPC to our gateway (otelcol-connlat, otel-config/gateway.yaml with its
-// persistent sending queues), which sends logs to VictoriaLogs and metrics to VictoriaMetrics over OTLP/HTTP.
+// Backend outages behind our gateway: three real agents (one of them tenant B's), each reading a fake tcpconnlat
+// printing 200 connects/s (1 in 10 slow: a log record each), export OTLP gRPC to our gateway (otelcol-connlat,
+// gateway.yaml + victoria-logs.yaml + victoria-metrics.yaml, every exporter with its persistent sending queue), which
+// sends logs to VictoriaLogs and metrics to VictoriaMetrics over OTLP/HTTP.
 //   1. VictoriaLogs is stopped for OUTAGE_SECONDS (60) while the agents send, then started again on the same data.
 //   2. Both backends are stopped; midway the gateway is restarted (SIGTERM, then a new process on the same ports and
 //      the same queue folder); the agents are stopped (their last data goes into the new gateway's queues); then the
 //      backends come back.
-// After recovery every slow-connection log record is in VictoriaLogs once (LogsQL count and count_uniq), and every
-// connect is in VictoriaMetrics' histogram count, with no series holding two samples at one timestamp.
-// The figures (queue bytes, file sizes, recovery times) are printed as diagnostics and recorded in RELIABILITY.md.
+// After recovery every slow-connection log record is in VictoriaLogs once, under its tenant's account only (LogsQL
+// count and count_uniq), and every connect is in VictoriaMetrics' histogram count, with no series holding two samples
+// at one timestamp. The figures (queue bytes, file sizes, recovery times) are printed as diagnostics and recorded in
+// RELIABILITY.md.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,12 +21,13 @@ import { findCollector, loopbackEnv, startCollector, waitFor, type RunningCollec
 import { FAKES, floodTotals, sleep } from './helpers.ts';
 import { EXIT } from '../../src/exit-status.ts';
 import { findBackends } from '../support/backends/backend.ts';
-import { gatewayWithBackends } from '../support/backends/gateway.ts';
+import { VICTORIA_LOGS_TENANTS, gatewayWithBackends } from '../support/backends/gateway.ts';
 import { startVictoriaLogs } from '../support/backends/victoria-logs.ts';
 import { startVictoriaMetrics } from '../support/backends/victoria-metrics.ts';
 
 const OUTAGE_S = Number(process.env.OUTAGE_SECONDS ?? 60);
-const AGENTS = ['a1', 'a2', 'a3'];
+// b1 is tenant B's (k8s.namespace.name=tenant-b): its data goes through the tenant_b exporters' queues.
+const AGENTS = [{ name: 'a1', tenantB: false }, { name: 'a2', tenantB: false }, { name: 'b1', tenantB: true }];
 const RATE = 200;
 const SLOW_EVERY = 10; // 20 log records/s per agent: within the default slow-log rate (100/s)
 
@@ -43,9 +46,9 @@ async function selfMetric(col: RunningCollector, name: string, labels: Record<st
   return sum;
 }
 
-// The exporters of otel-config/victoria-logs.yaml and victoria-metrics.yaml (the default tenant's).
-const LOGS_QUEUE = { exporter: 'otlp_http/victorialogs_default' };
-const METRICS_QUEUE = { exporter: 'otlp_http/victoriametrics_default' };
+// The queues of otel-config/victoria-logs.yaml's and victoria-metrics.yaml's exporters, both tenants together.
+const LOGS_QUEUE = { data_type: 'logs' };
+const METRICS_QUEUE = { data_type: 'metrics' };
 
 test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then both down across a gateway restart; nothing lost, nothing twice`, { skip, timeout: (OUTAGE_S + 300) * 1000 }, async (t) => {
   const run = randomUUID();
@@ -63,9 +66,9 @@ test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then 
     CONNLAT_TEMPO_OTLP_GRPC_ENDPOINT: '127.0.0.1:9', // the agents send no spans: the traces queues stay empty
     CONNLAT_GATEWAY_LOG_LEVEL: 'warn',
   };
-  const logCounts = (filter: string) => logCountsIn(logs, filter);
+  const logCounts = (filter: string, tenantB = false) => logCountsIn(logs, filter, tenantB);
   let gateway = await startCollector({ binary: collector.path!, configs: gatewayConfigs, env: gatewayEnv });
-  const agents = new Map<string, { agent: LiveAgent; totals: string }>();
+  const agents = new Map<string, { agent: LiveAgent; totals: string; tenantB: boolean }>();
   t.after(async () => {
     for (const a of agents.values()) await a.agent.stop('SIGKILL', 1000);
     await gateway.stop();
@@ -73,7 +76,7 @@ test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then 
     await metrics.backend.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  for (const name of AGENTS) {
+  for (const { name, tenantB } of AGENTS) {
     const totals = join(dir, `${name}.totals`);
     const agent = startAgent(
       [
@@ -82,9 +85,9 @@ test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then 
         '--export-interval-ms', '2000', '--export-retry-max-ms', '2000',
         '--health-addr', 'off', '--view', 'off', '--kubernetes', 'off',
       ],
-      { FAKE_RATE: String(RATE), FAKE_SLOW_EVERY: String(SLOW_EVERY), FAKE_DESTS: '5', FAKE_TOTAL_FILE: totals, OTEL_RESOURCE_ATTRIBUTES: `test.run=${run},test.agent=${name}` },
+      { FAKE_RATE: String(RATE), FAKE_SLOW_EVERY: String(SLOW_EVERY), FAKE_DESTS: '5', FAKE_TOTAL_FILE: totals, OTEL_RESOURCE_ATTRIBUTES: `test.run=${run},test.agent=${name}${tenantB ? ',k8s.namespace.name=tenant-b' : ''}` },
     );
-    agents.set(name, { agent, totals });
+    agents.set(name, { agent, totals, tenantB });
   }
   for (const a of agents.values()) await a.agent.waitForStderr(/reading tcpconnlat/, 30_000);
   await sleep(10_000);
@@ -95,19 +98,19 @@ test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then 
   await logs.backend.stop();
   let peakQueueBytes = 0;
   let peakFileBytes = 0;
-  const logsFile = join(queueDir, 'exporter_otlp_http_victorialogs_default_logs');
+  const logsFiles = ['default', 'tenant_b'].map((t) => join(queueDir, `exporter_otlp_http_victorialogs_${t}_logs`));
   const outageEnd = Date.now() + OUTAGE_S * 1000;
   while (Date.now() < outageEnd) {
     peakQueueBytes = Math.max(peakQueueBytes, await selfMetric(gateway, 'otelcol_exporter_queue_size', LOGS_QUEUE));
-    peakFileBytes = Math.max(peakFileBytes, statSync(logsFile).size);
+    peakFileBytes = Math.max(peakFileBytes, logsFiles.reduce((sum, f) => sum + statSync(f).size, 0));
     await sleep(1000);
   }
   assert.ok(peakQueueBytes > 0, 'the logs queue held the outage');
   await logs.backend.start();
   const back = Date.now();
-  await waitUntilAsync('the logs queue to drain after outage 1', async () => (await selfMetric(gateway, 'otelcol_exporter_queue_size', LOGS_QUEUE)) === 0, 120_000);
+  await waitUntilAsync('the logs queues to drain after outage 1', async () => (await selfMetric(gateway, 'otelcol_exporter_queue_size', LOGS_QUEUE)) === 0, 120_000);
   const recovery1 = (Date.now() - back) / 1000;
-  t.diagnostic(`outage 1 (VictoriaLogs down ${OUTAGE_S} s): logs queue peak ${peakQueueBytes} B (${(peakQueueBytes / 2 ** 20).toFixed(2)} MiB serialized OTLP), its file peak ${peakFileBytes} B; drained ${recovery1.toFixed(1)} s after VictoriaLogs was back`);
+  t.diagnostic(`outage 1 (VictoriaLogs down ${OUTAGE_S} s): logs queues peak ${peakQueueBytes} B (${(peakQueueBytes / 2 ** 20).toFixed(2)} MiB serialized OTLP), their files peak ${peakFileBytes} B; drained ${recovery1.toFixed(1)} s after VictoriaLogs was back`);
 
   // 2. Both backends down; the gateway restarts midway; the agents stop during the outage.
   await sleep(5000);
@@ -156,7 +159,9 @@ test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then 
     const printed = floodTotals(a.totals);
     assert.ok(printed, `${name}: the fake tool wrote its totals`);
     sent = { events: sent.events + printed.events, slow: sent.slow + printed.slow };
-    const { total, distinct } = await logCounts(`"test.run":="${run}" "test.agent":="${name}"`);
+    // Tenant B's records are under its own VictoriaLogs account only.
+    const { total, distinct } = await logCounts(`"test.run":="${run}" "test.agent":="${name}"`, a.tenantB);
+    assert.equal((await logCounts(`"test.run":="${run}" "test.agent":="${name}"`, !a.tenantB)).total, 0, `${name}: nothing under the other tenant`);
     assert.equal(distinct, printed.slow, `${name}: every slow record in VictoriaLogs (${distinct} distinct of ${printed.slow})`);
     assert.equal(total, distinct, `${name}: no record twice (${total} records, ${distinct} distinct)`);
     const count = await metrics.queryScalar(`sum(tcp_connect_duration_seconds_count{test_run="${run}",test_agent="${name}"})`);
@@ -171,13 +176,14 @@ test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then 
   assert.deepEqual(twice.map((s) => s.metric), [], 'no series holds two samples at one timestamp');
   const failed = await selfMetric(gateway, 'otelcol_exporter_enqueue_failed_log_records_total');
   assert.equal(failed, 0, 'no record refused by a full queue');
-  t.diagnostic(`sent ${sent.events} connects, ${sent.slow} slow records from ${AGENTS.length} agents; all in the backends, none twice; ${series.length} series checked for duplicate samples`);
+  t.diagnostic(`sent ${sent.events} connects, ${sent.slow} slow records from ${AGENTS.length} agents (one of tenant B); all in the backends, none twice; ${series.length} series checked for duplicate samples`);
 });
 
 /** LogsQL: how many records match `filter`, and how many distinct ones (by agent and PID: the fake gives every slow
  * connect its own PID). */
-async function logCountsIn(logs: Awaited<ReturnType<typeof startVictoriaLogs>>, filter: string): Promise<{ total: number; distinct: number }> {
-  const [row] = await logs.query(`${filter} | stats count() as total, count_uniq("test.agent", "process.pid") as distinct`);
+async function logCountsIn(logs: Awaited<ReturnType<typeof startVictoriaLogs>>, filter: string, tenantB: boolean): Promise<{ total: number; distinct: number }> {
+  const tenant = tenantB ? VICTORIA_LOGS_TENANTS.tenantB : VICTORIA_LOGS_TENANTS.default;
+  const [row] = await logs.query(`${filter} | stats count() as total, count_uniq("test.agent", "process.pid") as distinct`, { tenant });
   return { total: Number(row?.total ?? 0), distinct: Number(row?.distinct ?? 0) };
 }
 
