@@ -24,6 +24,7 @@ import { findBackends } from '../support/backends/backend.ts';
 import { VICTORIA_LOGS_TENANTS, gatewayWithBackends } from '../support/backends/gateway.ts';
 import { startVictoriaLogs } from '../support/backends/victoria-logs.ts';
 import { startVictoriaMetrics } from '../support/backends/victoria-metrics.ts';
+import { startJaeger, type Jaeger } from '../support/backends/jaeger.ts';
 
 const OUTAGE_S = Number(process.env.OUTAGE_SECONDS ?? 60);
 // b1 is tenant B's (k8s.namespace.name=tenant-b): its data goes through the tenant_b exporters' queues.
@@ -33,7 +34,7 @@ const SLOW_EVERY = 10; // 20 log records/s per agent: within the default slow-lo
 
 const collector = await findCollector();
 const backends = await findBackends();
-const skip = collector.skip ?? backends['victoria-logs'].skip ?? backends['victoria-metrics'].skip ?? false;
+const skip = collector.skip ?? backends['victoria-logs'].skip ?? backends['victoria-metrics'].skip ?? backends.jaeger.skip ?? false;
 
 /** One gauge/counter of the gateway's own metrics (Prometheus text), summed over the series that match `labels`. */
 async function selfMetric(col: RunningCollector, name: string, labels: Record<string, string> = {}): Promise<number> {
@@ -49,6 +50,7 @@ async function selfMetric(col: RunningCollector, name: string, labels: Record<st
 // The queues of otel-config/victoria-logs.yaml's and victoria-metrics.yaml's exporters, both tenants together.
 const LOGS_QUEUE = { data_type: 'logs' };
 const METRICS_QUEUE = { data_type: 'metrics' };
+const TRACES_QUEUE = { data_type: 'traces' };
 
 test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then both down across a gateway restart; nothing lost, nothing twice`, { skip, timeout: (OUTAGE_S + 300) * 1000 }, async (t) => {
   const run = randomUUID();
@@ -56,14 +58,14 @@ test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then 
   const queueDir = join(dir, 'queue');
   const logs = await startVictoriaLogs(backends['victoria-logs'].path!);
   const metrics = await startVictoriaMetrics(backends['victoria-metrics'].path!);
-  const { configs: gatewayConfigs, env: backendEnv } = gatewayWithBackends({ logs, metrics });
+  const traces = await startJaeger(backends.jaeger.path!, { storage: 'badger' }); // badger: survives its restart
+  const { configs: gatewayConfigs, env: backendEnv } = gatewayWithBackends({ logs, metrics, traces });
   // The gateway's listeners are pinned so the restarted gateway is where the agents already send.
   const { grpc: _g, http: _h, health: _he, selfMetrics: _s, ...ports } = await loopbackEnv();
   const gatewayEnv = {
     ...ports,
     ...backendEnv,
     CONNLAT_GATEWAY_STORAGE_DIR: queueDir,
-    CONNLAT_TEMPO_OTLP_GRPC_ENDPOINT: '127.0.0.1:9', // the agents send no spans: the traces queues stay empty
     CONNLAT_GATEWAY_LOG_LEVEL: 'warn',
   };
   const logCounts = (filter: string, tenantB = false) => logCountsIn(logs, filter, tenantB);
@@ -74,6 +76,7 @@ test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then 
     await gateway.stop();
     await logs.backend.close();
     await metrics.backend.close();
+    await traces.backend.close();
     rmSync(dir, { recursive: true, force: true });
   });
   for (const { name, tenantB } of AGENTS) {
@@ -116,10 +119,12 @@ test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then 
   await sleep(5000);
   await logs.backend.stop();
   await metrics.backend.stop();
+  await traces.backend.stop();
   await sleep(10_000);
   const beforeRestart = {
     logs: await selfMetric(gateway, 'otelcol_exporter_queue_size', LOGS_QUEUE),
     metrics: await selfMetric(gateway, 'otelcol_exporter_queue_size', METRICS_QUEUE),
+    traces: await selfMetric(gateway, 'otelcol_exporter_queue_size', TRACES_QUEUE),
   };
   await gateway.stop();
   assert.equal((await gateway.process.exited).code, 0, gateway.process.tail());
@@ -129,27 +134,31 @@ test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then 
   const afterRestart = {
     logs: await selfMetric(gateway, 'otelcol_exporter_queue_size', LOGS_QUEUE),
     metrics: await selfMetric(gateway, 'otelcol_exporter_queue_size', METRICS_QUEUE),
+    traces: await selfMetric(gateway, 'otelcol_exporter_queue_size', TRACES_QUEUE),
   };
   // An in-memory queue would start empty: the restarted gateway holds at least what the old one had queued.
   assert.ok(afterRestart.logs >= beforeRestart.logs && beforeRestart.logs > 0, `logs queue across the restart: ${JSON.stringify({ beforeRestart, afterRestart })}`);
   assert.ok(afterRestart.metrics >= beforeRestart.metrics && beforeRestart.metrics > 0, `metrics queue across the restart: ${JSON.stringify({ beforeRestart, afterRestart })}`);
+  assert.ok(afterRestart.traces >= beforeRestart.traces && beforeRestart.traces > 0, `traces queue across the restart: ${JSON.stringify({ beforeRestart, afterRestart })}`);
   await sleep(10_000);
   for (const [name, a] of agents) assert.equal(await a.agent.stop('SIGTERM', 20_000), EXIT.ok.code, `${name}: ${a.agent.stderr().slice(-2000)}`);
   await sleep(3000); // the gateway's batch (1 s) into the queues
   const queued2 = {
     logs: await selfMetric(gateway, 'otelcol_exporter_queue_size', LOGS_QUEUE),
     metrics: await selfMetric(gateway, 'otelcol_exporter_queue_size', METRICS_QUEUE),
+    traces: await selfMetric(gateway, 'otelcol_exporter_queue_size', TRACES_QUEUE),
   };
   await logs.backend.start();
   await metrics.backend.start();
+  await traces.backend.start();
   const back2 = Date.now();
   await waitUntilAsync(
-    'both queues to drain after outage 2',
-    async () => (await selfMetric(gateway, 'otelcol_exporter_queue_size', LOGS_QUEUE)) + (await selfMetric(gateway, 'otelcol_exporter_queue_size', METRICS_QUEUE)) === 0,
+    'every queue to drain after outage 2',
+    async () => (await selfMetric(gateway, 'otelcol_exporter_queue_size')) === 0,
     120_000,
   );
   const recovery2 = (Date.now() - back2) / 1000;
-  t.diagnostic(`outage 2 (both down, gateway restarted): queued before the restart logs ${beforeRestart.logs} B, metrics ${beforeRestart.metrics} B; after it ${afterRestart.logs} B, ${afterRestart.metrics} B (restart ${restartS.toFixed(1)} s); at recovery ${queued2.logs} B, ${queued2.metrics} B; drained ${recovery2.toFixed(1)} s after the backends were back`);
+  t.diagnostic(`outage 2 (both down, gateway restarted): queued before the restart logs ${beforeRestart.logs} B, metrics ${beforeRestart.metrics} B, traces ${beforeRestart.traces} B; after it ${afterRestart.logs} B, ${afterRestart.metrics} B, ${afterRestart.traces} B (restart ${restartS.toFixed(1)} s); at recovery ${queued2.logs} B, ${queued2.metrics} B, ${queued2.traces} B; drained ${recovery2.toFixed(1)} s after the backends were back`);
 
   // Everything, once.
   await logs.flush();
@@ -164,6 +173,8 @@ test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then 
     assert.equal((await logCounts(`"test.run":="${run}" "test.agent":="${name}"`, !a.tenantB)).total, 0, `${name}: nothing under the other tenant`);
     assert.equal(distinct, printed.slow, `${name}: every slow record in VictoriaLogs (${distinct} distinct of ${printed.slow})`);
     assert.equal(total, distinct, `${name}: no record twice (${total} records, ${distinct} distinct)`);
+    // Every slow connect's span once in Jaeger: each record names its span; its trace holds exactly that span.
+    assert.equal(await spansOnce(traces, logs, run, name, a.tenantB), printed.slow, `${name}: every span in Jaeger once`);
     const count = await metrics.queryScalar(`sum(tcp_connect_duration_seconds_count{test_run="${run}",test_agent="${name}"})`);
     assert.equal(count, printed.events, `${name}: every connect in VictoriaMetrics' histogram count`);
   }
@@ -185,6 +196,23 @@ async function logCountsIn(logs: Awaited<ReturnType<typeof startVictoriaLogs>>, 
   const tenant = tenantB ? VICTORIA_LOGS_TENANTS.tenantB : VICTORIA_LOGS_TENANTS.default;
   const [row] = await logs.query(`${filter} | stats count() as total, count_uniq("test.agent", "process.pid") as distinct`, { tenant });
   return { total: Number(row?.total ?? 0), distinct: Number(row?.distinct ?? 0) };
+}
+
+/** How many of an agent's slow-connection records have their span in Jaeger exactly once (the record's trace holds
+ * one span, the record's span id, of this agent). Throws on the first that does not. */
+async function spansOnce(traces: Jaeger, logs: Awaited<ReturnType<typeof startVictoriaLogs>>, run: string, agent: string, tenantB: boolean): Promise<number> {
+  const tenant = tenantB ? VICTORIA_LOGS_TENANTS.tenantB : VICTORIA_LOGS_TENANTS.default;
+  const records = await logs.query(`"test.run":="${run}" "test.agent":="${agent}" | fields trace_id, span_id`, { tenant });
+  let found = 0;
+  for (let i = 0; i < records.length; i += 16) {
+    await Promise.all(records.slice(i, i + 16).map(async (r) => {
+      assert.ok(r.trace_id && r.span_id, `${agent}: a record without its span ids: ${JSON.stringify(r)}`);
+      const spans = await traces.trace(r.trace_id);
+      assert.deepEqual(spans.map((sp) => [sp.spanId, sp.resource['test.agent']]), [[r.span_id, agent]], `${agent}: trace ${r.trace_id}`);
+      found++;
+    }));
+  }
+  return found;
 }
 
 /** Waits until `pred` holds (errors count as not yet: a backend still starting). */
