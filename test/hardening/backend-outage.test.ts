@@ -1,15 +1,15 @@
 // Backend outages behind our gateway: three real agents (one of them tenant B's), each reading a fake tcpconnlat
-// printing 200 connects/s (1 in 10 slow: a log record each), export OTLP gRPC to our gateway (otelcol-connlat,
-// gateway.yaml + victoria-logs.yaml + victoria-metrics.yaml, every exporter with its persistent sending queue), which
-// sends logs to VictoriaLogs and metrics to VictoriaMetrics over OTLP/HTTP.
+// printing 200 connects/s (1 in 10 slow: a log record and a span each), export OTLP gRPC to our gateway
+// (otelcol-connlat, gateway.yaml + victoria-logs.yaml + victoria-metrics.yaml + jaeger.yaml, every exporter with its
+// persistent sending queue), which sends logs to VictoriaLogs, metrics to VictoriaMetrics and spans to Jaeger v2.
 //   1. VictoriaLogs is stopped for OUTAGE_SECONDS (60) while the agents send, then started again on the same data.
-//   2. Both backends are stopped; midway the gateway is restarted (SIGTERM, then a new process on the same ports and
-//      the same queue folder); the agents are stopped (their last data goes into the new gateway's queues); then the
-//      backends come back.
+//   2. All three backends are stopped; midway the gateway is restarted (SIGTERM, then a new process on the same ports
+//      and the same queue folder); the agents are stopped (their last data goes into the new gateway's queues); then
+//      the backends come back.
 // After recovery every slow-connection log record is in VictoriaLogs once, under its tenant's account only (LogsQL
-// count and count_uniq), and every connect is in VictoriaMetrics' histogram count, with no series holding two samples
-// at one timestamp. The figures (queue bytes, file sizes, recovery times) are printed as diagnostics and recorded in
-// RELIABILITY.md.
+// count and count_uniq), each record's span is in Jaeger exactly once (its trace holds that one span), and every
+// connect is in VictoriaMetrics' histogram count, with no series holding two samples at one timestamp. The figures
+// (queue bytes, file sizes, recovery times) are printed as diagnostics and recorded in RELIABILITY.md.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,7 +52,7 @@ const LOGS_QUEUE = { data_type: 'logs' };
 const METRICS_QUEUE = { data_type: 'metrics' };
 const TRACES_QUEUE = { data_type: 'traces' };
 
-test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then both down across a gateway restart; nothing lost, nothing twice`, { skip, timeout: (OUTAGE_S + 300) * 1000 }, async (t) => {
+test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then all three backends down across a gateway restart; nothing lost, nothing twice`, { skip, timeout: (OUTAGE_S + 300) * 1000 }, async (t) => {
   const run = randomUUID();
   const dir = mkdtempSync(join(tmpdir(), 'connlat-backend-outage-'));
   const queueDir = join(dir, 'queue');
