@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { ManagedProcess, REPO_ROOT, freePort, sleep, startCollector, waitFor, type RunningCollector } from '../support/collector/collector.ts';
+import { ManagedProcess, REPO_ROOT, startCollector, waitFor, type RunningCollector } from '../support/collector/collector.ts';
+import { attemptConnect, startGatewayAgent } from '../support/collector/gateway-agent.ts';
 import { readLogRecords } from '../support/collector/file-exporter.ts';
 import { stackSkipReason } from '../support/collector/stack.ts';
 import { PROMETHEUS_BIN, startPrometheus, type RunningPrometheus } from '../support/collector/prometheus.ts';
@@ -103,35 +103,9 @@ describe('dashboard and alert queries against real connlat data in Prometheus', 
     slowPort = 20000 + Math.floor(Math.random() * 20000);
     closedPort = slowPort + 1;
     await link.listen(slowPort);
-    const healthPort = await freePort();
-    agent = new ManagedProcess('connlat', process.execPath, [
-      join(REPO_ROOT, 'src/cli.ts'), '--source', 'tcpstates', '--export', 'otlp', '--slow-ms', '100',
-      '--export-interval-ms', '1000', '--health-addr', `127.0.0.1:${healthPort}`, '--view', 'off', '--kubernetes', 'off',
-    ], {
-      env: {
-        PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-        HOME: process.env.HOME ?? '/root',
-        OTEL_EXPORTER_OTLP_ENDPOINT: `http://${gateway.grpc}`,
-        CONNLAT_CLUSTER_NAME: CLUSTER,
-        NODE_NAME: 'node-1',
-        POD_NAME: 'connlat-agent-test',
-        POD_NAMESPACE: 'connlat',
-      },
-    });
-    await waitFor('agent /readyz', async () => {
-      if (!agent.running) throw new Error(`agent exited:\n${agent.tail()}`);
-      return (await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined))?.ok ? true : undefined;
-    }, 30_000);
-    await sleep(500);
-    const attempt = (port: number) =>
-      new Promise<boolean>((resolve) => {
-        const s = connect({ host: link.nsAddr, port, timeout: 5000 });
-        s.once('connect', () => (s.destroy(), resolve(true)));
-        s.once('error', () => resolve(false));
-        s.once('timeout', () => (s.destroy(), resolve(false)));
-      });
-    for (let i = 0; i < SLOW; i++) assert.equal(await attempt(slowPort), true);
-    for (let i = 0; i < REFUSED; i++) assert.equal(await attempt(closedPort), false);
+    agent = await startGatewayAgent(gateway, { node: 'node-1', pod: 'connlat-agent-test', namespace: 'connlat', cluster: CLUSTER }, { slowMs: 100, exportIntervalMs: 1000 });
+    for (let i = 0; i < SLOW; i++) assert.equal(await attemptConnect(link.nsAddr, slowPort), true);
+    for (let i = 0; i < REFUSED; i++) assert.equal(await attemptConnect(link.nsAddr, closedPort), false);
     await waitFor('the connects in Prometheus', async () => {
       const ok = await prom.queryScalar(`sum(tcp_connect_duration_seconds_count{server_port="${slowPort}"})`);
       const failed = await prom.queryScalar(`sum(tcp_connect_failures_total{server_port="${closedPort}"})`);

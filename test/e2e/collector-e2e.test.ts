@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -20,13 +19,12 @@ import {
   ManagedProcess,
   OTEL_CONFIG_DIR,
   descendantPids,
-  REPO_ROOT,
-  freePort,
   sleep,
   startCollector,
   waitFor,
   type RunningCollector,
 } from '../support/collector/collector.ts';
+import { assertWithin, connectN, median, startGatewayAgent, stopGatewayAgent } from '../support/collector/gateway-agent.ts';
 import { readLogRecords, type FlatLogRecord } from '../support/collector/file-exporter.ts';
 import { stackSkipReason } from '../support/collector/stack.ts';
 import { startPrometheus, type RunningPrometheus } from '../support/collector/prometheus.ts';
@@ -46,86 +44,12 @@ const EXPORT_INTERVAL_MS = 1000;
 const TENANT_B = 'tenant-b';
 const CLUSTER = 'e2e-cluster';
 
-const AGENT_CLI = join(REPO_ROOT, 'src/cli.ts');
 const { collector, skip } = await stackSkipReason();
-
-interface AgentIdentity {
-  node: string;
-  pod: string;
-  namespace: string;
-  /** OTEL_RESOURCE_ATTRIBUTES, merged over the Downward-API identity by the agent. */
-  resourceAttributes?: string;
-}
-
-/** Starts `node src/cli.ts` with the tcpstates source exporting OTLP to the gateway; resolves once /readyz says so. */
-async function startAgent(gateway: RunningCollector, id: AgentIdentity): Promise<ManagedProcess> {
-  const healthPort = await freePort();
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-    HOME: process.env.HOME ?? '/root',
-    OTEL_EXPORTER_OTLP_ENDPOINT: `http://${gateway.grpc}`,
-    CONNLAT_CLUSTER_NAME: CLUSTER,
-    NODE_NAME: id.node,
-    POD_NAME: id.pod,
-    POD_NAMESPACE: id.namespace,
-    POD_UID: `00000000-0000-4000-8000-${String(healthPort).padStart(12, '0')}`,
-    ...(id.resourceAttributes ? { OTEL_RESOURCE_ATTRIBUTES: id.resourceAttributes } : {}),
-  };
-  const args = [
-    AGENT_CLI,
-    '--source', 'tcpstates',
-    '--export', 'otlp',
-    '--slow-ms', String(SLOW_MS),
-    '--export-interval-ms', String(EXPORT_INTERVAL_MS),
-    '--health-addr', `127.0.0.1:${healthPort}`,
-    '--view', 'off',
-    '--kubernetes', 'off',
-  ];
-  const agent = new ManagedProcess(`connlat ${id.pod}`, process.execPath, args, { env });
-  try {
-    await waitFor(
-      `agent ${id.pod} /readyz`,
-      async () => {
-        if (!agent.running) throw new Error(`agent exited early`);
-        const res = await fetch(`http://127.0.0.1:${healthPort}/readyz`, { signal: AbortSignal.timeout(1000) });
-        return res.status === 200 ? true : undefined;
-      },
-      30_000,
-    );
-  } catch (err) {
-    await agent.stop('SIGKILL');
-    throw new Error(`${(err as Error).message}\nagent output:\n${agent.tail()}`);
-  }
-  // Ready means tcpstates printed its header; give the attached tracepoint a moment before connecting.
-  await sleep(500);
-  return agent;
-}
+const AGENT_OPTS = { slowMs: SLOW_MS, exportIntervalMs: EXPORT_INTERVAL_MS };
 
 /** PIDs of the agents' children (stdbuf/tcpstates), recorded before each agent stops, for the leak check. */
 const toolPids: number[] = [];
-
-/** Stops an agent the way Kubernetes does (SIGTERM) and asserts it flushed and exited 0. */
-async function stopAgent(agent: ManagedProcess): Promise<void> {
-  toolPids.push(...descendantPids(agent.child.pid!));
-  const { code, signal } = await agent.stop('SIGTERM', 15_000);
-  assert.equal(code, 0, `agent exited ${code ?? signal}:\n${agent.tail()}`);
-}
-
-/** n sequential TCP connects from the root namespace to host:port; each is closed as soon as it is established. */
-async function connectN(host: string, port: number, n: number): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    await new Promise<void>((resolve, reject) => {
-      const sock = connect({ host, port, timeout: 5000 });
-      sock.once('connect', () => {
-        sock.destroy();
-        resolve();
-      });
-      sock.once('timeout', () => reject(new Error(`connect to ${host}:${port} timed out`)));
-      sock.once('error', reject);
-    });
-    await sleep(50);
-  }
-}
+const stopAgent = async (agent: ManagedProcess) => void toolPids.push(...(await stopGatewayAgent(agent)));
 
 interface CapturedRequest {
   path: string;
@@ -158,19 +82,6 @@ const latencyFromBody = (r: FlatLogRecord): number => {
   assert.ok(m, `log body without a latency: ${String(r.body)}`);
   return Number(m[1]);
 };
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-function assertWithin(actual: number, expected: number, tolerance: number, what: string): void {
-  assert.ok(
-    Math.abs(actual - expected) <= expected * tolerance,
-    `${what}: ${actual.toFixed(4)} is not within ${tolerance * 100}% of ${expected}`,
-  );
-}
 
 describe('gateway collector end to end: agent (tcpstates) -> otelcol-connlat -> Prometheus + files', { skip }, () => {
   let outDir = '';
@@ -243,7 +154,7 @@ describe('gateway collector end to end: agent (tcpstates) -> otelcol-connlat -> 
     const countQ = `sum(${promql('tcp_connect_duration_seconds_count')})`;
     assert.equal(await prom!.queryScalar(countQ), 0, 'fresh Prometheus already has data for the port');
 
-    const agent = await startAgent(gateway!, { node: 'e2e-node-a', pod: 'connlat-e2e-a', namespace: 'connlat-system' });
+    const agent = await startGatewayAgent(gateway!, { node: 'e2e-node-a', pod: 'connlat-e2e-a', namespace: 'connlat-system', cluster: CLUSTER }, AGENT_OPTS);
     processes.push(agent);
     assert.ok(descendantPids(agent.child.pid!).length > 0, 'the agent runs its tool as a child process');
     await connectN(link!.nsAddr, portA, N);
@@ -311,12 +222,13 @@ describe('gateway collector end to end: agent (tcpstates) -> otelcol-connlat -> 
 
   test(`routing: an agent with k8s.namespace.name=${TENANT_B} reaches only tenant B's exporters`, async () => {
     await link!.listen(portB);
-    const agent = await startAgent(gateway!, {
+    const agent = await startGatewayAgent(gateway!, {
       node: 'e2e-node-b',
       pod: 'connlat-e2e-b',
       namespace: 'connlat-system',
+      cluster: CLUSTER,
       resourceAttributes: `k8s.namespace.name=${TENANT_B}`,
-    });
+    }, AGENT_OPTS);
     processes.push(agent);
     await connectN(link!.nsAddr, portB, M);
     const diag = () => `\nagent:\n${agent.tail()}\ncollector:\n${gateway!.process.tail()}`;
