@@ -226,7 +226,10 @@ describe('end to end: agent (tcpstates) -> otelcol-connlat -> VictoriaMetrics, P
     await connectN(link!.nsAddr, port.tenantB, M);
     const countB = `sum(tcp_connect_duration_seconds_count{server_port="${port.tenantB}", connlat_tenant="${VM_TENANT.tenantB}"})`;
     await waitFor(`tenant B count ${M}`, async () => ((await vm!.queryScalar(countB)) >= M ? true : undefined), 30_000, 500)
-      .catch((err: Error) => assert.fail(`${err.message}${diag()}`));
+      .catch(async (err: Error) => {
+        await agent.stop('SIGTERM', 15_000); // its last line says what it read, rejected and lost
+        assert.fail(`${err.message}: ${await vm!.queryScalar(countB)}${diag()}`);
+      });
     await sleep(3 * EXPORT_INTERVAL_MS);
     toolPids.push(...(await stopGatewayAgent(agent)));
 
