@@ -198,11 +198,16 @@ describe('end to end: agent (tcpstates) -> otelcol-connlat -> VictoriaMetrics, P
       assert.equal(e.severity_number, '13', r);
       assert.equal(e['server.address'], link!.nsAddr, r);
       assert.equal(e['network.transport'], 'tcp', r);
+      assert.equal(e['network.type'], 'ipv4', r);
+      assert.equal(e['client.address'], link!.hostAddr, r);
+      assert.match(e['client.port'] ?? '', /^[1-9]\d*$/, r);
       assert.equal(e['process.pid'], String(process.pid), 'the test process made the connects');
+      assert.ok(e['process.executable.name'], r);
       assert.equal(e['service.name'], 'connlat', r);
       assert.equal(e['host.name'], 'e2e-node-a', r);
       assert.equal(e['k8s.node.name'], 'e2e-node-a', r);
       assert.equal(e['k8s.pod.name'], 'connlat-e2e-a', r);
+      assert.match(e['k8s.pod.uid'] ?? '', /^00000000-0000-4000-8000-\d{12}$/, r);
       assert.equal(e['k8s.namespace.name'], 'connlat-system', r);
       assert.equal(e['k8s.cluster.name'], CLUSTER, 'the agent sets it; the gateway only inserts when missing');
     }
