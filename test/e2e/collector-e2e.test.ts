@@ -7,7 +7,8 @@
 //   Metrics:  VictoriaMetrics holds exactly N connects and F failures; the PromQL median and the mean within 10% of
 //             40 ms; the series carry the agent's identity; Prometheus (remote write) holds the same counts.
 //   Logs:     a LogsQL query returns every slow or failed connect, with its attributes and the agent's resource.
-//   Traces:   the gateway's traces pipelines write to Jaeger (the agent emits no spans yet).
+//   Traces:   every one of them has its span in Jaeger, found by the trace id on its log record; the histogram's
+//             exemplar (Prometheus) points at one of those spans.
 //   Routing:  an agent whose resource says k8s.namespace.name=tenant-b lands only under tenant B (VictoriaLogs
 //             account, VictoriaMetrics tenant label).
 //   Vendor:   with vendor-apm.yaml merged in, a local OTLP/HTTP endpoint gets both tenants' data with the headers.
@@ -18,7 +19,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { findBackends } from '../support/backends/backend.ts';
 import { gatewayWithBackends, VICTORIA_LOGS_TENANTS } from '../support/backends/gateway.ts';
-import { startJaeger, type Jaeger } from '../support/backends/jaeger.ts';
+import { startJaeger, type Jaeger, type JaegerSpan } from '../support/backends/jaeger.ts';
 import { startVictoriaLogs, type LogEntry, type VictoriaLogs } from '../support/backends/victoria-logs.ts';
 import { startVictoriaMetrics, type VictoriaMetrics } from '../support/backends/victoria-metrics.ts';
 import { ManagedProcess, OTEL_CONFIG_DIR, descendantPids, sleep, startCollector, waitFor, type RunningCollector } from '../support/collector/collector.ts';
@@ -52,6 +53,8 @@ function bodyLatencyMs(e: LogEntry): number {
   return Number(m[1]);
 }
 
+const spanMs = (s: JaegerSpan) => Number(s.endTimeUnixNano - s.startTimeUnixNano) / 1e6;
+
 describe('end to end: agent (tcpstates) -> otelcol-connlat -> VictoriaMetrics, Prometheus, VictoriaLogs, Jaeger', { skip }, () => {
   let vm: VictoriaMetrics | undefined;
   let vl: VictoriaLogs | undefined;
@@ -72,6 +75,13 @@ describe('end to end: agent (tcpstates) -> otelcol-connlat -> VictoriaMetrics, P
     await vl!.flush();
     return vl!.query(`"server.port":="${p}"`, { tenant });
   };
+
+  /** The spans of a trace, once Jaeger has them (the gateway batches for up to 1 s). */
+  const traceOf = (traceId: string) =>
+    waitFor(`trace ${traceId} in Jaeger`, async () => {
+      const spans = await jaeger!.trace(traceId);
+      return spans.length ? spans : undefined;
+    }, 15_000, 500);
 
   /** Stops everything this suite started; idempotent; returns what failed instead of throwing half-way. */
   const teardownAll = () => {
@@ -219,6 +229,54 @@ describe('end to end: agent (tcpstates) -> otelcol-connlat -> VictoriaMetrics, P
     process.stdout.write(`# VictoriaLogs: median ${logMedianMs.toFixed(2)} ms over ${N} slow connects\n`);
   });
 
+  test('Jaeger: every slow or failed connect has its span, found by the trace id on its log record', async () => {
+    const entries = [...(await logsTo(port.slow)), ...(await logsTo(port.refused))];
+    assert.equal(new Set(entries.map((e) => e.trace_id)).size, N + F, 'one trace per connect');
+    const names = new Set<string>();
+    for (const e of entries) {
+      const r = JSON.stringify(e);
+      assert.match(e.trace_id ?? '', /^[0-9a-f]{32}$/, r);
+      assert.match(e.span_id ?? '', /^[0-9a-f]{16}$/, r);
+      const spans = await traceOf(e.trace_id!);
+      assert.equal(spans.length, 1, `one span per connect: ${r}`);
+      const s = spans[0]!;
+      names.add(s.name);
+      assert.equal(s.spanId, e.span_id);
+      assert.equal(s.kind, 3, 'SPAN_KIND_CLIENT');
+      assert.equal(s.attributes['server.address'], link!.nsAddr);
+      assert.equal(String(s.attributes['server.port']), e['server.port']);
+      assert.equal(String(s.attributes['process.pid']), String(process.pid));
+      assert.equal(s.resource['service.name'], 'connlat');
+      assert.equal(s.resource['k8s.node.name'], 'e2e-node-a');
+      const failed = /failed after/.test(e._msg!);
+      assert.equal(s.statusCode === 2, failed, `status ERROR exactly for a failed connect: ${s.statusCode} ${r}`);
+      if (failed) assert.ok(s.attributes['error.type'], `a failed connect's span names its error.type: ${JSON.stringify(s.attributes)}`);
+      // The span runs from the SYN to the outcome: its duration is the measured latency (whole ns), which the log
+      // states to 2 decimals (so within half its last digit).
+      assert.ok(Math.abs(spanMs(s) - bodyLatencyMs(e)) <= 0.0051, `span ${spanMs(s)} ms vs log ${e._msg}`);
+    }
+    assert.equal(names.size, 1, `one low-cardinality span name: ${[...names].join(', ')}`);
+    const [name] = names;
+    assert.ok(!name!.includes(String(port.slow)) && !name!.includes(link!.nsAddr), `no address or port in the span name: ${name}`);
+  });
+
+  test("exemplar: the histogram's exemplar in Prometheus points at a slow connect's span in Jaeger", async () => {
+    const slow = await logsTo(port.slow);
+    const bySpan = new Map(slow.map((e) => [e.span_id, e]));
+    const series = await prom!.queryExemplars(`tcp_connect_duration_seconds_bucket{server_port="${port.slow}"}`, 10 * 60_000);
+    const exemplars = series.flatMap((s) => s.exemplars.map((x) => ({ ...x, le: Number(s.seriesLabels.le) })));
+    assert.ok(exemplars.length > 0, `no exemplar on tcp_connect_duration_seconds_bucket{server_port="${port.slow}"}`);
+    for (const x of exemplars) {
+      const entry = bySpan.get(x.labels.span_id);
+      assert.ok(entry, `exemplar ${JSON.stringify(x)} is none of the ${N} slow connects' spans`);
+      assert.equal(x.labels.trace_id, entry.trace_id);
+      const span = (await traceOf(x.labels.trace_id!)).find((s) => s.spanId === x.labels.span_id);
+      assert.ok(span, "Jaeger has the exemplar's span under its trace id");
+      assert.ok(Math.abs(x.value * 1000 - spanMs(span)) < 0.001, `exemplar value ${x.value} s vs span ${spanMs(span)} ms`);
+      assert.ok(x.value <= x.le, `exemplar ${x.value} s in bucket le=${x.le}`);
+    }
+  });
+
   test(`routing: an agent with k8s.namespace.name=${TENANT_B} lands only under tenant B`, async () => {
     const agent = await startGatewayAgent(gateway!, {
       node: 'e2e-node-b',
@@ -246,14 +304,16 @@ describe('end to end: agent (tcpstates) -> otelcol-connlat -> VictoriaMetrics, P
     for (const e of bLogs) {
       assert.equal(e['k8s.namespace.name'], TENANT_B);
       assert.equal(e['k8s.node.name'], 'e2e-node-b');
+      const [span] = await traceOf(e.trace_id!);
+      assert.equal(span!.resource['k8s.namespace.name'], TENANT_B);
     }
     assert.deepEqual(await logsTo(port.tenantB), [], "tenant B's records under the default account");
   });
 
-  test('vendor APM block: the vendor endpoint got metrics and logs of both tenants, with its headers', async () => {
+  test('vendor APM block: the vendor endpoint got metrics, logs and traces of both tenants, with its headers', async () => {
     const reqs = vendor!.requests;
     const byPath = (p: string) => reqs.filter((r) => r.path === p);
-    for (const p of ['/v1/metrics', '/v1/logs']) {
+    for (const p of ['/v1/metrics', '/v1/logs', '/v1/traces']) {
       assert.ok(byPath(p).length > 0, `no ${p} export; paths: ${[...new Set(reqs.map((r) => r.path))].join(', ')}`);
     }
     for (const r of reqs) {
@@ -262,7 +322,7 @@ describe('end to end: agent (tcpstates) -> otelcol-connlat -> VictoriaMetrics, P
       assert.equal(r.headers['content-encoding'], 'gzip');
     }
     const all = (p: string) => Buffer.concat(byPath(p).map((r) => r.body)).toString('latin1');
-    const payload = { metrics: all('/v1/metrics'), logs: all('/v1/logs') };
+    const payload = { metrics: all('/v1/metrics'), logs: all('/v1/logs'), traces: all('/v1/traces') };
     assert.ok(payload.metrics.includes('tcp.connect.duration'), 'metrics payload without tcp.connect.duration');
     assert.ok(payload.logs.includes('tcp.connect.slow'), 'logs payload without tcp.connect.slow events');
     for (const [signal, text] of Object.entries(payload)) {
