@@ -83,6 +83,18 @@ describe('end to end: agent (tcpstates) -> otelcol-connlat -> VictoriaMetrics, P
       return spans.length ? spans : undefined;
     }, 15_000, 500);
 
+  /**
+   * Waits until VictoriaMetrics' `countQ` reaches `expected`. When it does not, stops the agent first: its last line
+   * says what it read, rejected and lost (tcpstates sees every connect on the machine, and its perf buffer overflows
+   * under another process's connect storm).
+   */
+  const awaitCount = (agent: ManagedProcess, countQ: string, expected: number) =>
+    waitFor(`VictoriaMetrics: ${countQ} = ${expected}`, async () => ((await vm!.queryScalar(countQ)) >= expected ? true : undefined), 30_000, 500)
+      .catch(async (err: Error) => {
+        await agent.stop('SIGTERM', 15_000);
+        assert.fail(`${err.message}: ${await vm!.queryScalar(countQ)}${diag()}`);
+      });
+
   /** Stops everything this suite started; idempotent; returns what failed instead of throwing half-way. */
   const teardownAll = () => {
     tornDown ??= (async () => {
@@ -145,8 +157,7 @@ describe('end to end: agent (tcpstates) -> otelcol-connlat -> VictoriaMetrics, P
       await connectN(link.nsAddr, port.slow, N);
       await connectN(link.nsAddr, port.refused, F, false);
       const countQ = `sum(tcp_connect_duration_seconds_count{server_port="${port.slow}"})`;
-      await waitFor(`VictoriaMetrics: ${countQ} = ${N}`, async () => ((await vm!.queryScalar(countQ)) >= N ? true : undefined), 30_000, 500)
-        .catch(async (err: Error) => assert.fail(`${err.message}: ${await vm!.queryScalar(countQ)}${diag()}`));
+      await awaitCount(agent, countQ, N);
       // A few more cumulative exports land: the count must stay N (no duplicates, e.g. passive opens counted).
       await sleep(3 * EXPORT_INTERVAL_MS + 500);
       toolPids.push(...(await stopGatewayAgent(agent)));
@@ -288,11 +299,7 @@ describe('end to end: agent (tcpstates) -> otelcol-connlat -> VictoriaMetrics, P
     agents.push(agent);
     await connectN(link!.nsAddr, port.tenantB, M);
     const countB = `sum(tcp_connect_duration_seconds_count{server_port="${port.tenantB}", connlat_tenant="${VM_TENANT.tenantB}"})`;
-    await waitFor(`tenant B count ${M}`, async () => ((await vm!.queryScalar(countB)) >= M ? true : undefined), 30_000, 500)
-      .catch(async (err: Error) => {
-        await agent.stop('SIGTERM', 15_000); // its last line says what it read, rejected and lost
-        assert.fail(`${err.message}: ${await vm!.queryScalar(countB)}${diag()}`);
-      });
+    await awaitCount(agent, countB, M);
     await sleep(3 * EXPORT_INTERVAL_MS);
     toolPids.push(...(await stopGatewayAgent(agent)));
 
