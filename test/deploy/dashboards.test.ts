@@ -1,19 +1,24 @@
-// dashboards/: every PromQL query of the Grafana dashboard and every alert expression runs against a real Prometheus
-// holding real connlat data: the agent (real tcpstates eBPF source) -> our gateway collector (otel-config/gateway.yaml
-// + the e2e overlay) -> Prometheus remote write. Connects cross a network namespace link with a 150 ms delay (slow),
-// and hit a closed port (refused), so both alerts must fire. The Loki panels' selectors and filters are checked
-// against the slow-connection log records the same gateway exported. promtool checks the rules file.
+// dashboards/: every PromQL query of the Grafana dashboard (panels and template variables) and every alert expression
+// runs against VictoriaMetrics and against Prometheus, both holding real connlat data: the agent (real tcpstates eBPF
+// source) -> our gateway collector (otel-config/gateway.yaml + victoria-metrics.yaml + mimir-remote-write.yaml, logs to
+// the e2e overlay's files) -> VictoriaMetrics over OTLP and Prometheus over remote write. Connects cross a network
+// namespace link with a 150 ms delay (slow), and hit a closed port (refused), so both alerts must fire. The Loki
+// panels' selectors and filters are checked against the slow-connection log records the same gateway exported.
+// promtool checks the rules file (test/deploy/alerts.test.ts runs its unit tests).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { ManagedProcess, REPO_ROOT, freePort, sleep, startCollector, waitFor, type RunningCollector } from '../support/collector/collector.ts';
+import { findBackend } from '../support/backends/backend.ts';
+import { gatewayWithBackends } from '../support/backends/gateway.ts';
+import { startVictoriaMetrics, type VictoriaMetrics } from '../support/backends/victoria-metrics.ts';
+import { E2E_OVERLAY, ManagedProcess, OTEL_CONFIG_DIR, REPO_ROOT, startCollector, waitFor, type RunningCollector } from '../support/collector/collector.ts';
+import { attemptConnect, startGatewayAgent } from '../support/collector/gateway-agent.ts';
 import { readLogRecords } from '../support/collector/file-exporter.ts';
 import { stackSkipReason } from '../support/collector/stack.ts';
 import { PROMETHEUS_BIN, startPrometheus, type RunningPrometheus } from '../support/collector/prometheus.ts';
@@ -79,11 +84,18 @@ test('promtool check rules dashboards/connlat-alerts.yaml', async (t) => {
   assert.match(stdout, /SUCCESS: 2 rules found/);
 });
 
-const { collector, skip } = await stackSkipReason();
+const METRICS_BOTH_OVERLAY = join(REPO_ROOT, 'test/support/collector/metrics-both-overlay.yaml');
+const { collector, skip: stackSkip } = await stackSkipReason();
+const vmBinary = await findBackend('victoria-metrics');
+const skip = stackSkip || (vmBinary.skip ?? false);
+/** The PromQL backends every query runs against, by name. */
+const BACKENDS = ['VictoriaMetrics', 'Prometheus'] as const;
 
-describe('dashboard and alert queries against real connlat data in Prometheus', { skip, timeout: 5 * 60_000 }, () => {
+describe('dashboard and alert queries against real connlat data in VictoriaMetrics and Prometheus', { skip, timeout: 5 * 60_000 }, () => {
   let outDir = '';
   let prom: RunningPrometheus;
+  let vm: VictoriaMetrics;
+  const backend = (name: (typeof BACKENDS)[number]) => (name === 'Prometheus' ? prom : vm);
   let gateway: RunningCollector;
   let link: DelayedLink;
   let agent: ManagedProcess;
@@ -94,108 +106,95 @@ describe('dashboard and alert queries against real connlat data in Prometheus', 
   before(async () => {
     await removeStaleArtifacts();
     outDir = await mkdtemp(join(tmpdir(), 'connlat-dash-'));
-    prom = await startPrometheus();
+    [prom, vm] = await Promise.all([startPrometheus(), startVictoriaMetrics(vmBinary.path!)]);
+    // Metrics to both (metrics-both-overlay.yaml), logs to the e2e overlay's files.
+    const withVm = gatewayWithBackends({ metrics: vm });
     gateway = await startCollector({
       binary: collector.path!,
-      env: { CONNLAT_TEST_OUT_DIR: outDir, CONNLAT_TEST_REMOTE_WRITE_URL: prom.remoteWriteUrl },
+      configs: [...withVm.configs, E2E_OVERLAY, join(OTEL_CONFIG_DIR, 'mimir-remote-write.yaml'), METRICS_BOTH_OVERLAY],
+      env: {
+        ...withVm.env,
+        CONNLAT_TEST_OUT_DIR: outDir,
+        CONNLAT_TEST_REMOTE_WRITE_URL: prom.remoteWriteUrl,
+        CONNLAT_MIMIR_REMOTE_WRITE_URL: prom.remoteWriteUrl,
+      },
     });
     link = await createDelayedLink({ delayMs: DELAY_MS });
     slowPort = 20000 + Math.floor(Math.random() * 20000);
     closedPort = slowPort + 1;
     await link.listen(slowPort);
-    const healthPort = await freePort();
-    agent = new ManagedProcess('connlat', process.execPath, [
-      join(REPO_ROOT, 'src/cli.ts'), '--source', 'tcpstates', '--export', 'otlp', '--slow-ms', '100',
-      '--export-interval-ms', '1000', '--health-addr', `127.0.0.1:${healthPort}`, '--view', 'off', '--kubernetes', 'off',
-    ], {
-      env: {
-        PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-        HOME: process.env.HOME ?? '/root',
-        OTEL_EXPORTER_OTLP_ENDPOINT: `http://${gateway.grpc}`,
-        CONNLAT_CLUSTER_NAME: CLUSTER,
-        NODE_NAME: 'node-1',
-        POD_NAME: 'connlat-agent-test',
-        POD_NAMESPACE: 'connlat',
-      },
-    });
-    await waitFor('agent /readyz', async () => {
-      if (!agent.running) throw new Error(`agent exited:\n${agent.tail()}`);
-      return (await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined))?.ok ? true : undefined;
-    }, 30_000);
-    await sleep(500);
-    const attempt = (port: number) =>
-      new Promise<boolean>((resolve) => {
-        const s = connect({ host: link.nsAddr, port, timeout: 5000 });
-        s.once('connect', () => (s.destroy(), resolve(true)));
-        s.once('error', () => resolve(false));
-        s.once('timeout', () => (s.destroy(), resolve(false)));
-      });
-    for (let i = 0; i < SLOW; i++) assert.equal(await attempt(slowPort), true);
-    for (let i = 0; i < REFUSED; i++) assert.equal(await attempt(closedPort), false);
-    await waitFor('the connects in Prometheus', async () => {
-      const ok = await prom.queryScalar(`sum(tcp_connect_duration_seconds_count{server_port="${slowPort}"})`);
-      const failed = await prom.queryScalar(`sum(tcp_connect_failures_total{server_port="${closedPort}"})`);
-      return ok >= SLOW && failed >= REFUSED ? true : undefined;
-    }, 60_000, 500);
-    // The cluster variable's own query (label_values) picks the value the other queries are run with.
-    const values = (await (await fetch(`${prom.url}/api/v1/label/k8s_cluster_name/values?match[]=tcp_connect_duration_seconds_count`)).json()) as { data: string[] };
-    assert.deepEqual(values.data, [CLUSTER]);
-    vars.cluster = values.data[0]!;
+    agent = await startGatewayAgent(gateway, { node: 'node-1', pod: 'connlat-agent-test', namespace: 'connlat', cluster: CLUSTER }, { slowMs: 100, exportIntervalMs: 1000 });
+    for (let i = 0; i < SLOW; i++) assert.equal(await attemptConnect(link.nsAddr, slowPort), true);
+    for (let i = 0; i < REFUSED; i++) assert.equal(await attemptConnect(link.nsAddr, closedPort), false);
+    for (const name of BACKENDS) {
+      await waitFor(`the connects in ${name}`, async () => {
+        const ok = await backend(name).queryScalar(`sum(tcp_connect_duration_seconds_count{server_port="${slowPort}"})`);
+        const failed = await backend(name).queryScalar(`sum(tcp_connect_failures_total{server_port="${closedPort}"})`);
+        return ok >= SLOW && failed >= REFUSED ? true : undefined;
+      }, 60_000, 500);
+      // The cluster variable's own query (label_values) picks the value the other queries are run with.
+      const values = (await (await fetch(`${backend(name).url}/api/v1/label/k8s_cluster_name/values?match[]=tcp_connect_duration_seconds_count`)).json()) as { data: string[] };
+      assert.deepEqual(values.data, [CLUSTER], name);
+    }
+    vars.cluster = CLUSTER;
   });
 
   after(async () => {
     await agent?.stop('SIGTERM', 15_000);
     await gateway?.stop();
     await prom?.stop();
+    await vm?.backend.close();
     await link?.teardown();
     if (outDir) await rm(outDir, { recursive: true, force: true });
   });
 
-  test('every Prometheus panel query returns data', async (t) => {
-    const d = await loadDashboard();
-    let n = 0;
-    for (const p of d.panels) {
-      for (const target of p.targets.filter((x) => x.datasource.type === 'prometheus')) {
-        const expr = substitute(target.expr, vars);
-        const samples = await prom.query(expr);
-        const finite = samples.filter((s) => Number.isFinite(s.value));
-        assert.ok(finite.length > 0, `${p.title} [${target.refId}] returned no data: ${expr}`);
-        t.diagnostic(`${p.title} [${target.refId}]: ${finite.map((s) => s.value.toPrecision(3)).join(', ')}`);
-        n++;
+  for (const name of BACKENDS) {
+    test(`${name}: every Prometheus panel query returns data`, async (t) => {
+      const d = await loadDashboard();
+      let n = 0;
+      for (const p of d.panels) {
+        for (const target of p.targets.filter((x) => x.datasource.type === 'prometheus')) {
+          const expr = substitute(target.expr, vars);
+          const samples = await backend(name).query(expr);
+          const finite = samples.filter((s) => Number.isFinite(s.value));
+          assert.ok(finite.length > 0, `${p.title} [${target.refId}] returned no data: ${expr}`);
+          t.diagnostic(`${p.title} [${target.refId}]: ${finite.map((s) => s.value.toPrecision(3)).join(', ')}`);
+          n++;
+        }
       }
-    }
-    assert.ok(n >= 8, `${n} queries`);
-  });
+      assert.ok(n >= 8, `${n} queries`);
+    });
 
-  test('template variables: label_values queries run (k8s_dst_* are empty without a cluster to enrich from)', async () => {
-    const d = await loadDashboard();
-    for (const v of d.templating.list.filter((x) => x.type === 'query')) {
-      const m = /^label_values\((.*), (\w+)\)$/.exec(v.definition!);
-      assert.ok(m, v.definition);
-      const res = await fetch(`${prom.url}/api/v1/series?match[]=${encodeURIComponent(substitute(m[1]!, vars))}`);
-      const body = (await res.json()) as { status: string; data: unknown[] };
-      assert.equal(body.status, 'success');
-      assert.ok(body.data.length > 0, `${v.name}: no series`);
-    }
-  });
+    test(`${name}: template variables' label_values queries return series (k8s_dst_* are empty without a cluster to enrich from)`, async () => {
+      const d = await loadDashboard();
+      for (const v of d.templating.list.filter((x) => x.type === 'query')) {
+        const m = /^label_values\((.*), (\w+)\)$/.exec(v.definition!);
+        assert.ok(m, v.definition);
+        const res = await fetch(`${backend(name).url}/api/v1/series?match[]=${encodeURIComponent(substitute(m[1]!, vars))}`);
+        const body = (await res.json()) as { status: string; data: unknown[] };
+        assert.equal(body.status, 'success');
+        assert.ok(body.data.length > 0, `${v.name}: no series`);
+      }
+    });
 
-  test('both alerts fire: slow connects to the delayed port, failures to the closed port', async () => {
-    const rules = parseYaml(await readFile(ALERTS, 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
-    const exprs = Object.fromEntries(rules.groups.flatMap((g) => g.rules).map((r) => [r.alert, r.expr]));
-    // tcpstates sees every connect on this machine (other tests' too), so other destinations may alert as well:
-    // assert on ours.
-    const ports = (samples: Array<{ metric: Record<string, string> }>) => samples.map((s) => s.metric.server_port);
-    const slow = await prom.query(exprs.ConnlatSlowConnects!);
-    const slowOurs = slow.find((s) => s.metric.server_port === String(slowPort));
-    assert.ok(slowOurs, `ConnlatSlowConnects did not fire for :${slowPort} (fired for ${ports(slow).join(', ')})`);
-    assert.ok(slowOurs.value > DELAY_MS / 1000 && slowOurs.value <= 0.25, `p99 ${slowOurs.value}`);
-    assert.ok(!ports(slow).includes(String(closedPort)), 'refused connects are failures, not slow connects');
-    const failing = await prom.query(exprs.ConnlatConnectFailures!);
-    const failingOurs = failing.find((s) => s.metric.server_port === String(closedPort));
-    assert.ok(failingOurs, `ConnlatConnectFailures did not fire for :${closedPort} (fired for ${ports(failing).join(', ')})`);
-    assert.equal(failingOurs.value, 1, 'every connect to the closed port failed');
-    assert.ok(!ports(failing).includes(String(slowPort)), 'the delayed port had no failures');
-  });
+    test(`${name}: both alerts fire: slow connects to the delayed port, failures to the closed port`, async () => {
+      const rules = parseYaml(await readFile(ALERTS, 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
+      const exprs = Object.fromEntries(rules.groups.flatMap((g) => g.rules).map((r) => [r.alert, r.expr]));
+      // tcpstates sees every connect on this machine (other tests' too), so other destinations may alert as well:
+      // assert on ours.
+      const ports = (samples: Array<{ metric: Record<string, string> }>) => samples.map((s) => s.metric.server_port);
+      const slow = await backend(name).query(exprs.ConnlatSlowConnects!);
+      const slowOurs = slow.find((s) => s.metric.server_port === String(slowPort));
+      assert.ok(slowOurs, `ConnlatSlowConnects did not fire for :${slowPort} (fired for ${ports(slow).join(', ')})`);
+      assert.ok(slowOurs.value > DELAY_MS / 1000 && slowOurs.value <= 0.25, `p99 ${slowOurs.value}`);
+      assert.ok(!ports(slow).includes(String(closedPort)), 'refused connects are failures, not slow connects');
+      const failing = await backend(name).query(exprs.ConnlatConnectFailures!);
+      const failingOurs = failing.find((s) => s.metric.server_port === String(closedPort));
+      assert.ok(failingOurs, `ConnlatConnectFailures did not fire for :${closedPort} (fired for ${ports(failing).join(', ')})`);
+      assert.equal(failingOurs.value, 1, 'every connect to the closed port failed');
+      assert.ok(!ports(failing).includes(String(slowPort)), 'the delayed port had no failures');
+    });
+  }
 
   test('Loki panels: stream selector labels, line filter and metadata filter match the exported slow-connection logs', async () => {
     const records = readLogRecords(join(outDir, 'logs-default.jsonl')).filter((r) => r.attributes['server.port'] === slowPort);

@@ -1,5 +1,6 @@
 // A real Prometheus (Debian's /usr/bin/prometheus) on a loopback port with a temporary TSDB, accepting remote
-// write: the stand-in for Mimir in the gateway e2e test. Queried with PromQL over its HTTP API.
+// write: the stand-in for Mimir in the gateway e2e test. Queried with PromQL over its HTTP API; with exemplar storage
+// on, exemplars sent by remote write are queried back too.
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,7 +28,14 @@ export interface RunningPrometheus extends PromQueryApi {
   url: string;
   /** Where remote-write clients send: http://HOST:PORT/api/v1/write */
   remoteWriteUrl: string;
+  /** /api/v1/query_exemplars over the last `sinceMs` (needs startPrometheus({ exemplars: true })). */
+  queryExemplars(promql: string, sinceMs: number): Promise<PromExemplarSeries[]>;
   stop(): Promise<void>;
+}
+
+export interface PromExemplarSeries {
+  seriesLabels: Record<string, string>;
+  exemplars: Array<{ labels: Record<string, string>; value: number; timestamp: number }>;
 }
 
 /**
@@ -63,8 +71,11 @@ export function prometheusSkipReason(): string | undefined {
   return existsSync(PROMETHEUS_BIN) ? undefined : `${PROMETHEUS_BIN} not found (apt-get install prometheus)`;
 }
 
-/** `host`: the address to listen on (default 127.0.0.1); a cluster test binds the one its pods reach the host at. */
-export async function startPrometheus(opts: { host?: string } = {}): Promise<RunningPrometheus> {
+/**
+ * `host`: the address to listen on (default 127.0.0.1); a cluster test binds the one its pods reach the host at.
+ * `exemplars`: keep the exemplars remote write carries (--enable-feature=exemplar-storage).
+ */
+export async function startPrometheus(opts: { host?: string; exemplars?: boolean } = {}): Promise<RunningPrometheus> {
   const host = opts.host ?? '127.0.0.1';
   const dir = await mkdtemp(join(tmpdir(), 'connlat-prom-'));
   const port = await freePort();
@@ -81,6 +92,7 @@ export async function startPrometheus(opts: { host?: string } = {}): Promise<Run
       '--web.enable-remote-write-receiver', // the flag in Prometheus 2.33+ (replaces --enable-feature=remote-write-receiver)
       '--storage.tsdb.retention.time=1d',
       '--log.level=warn',
+      ...(opts.exemplars ? ['--enable-feature=exemplar-storage'] : []),
     ],
     { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: dir },
   );
@@ -104,9 +116,23 @@ export async function startPrometheus(opts: { host?: string } = {}): Promise<Run
     throw err;
   }
 
+  const queryExemplars = async (promql: string, sinceMs: number): Promise<PromExemplarSeries[]> => {
+    const end = Date.now() / 1000;
+    const params = new URLSearchParams({ query: promql, start: String(end - sinceMs / 1000), end: String(end) });
+    const res = await fetch(`${url}/api/v1/query_exemplars?${params}`, { signal: AbortSignal.timeout(5000) });
+    const body = (await res.json()) as {
+      status: string;
+      error?: string;
+      data?: Array<{ seriesLabels: Record<string, string>; exemplars: Array<{ labels: Record<string, string>; value: string; timestamp: number }> }>;
+    };
+    if (body.status !== 'success' || !body.data) throw new Error(`exemplars of ${promql}: ${body.error ?? res.status}`);
+    return body.data.map((s) => ({ seriesLabels: s.seriesLabels, exemplars: s.exemplars.map((e) => ({ ...e, value: Number(e.value) })) }));
+  };
+
   return {
     process: proc,
     url,
+    queryExemplars,
     remoteWriteUrl: `${url}/api/v1/write`,
     query: (promql) => queryPromApi(url, promql),
     queryScalar: async (promql) => sumOf(await queryPromApi(url, promql)),
