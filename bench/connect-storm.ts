@@ -5,24 +5,37 @@
 //
 // Workload: bench/storm-peer.py (blocking Python clients paced in 10 ms slots, RST close, pinned to CPU 0; a Python
 // accept loop, not pinned). Tool and agent are pinned to CPU 1. The tool's stdout goes through this process into the agent's
-// stdin (`--source -`), so lines can be counted; the agent runs from the sources (node type stripping).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+// stdin (`--source -`), so lines can be counted; the agent runs from the sources (node type stripping), or with
+// STORM_AGENT=dist from the compiled tree as the image runs it, with STORM_NODE_FLAGS (e.g. the DaemonSet's
+// NODE_OPTIONS). CPU is sampled every second: the first STORM_WARMUP seconds of a storm (JIT warm-up) are reported
+// apart from the rest (steady state); the storm starts after the agent's first metric export (its one-time lazy loads).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LineDecoder } from '../src/parse/decoder.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const PEER = `${REPO}bench/storm-peer.py`;
-const CLI = `${REPO}bin/connlat.js`;
+const AGENT_TREE = process.env.STORM_AGENT === 'dist' ? 'dist' : 'sources';
+const NODE_FLAGS = (process.env.STORM_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+/** Seconds at the start of each storm reported as warm-up, apart from the steady state after them. */
+const WARMUP = Number(process.env.STORM_WARMUP ?? 3);
+/** The agent's export interval; the storm starts after its first export. */
+const EXPORT_INTERVAL_MS = 10_000;
+let CLI = `${REPO}bin/connlat.js`;
 const PORT = 9000;
 const SECONDS = Number(process.env.STORM_SECONDS ?? 5);
 const RATES = (process.env.STORM_RATES ?? '1000,5000,10000,20000').split(',').map(Number);
 const NS = `connlat-bench-${process.pid}`;
+/** Flat-out rounds (0: none, and no delivery-delay check either). */
 const ROUNDS = Number(process.env.STORM_ROUNDS ?? 3);
 const TICK = 100; // USER_HZ
 
 type Mode = 'connlat-probe' | 'tcpstates' | 'tcpconnlat-lines';
+/** The fixed-rate cases to run (STORM_MODES=connlat-probe,tcpconnlat-lines; default all three). */
+const MODES = (process.env.STORM_MODES ?? 'connlat-probe,tcpstates,tcpconnlat-lines').split(',') as Mode[];
 
 function sh(file: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -62,9 +75,12 @@ interface Attached {
   stop: () => Promise<void>;
 }
 
-/** Waits until a starting agent has loaded (its CPU time stops growing), so that its start-up is not measured. */
-async function idle(agent: ChildProcess | undefined): Promise<void> {
+/** Waits until a starting agent has loaded (its CPU time stops growing) and made its first export (an OTLP/JSON
+ * export loads its serializer then), so that neither is measured. */
+async function idle(agent: ChildProcess | undefined, spawnedAt: number): Promise<void> {
   if (!agent) return;
+  const firstExport = spawnedAt + EXPORT_INTERVAL_MS + 1000 - performance.now();
+  if (firstExport > 0) await new Promise((r) => setTimeout(r, firstExport));
   let last = -1;
   for (let i = 0; i < 100; i++) {
     await new Promise((r) => setTimeout(r, 250));
@@ -76,9 +92,10 @@ async function idle(agent: ChildProcess | undefined): Promise<void> {
 
 /** Starts `mode` (tool into agent, or synthetic tcpconnlat lines into agent); resolves once the tool attached. */
 async function attach(mode: Mode, withAgent: boolean, probePath: string): Promise<Attached> {
+  const spawnedAt = performance.now();
   const agent = withAgent
-    ? spawn('taskset', ['-c', '1', process.execPath, CLI, 'run', '--source', '-', '--export', 'otlp-json:/dev/null', '--health-addr', 'off',
-      '--view', 'off', '--kubernetes', 'off', '--export-interval-ms', '10000'], { stdio: ['pipe', 'ignore', 'pipe'] })
+    ? spawn('taskset', ['-c', '1', process.execPath, ...NODE_FLAGS, CLI, 'run', '--source', '-', '--export', 'otlp-json:/dev/null', '--health-addr', 'off',
+      '--view', 'off', '--kubernetes', 'off', '--export-interval-ms', String(EXPORT_INTERVAL_MS)], { stdio: ['pipe', 'ignore', 'pipe'] })
     : undefined;
   agent?.stderr!.resume();
   const kept: string[] = [];
@@ -92,7 +109,7 @@ async function attach(mode: Mode, withAgent: boolean, probePath: string): Promis
     // keep only what names our port: the tools see every connect of the machine
     for (const line of text.slice(0, cut).split('\n')) if (line.includes(` ${PORT} `) || /^[A-Z]/.test(line)) kept.push(line);
   };
-  if (mode === 'tcpconnlat-lines') await idle(agent);
+  if (mode === 'tcpconnlat-lines') await idle(agent, spawnedAt);
   if (mode === 'tcpconnlat-lines') return { agent, lines: () => kept, lost: () => 0, stop: async () => { agent?.stdin!.end(); if (agent) await exited(agent); } };
   const tool = mode === 'connlat-probe'
     ? spawn('taskset', ['-c', '1', probePath], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -103,7 +120,7 @@ async function attach(mode: Mode, withAgent: boolean, probePath: string): Promis
     for (const m of d.toString().matchAll(/^lost (\d+) events/gm)) lost += Number(m[1]);
   });
   tool.stdout!.on('data', keep);
-  await idle(agent);
+  await idle(agent, spawnedAt);
   const deadline = Date.now() + 15_000;
   while (kept.length === 0) {
     if (Date.now() > deadline || tool.exitCode !== null) throw new Error(`${mode} did not attach: ${err.trim()}`);
@@ -188,8 +205,50 @@ async function deliveryDelay(probePath: string): Promise<void> {
     `p90 ${delays[44]?.toFixed(1)} ms, max ${delays.at(-1)?.toFixed(1)} ms`);
 }
 
+/**
+ * Kernel-side cost: the workload flat out with each tool attached (its output read and discarded), against no tool but
+ * a process on CPU 1 that wakes every 50 ms as the tools' poll loops do: on this VM a vCPU kept awake alone makes
+ * loopback connects up to twice as fast, which is not the tool's doing.
+ */
+async function flatOut(probePath: string): Promise<void> {
+  console.log('\nworkload flat out (1 client, CPU 0), tool user space on CPU 1:');
+  await workload(0, 1); // warm-up, not counted: the first flat-out run in a fresh namespace is always slow
+  const flat: Record<string, number[]> = { none: [], 'connlat-probe': [], tcpstates: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const mode of ['none', 'connlat-probe', 'tcpstates'] as const) {
+      const waker = mode === 'none'
+        ? spawn('taskset', ['-c', '1', 'python3', '-c', 'import time\nwhile True: time.sleep(0.05)'], { stdio: 'ignore' })
+        : undefined;
+      const a = mode === 'none' ? undefined : await attach(mode, false, probePath);
+      const w = await workload(0, 1);
+      await a?.stop();
+      waker?.kill('SIGKILL');
+      const rate = w.connects / w.seconds;
+      flat[mode]!.push(rate);
+      console.log(`  ${mode.padEnd(14)} ${Math.round(rate).toLocaleString('en')} connects/s${a ? `, lost ${a.lost()}` : ''}`);
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  for (const mode of ['connlat-probe', 'tcpstates']) {
+    const ratios = flat[mode]!.map((r, i) => (r / flat.none![i]!).toFixed(2)).join(' ');
+    console.log(`  ${mode}: ${(median(flat[mode]!) / median(flat.none!)).toFixed(2)} of the median connect rate without a tool (per round: ${ratios})`);
+  }
+}
+
+/** Compiles src/ as the image build does (tsconfig.build.json) into a temporary dist/; returns its cli.js. */
+function compileAgent(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'connlat-storm-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const r = spawnSync(process.execPath, [`${REPO}node_modules/typescript/bin/tsc`, '-p', `${REPO}tsconfig.build.json`, '--outDir', join(dir, 'dist')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`tsc failed: ${r.stdout}${r.stderr}`);
+  symlinkSync(`${REPO}node_modules`, join(dir, 'node_modules'));
+  symlinkSync(`${REPO}package.json`, join(dir, 'package.json'));
+  return join(dir, 'dist', 'cli.js');
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('connect-storm needs root (network namespace, BPF)');
+  if (AGENT_TREE === 'dist') CLI = compileAgent();
   const probePath = /^connlat-probe=(.+)$/m.exec(await sh(`${REPO}scripts/build-probe.sh`, []))?.[1];
   if (!probePath) throw new Error('scripts/build-probe.sh printed no path');
   await sh('ip', ['netns', 'add', NS]);
@@ -201,56 +260,40 @@ async function main(): Promise<void> {
       'net.ipv4.tcp_max_syn_backlog=65535']);
     server = spawn('ip', ['netns', 'exec', NS, 'python3', PEER, 'serve', String(PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((r) => server!.stdout!.once('data', () => r()));
-    console.log(`connect storm: ${SECONDS} s per case, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(`connect storm: ${SECONDS} s per case, agent from ${AGENT_TREE}, node flags '${NODE_FLAGS.join(' ')}', load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 
-    // Kernel-side cost: the workload flat out with each tool attached (its output read and discarded), against no
-    // tool but a process on CPU 1 that wakes every 50 ms as the tools' poll loops do: on this VM a vCPU kept awake
-    // alone makes loopback connects up to twice as fast, which is not the tool's doing.
-    console.log('\nworkload flat out (1 client, CPU 0), tool user space on CPU 1:');
-    await workload(0, 1); // warm-up, not counted: the first flat-out run in a fresh namespace is always slow
-    const flat: Record<string, number[]> = { none: [], 'connlat-probe': [], tcpstates: [] };
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const mode of ['none', 'connlat-probe', 'tcpstates'] as const) {
-        const waker = mode === 'none'
-          ? spawn('taskset', ['-c', '1', 'python3', '-c', 'import time\nwhile True: time.sleep(0.05)'], { stdio: 'ignore' })
-          : undefined;
-        const a = mode === 'none' ? undefined : await attach(mode, false, probePath);
-        const w = await workload(0, 1);
-        await a?.stop();
-        waker?.kill('SIGKILL');
-        const rate = w.connects / w.seconds;
-        flat[mode]!.push(rate);
-        console.log(`  ${mode.padEnd(14)} ${Math.round(rate).toLocaleString('en')} connects/s${a ? `, lost ${a.lost()}` : ''}`);
-      }
-    }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    for (const mode of ['connlat-probe', 'tcpstates']) {
-      const ratios = flat[mode]!.map((r, i) => (r / flat.none![i]!).toFixed(2)).join(' ');
-      console.log(`  ${mode}: ${(median(flat[mode]!) / median(flat.none!)).toFixed(2)} of the median connect rate without a tool (per round: ${ratios})`);
-    }
-
-    await deliveryDelay(probePath);
+    if (ROUNDS > 0) await flatOut(probePath);
+    if (ROUNDS > 0) await deliveryDelay(probePath);
 
     console.log('\nfixed rates: CPU of tool + agent per connect (CPU 1), events lost');
-    console.log('| target/s | achieved/s | mode | tool CPU % | agent CPU % | us per connect (tool + agent) | connects seen / made | lost (stderr) |');
-    console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+    console.log(`(whole storm + 0.5 s drain; steady: from second ${WARMUP} of the storm to its end; warm-up: its first ${WARMUP} s)`);
+    console.log('| target/s | achieved/s | mode | tool CPU % | agent CPU % | us per connect (tool + agent) | steady tool + agent CPU % | steady us per connect | warm-up tool + agent CPU % | connects seen / made | lost (stderr) |');
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const rate of RATES) {
-      for (const mode of ['connlat-probe', 'tcpstates', 'tcpconnlat-lines'] as const) {
+      for (const mode of MODES) {
         const a = await attach(mode, true, probePath);
         const tool0 = a.tool ? cpuSeconds(a.tool.pid!) : 0;
         const agent0 = cpuSeconds(a.agent!.pid!);
         const t0 = performance.now();
+        // tool + agent CPU at every whole second of the storm
+        const both = () => (a.tool ? cpuSeconds(a.tool.pid!) : 0) + cpuSeconds(a.agent!.pid!);
+        const perSecond = [both()];
+        const sampler = setInterval(() => perSecond.length <= SECONDS && perSecond.push(both()), 1000);
         const w = mode === 'tcpconnlat-lines'
           ? { connects: await writeConnlatLines(a.agent!, rate), failed: 0, seconds: SECONDS }
           : await workload(rate, rate >= 10000 ? 2 : 1);
+        clearInterval(sampler);
         await new Promise((r) => setTimeout(r, 500)); // drain
         const wall = (performance.now() - t0) / 1000;
+        const last = perSecond.length - 1;
+        const steadyCpu = last > WARMUP ? (perSecond[last]! - perSecond[WARMUP]!) / (last - WARMUP) : NaN;
+        const warmCpu = last >= WARMUP ? (perSecond[WARMUP]! - perSecond[0]!) / WARMUP : NaN;
         const toolCpu = a.tool ? cpuSeconds(a.tool.pid!) - tool0 : 0;
         const agentCpu = cpuSeconds(a.agent!.pid!) - agent0;
         await a.stop();
         const seen = connectsSeen(mode, a.lines());
         const usPer = ((toolCpu + agentCpu) / w.connects) * 1e6;
-        console.log(`| ${rate.toLocaleString('en')} | ${Math.round(w.connects / w.seconds).toLocaleString('en')} | ${mode} | ${(toolCpu / wall * 100).toFixed(1)} | ${(agentCpu / wall * 100).toFixed(1)} | ${usPer.toFixed(1)} | ${mode === 'tcpconnlat-lines' ? '-' : `${seen} / ${w.connects}`} | ${a.lost()} |`);
+        console.log(`| ${rate.toLocaleString('en')} | ${Math.round(w.connects / w.seconds).toLocaleString('en')} | ${mode} | ${(toolCpu / wall * 100).toFixed(1)} | ${(agentCpu / wall * 100).toFixed(1)} | ${usPer.toFixed(1)} | ${(steadyCpu * 100).toFixed(1)} | ${(steadyCpu / (w.connects / w.seconds) * 1e6).toFixed(1)} | ${(warmCpu * 100).toFixed(1)} | ${mode === 'tcpconnlat-lines' ? '-' : `${seen} / ${w.connects}`} | ${a.lost()} |`);
       }
     }
     console.log(`\nload average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);

@@ -19,6 +19,19 @@ const REST_MS = Number(process.env.REST_MS ?? 20_000);
 /** Node flags for the agent (e.g. REST_NODE_FLAGS='--max-semi-space-size=1'), and which trees to run (default both). */
 const NODE_FLAGS = (process.env.REST_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 const TREES = (process.env.REST_TREES ?? 'sources,dist').split(',');
+/**
+ * Variants run one after the other per tree and round (alternating, so that the machine's drift falls on all alike):
+ * REST_VARIANTS='name:flags|name:flags', where flags are node flags and NAME=value environment entries, e.g.
+ * 'daemonset:--max-semi-space-size=2|arena2:--max-semi-space-size=2 MALLOC_ARENA_MAX=2'. Default: one variant,
+ * REST_NODE_FLAGS.
+ */
+const VARIANTS = (process.env.REST_VARIANTS ?? `:${NODE_FLAGS.join(' ')}`).split('|').map((v) => {
+  const [name, words = ''] = v.split(/:(.*)/s) as [string, string?];
+  const all = words.split(' ').filter(Boolean);
+  const env = Object.fromEntries(all.filter((w) => /^[A-Z_][A-Z0-9_]*=/.test(w)).map((w) => w.split(/=(.*)/s) as [string, string]));
+  return { name, flags: all.filter((w) => !(w in env) && !/^[A-Z_][A-Z0-9_]*=/.test(w)), env };
+});
+const ROUNDS = Number(process.env.REST_ROUNDS ?? 1);
 const checkouts = process.argv.length > 2 ? process.argv.slice(2).map((p) => resolve(p)) : [fileURLToPath(new URL('..', import.meta.url))];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -32,10 +45,10 @@ if (skip) {
   process.exit(0);
 }
 
-function status(pid: number): { rss: number; hwm: number } {
+function status(pid: number): { rss: number; hwm: number; anon: number; file: number } {
   const text = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(text)![1]);
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024 };
 }
 
 function compile(repo: string, dir: string): string {
@@ -72,17 +85,20 @@ try {
   for (let i = 0; i < 20; i++) {
     await harness.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: ns }, spec: { ports: [{ port: 80 + i }] } } as KubernetesObject);
   }
-  console.log(`connlat agent at rest: tcpstates, OTLP gRPC, enrichment on (100 pods, 20 services), ${DESTINATIONS} destinations, ${REST_MS / 1000} s idle, node flags '${NODE_FLAGS.join(' ')}'; Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)}, ${new Date().toISOString()}`);
-  console.log(`${'tree'.padEnd(60)} ${'first line RSS'.padStart(15)} ${'at rest RSS'.padStart(12)} ${'peak (HWM)'.padStart(11)}`);
+  console.log(`connlat agent at rest: tcpstates, OTLP gRPC, enrichment on (100 pods, 20 services), ${DESTINATIONS} destinations, ${REST_MS / 1000} s idle, variants ${VARIANTS.map((v) => `'${v.name}': '${[...v.flags, ...Object.entries(v.env).map(([k, x]) => `${k}=${x}`)].join(' ')}'`).join(', ')}; ${ROUNDS} round(s); Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)}, ${new Date().toISOString()}`);
+  console.log(`${'tree'.padEnd(60)} ${'first line RSS'.padStart(15)} ${'at rest RSS'.padStart(12)} ${'(anon + file)'.padStart(15)} ${'peak (HWM)'.padStart(11)}`);
   let n = 0;
+  const entries: Array<[string, string]> = [];
   for (const repo of checkouts) {
-    const entries: Array<[string, string]> = [];
     if (TREES.includes('sources')) entries.push([`${repo} (sources)`, join(repo, 'src', 'cli.ts')]);
     if (TREES.includes('dist')) entries.push([`${repo} (dist/)`, compile(repo, mkdtempSync(join(work, `t${n++}-`)))]);
-    for (const [name, entry] of entries) {
-      const child: ChildProcess = spawn(process.execPath, [...NODE_FLAGS, entry, '--source', 'tcpstates', '--export', 'otlp', '--otlp-endpoint', receiver.endpoint,
+  }
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [tree, entry] of entries) for (const variant of VARIANTS) {
+      const name = variant.name ? `${tree} ${variant.name}` : tree;
+      const child: ChildProcess = spawn(process.execPath, [...variant.flags, entry, '--source', 'tcpstates', '--export', 'otlp', '--otlp-endpoint', receiver.endpoint,
         '--export-interval-ms', '2000', '--kubernetes', 'on', '--kubeconfig', harness.kubeconfigPath, '--node-name', 'rest-node',
-        '--health-addr', 'off', '--view', 'off', '--log-level', 'debug'], { stdio: ['ignore', 'ignore', 'pipe'] });
+        '--health-addr', 'off', '--view', 'off', '--log-level', 'debug'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...variant.env } });
       let err = '';
       child.stderr!.on('data', (d) => (err += d));
       const deadline = Date.now() + 60_000;
@@ -100,7 +116,8 @@ try {
       const rest = status(child.pid!);
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
-      console.log(`${name.padEnd(60)} ${first.rss.toFixed(1).padStart(12)} MB ${rest.rss.toFixed(1).padStart(9)} MB ${rest.hwm.toFixed(1).padStart(8)} MB`);
+      const split = `(${rest.anon.toFixed(1)} + ${rest.file.toFixed(1)})`;
+      console.log(`${name.padEnd(60)} ${first.rss.toFixed(1).padStart(12)} MB ${rest.rss.toFixed(1).padStart(9)} MB ${split.padStart(15)} ${rest.hwm.toFixed(1).padStart(8)} MB`);
     }
   }
 } finally {
