@@ -7,7 +7,7 @@
 // accept loop, not pinned). Tool and agent are pinned to CPU 1. The tool's stdout goes through this process into the agent's
 // stdin (`--source -`), so lines can be counted; the agent runs from the sources (node type stripping), or with
 // STORM_AGENT=dist from the compiled tree as the image runs it, with STORM_NODE_FLAGS (e.g. the DaemonSet's
-// NODE_OPTIONS). CPU is sampled every second: the first STORM_WARMUP seconds of a storm (JIT warm-up) are reported
+// NODE_OPTIONS; several sets separated by '|' run one after the other in every fixed-rate case, for ratios in one run). CPU is sampled every second: the first STORM_WARMUP seconds of a storm (JIT warm-up) are reported
 // apart from the rest (steady state); the storm starts after the agent's first metric export (its one-time lazy loads).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { LineDecoder } from '../src/parse/decoder.ts';
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const PEER = `${REPO}bench/storm-peer.py`;
 const AGENT_TREE = process.env.STORM_AGENT === 'dist' ? 'dist' : 'sources';
-const NODE_FLAGS = (process.env.STORM_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+const NODE_FLAG_SETS = (process.env.STORM_NODE_FLAGS ?? '').split('|').map((set) => set.split(' ').filter(Boolean));
 /** Seconds at the start of each storm reported as warm-up, apart from the steady state after them. */
 const WARMUP = Number(process.env.STORM_WARMUP ?? 3);
 /** The agent's export interval; the storm starts after its first export. */
@@ -91,10 +91,10 @@ async function idle(agent: ChildProcess | undefined, spawnedAt: number): Promise
 }
 
 /** Starts `mode` (tool into agent, or synthetic tcpconnlat lines into agent); resolves once the tool attached. */
-async function attach(mode: Mode, withAgent: boolean, probePath: string): Promise<Attached> {
+async function attach(mode: Mode, withAgent: boolean, probePath: string, nodeFlags: string[] = []): Promise<Attached> {
   const spawnedAt = performance.now();
   const agent = withAgent
-    ? spawn('taskset', ['-c', '1', process.execPath, ...NODE_FLAGS, CLI, 'run', '--source', '-', '--export', 'otlp-json:/dev/null', '--health-addr', 'off',
+    ? spawn('taskset', ['-c', '1', process.execPath, ...nodeFlags, CLI, 'run', '--source', '-', '--export', 'otlp-json:/dev/null', '--health-addr', 'off',
       '--view', 'off', '--kubernetes', 'off', '--export-interval-ms', String(EXPORT_INTERVAL_MS)], { stdio: ['pipe', 'ignore', 'pipe'] })
     : undefined;
   agent?.stderr!.resume();
@@ -260,7 +260,7 @@ async function main(): Promise<void> {
       'net.ipv4.tcp_max_syn_backlog=65535']);
     server = spawn('ip', ['netns', 'exec', NS, 'python3', PEER, 'serve', String(PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((r) => server!.stdout!.once('data', () => r()));
-    console.log(`connect storm: ${SECONDS} s per case, agent from ${AGENT_TREE}, node flags '${NODE_FLAGS.join(' ')}', load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(`connect storm: ${SECONDS} s per case, agent from ${AGENT_TREE}, node flags ${NODE_FLAG_SETS.map((f) => `'${f.join(' ')}'`).join(' | ')}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 
     if (ROUNDS > 0) await flatOut(probePath);
     if (ROUNDS > 0) await deliveryDelay(probePath);
@@ -270,8 +270,8 @@ async function main(): Promise<void> {
     console.log('| target/s | achieved/s | mode | tool CPU % | agent CPU % | us per connect (tool + agent) | steady tool + agent CPU % | steady us per connect | warm-up tool + agent CPU % | connects seen / made | lost (stderr) |');
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const rate of RATES) {
-      for (const mode of MODES) {
-        const a = await attach(mode, true, probePath);
+      for (const mode of MODES) for (const flags of NODE_FLAG_SETS) {
+        const a = await attach(mode, true, probePath, flags);
         const tool0 = a.tool ? cpuSeconds(a.tool.pid!) : 0;
         const agent0 = cpuSeconds(a.agent!.pid!);
         const t0 = performance.now();
@@ -293,7 +293,8 @@ async function main(): Promise<void> {
         await a.stop();
         const seen = connectsSeen(mode, a.lines());
         const usPer = ((toolCpu + agentCpu) / w.connects) * 1e6;
-        console.log(`| ${rate.toLocaleString('en')} | ${Math.round(w.connects / w.seconds).toLocaleString('en')} | ${mode} | ${(toolCpu / wall * 100).toFixed(1)} | ${(agentCpu / wall * 100).toFixed(1)} | ${usPer.toFixed(1)} | ${(steadyCpu * 100).toFixed(1)} | ${(steadyCpu / (w.connects / w.seconds) * 1e6).toFixed(1)} | ${(warmCpu * 100).toFixed(1)} | ${mode === 'tcpconnlat-lines' ? '-' : `${seen} / ${w.connects}`} | ${a.lost()} |`);
+        const label = NODE_FLAG_SETS.length > 1 ? `${mode} [${flags.join(' ')}]` : mode;
+        console.log(`| ${rate.toLocaleString('en')} | ${Math.round(w.connects / w.seconds).toLocaleString('en')} | ${label} | ${(toolCpu / wall * 100).toFixed(1)} | ${(agentCpu / wall * 100).toFixed(1)} | ${usPer.toFixed(1)} | ${(steadyCpu * 100).toFixed(1)} | ${(steadyCpu / (w.connects / w.seconds) * 1e6).toFixed(1)} | ${(warmCpu * 100).toFixed(1)} | ${mode === 'tcpconnlat-lines' ? '-' : `${seen} / ${w.connects}`} | ${a.lost()} |`);
       }
     }
     console.log(`\nload average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);

@@ -85,7 +85,7 @@ try {
   for (let i = 0; i < 20; i++) {
     await harness.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: ns }, spec: { ports: [{ port: 80 + i }] } } as KubernetesObject);
   }
-  console.log(`connlat agent at rest: tcpstates, OTLP gRPC, enrichment on (100 pods, 20 services), ${DESTINATIONS} destinations, ${REST_MS / 1000} s idle, variants ${VARIANTS.map((v) => `'${v.name}': '${[...v.flags, ...Object.entries(v.env).map(([k, x]) => `${k}=${x}`)].join(' ')}'`).join(', ')}; ${ROUNDS} round(s); Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)}, ${new Date().toISOString()}`);
+  console.log(`connlat agent at rest: tcpstates, OTLP gRPC, enrichment on (100 pods, 20 services), ${DESTINATIONS} destinations, ${REST_MS / 1000} s idle (at rest: the median of its last 10 s), variants ${VARIANTS.map((v) => `'${v.name}': '${[...v.flags, ...Object.entries(v.env).map(([k, x]) => `${k}=${x}`)].join(' ')}'`).join(', ')}; ${ROUNDS} round(s); Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)}, ${new Date().toISOString()}`);
   console.log(`${'tree'.padEnd(60)} ${'first line RSS'.padStart(15)} ${'at rest RSS'.padStart(12)} ${'(anon + file)'.padStart(15)} ${'peak (HWM)'.padStart(11)}`);
   let n = 0;
   const entries: Array<[string, string]> = [];
@@ -112,8 +112,16 @@ try {
       const first = status(child.pid!);
       await connectAll(port, DESTINATIONS);
       await sleep(5000); // two exports
-      await sleep(REST_MS);
-      const rest = status(child.pid!);
+      // at rest: the median (by RSS) of one reading a second over the last 10 s of the idle time, so that where the
+      // last GC fell does not decide the number
+      await sleep(Math.max(0, REST_MS - 10_000));
+      const readings: Array<ReturnType<typeof status>> = [];
+      for (let i = 0; i < 10; i++) {
+        readings.push(status(child.pid!));
+        await sleep(1000);
+      }
+      const rest = readings.sort((a, b) => a.rss - b.rss)[5]!;
+      rest.hwm = status(child.pid!).hwm;
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
       const split = `(${rest.anon.toFixed(1)} + ${rest.file.toFixed(1)})`;

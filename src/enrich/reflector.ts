@@ -4,10 +4,13 @@
 // fetched as metadata only (PartialObjectMetadata): the server sends their owner references without the pod
 // template, a tenth of the bytes to serialize and parse.
 import { request, type RequestOptions } from 'node:https';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
 import type { KubeAccess } from './kube-access.ts';
 import type { Keyed } from './compact.ts';
+// Not `import ... from 'node:http'`: an ES import of node:http reads every export for its namespace, and its lazy
+// WebSocket/EventSource getters load Node's undici bundle (~9 MB RSS) that the agent never uses (BENCHMARKS.md).
+const { request: httpRequest } = process.getBuiltinModule('node:http');
 
 const keyOf = (k: Keyed) => `${k.metadata.namespace ?? ''}/${k.metadata.name}`;
 

@@ -1,6 +1,10 @@
 // /healthz (liveness: the process and its event loop answer) and /readyz (readiness: the tool is attached and
 // reading, not crash-looping). Kubelet probes hit these; keep them cheap and dependency-free.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+
+// Not `import { createServer } from 'node:http'`: an ES import of node:http reads every export for its namespace, and
+// its lazy WebSocket/EventSource getters load Node's undici bundle (~9 MB RSS) that the agent never uses.
+const { createServer } = process.getBuiltinModule('node:http');
 
 export interface HealthState {
   /** undefined = ready; otherwise the reason it is not */
