@@ -7,7 +7,8 @@
 // accept loop, not pinned). Tool and agent are pinned to CPU 1. The tool's stdout goes through this process into the agent's
 // stdin (`--source -`), so lines can be counted; the agent runs from the sources (node type stripping), or with
 // STORM_AGENT=dist from the compiled tree as the image runs it, with STORM_NODE_FLAGS (e.g. the DaemonSet's
-// NODE_OPTIONS; several sets separated by '|' run one after the other in every fixed-rate case, for ratios in one run). CPU is sampled every second: the first STORM_WARMUP seconds of a storm (JIT warm-up) are reported
+// NODE_OPTIONS, and NAME=value words for its environment; several sets separated by '|' run one after the other in
+// every fixed-rate case, for ratios in one run). CPU is sampled every second: the first STORM_WARMUP seconds of a storm (JIT warm-up) are reported
 // apart from the rest (steady state); the storm starts after the agent's first metric export (its one-time lazy loads).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { LineDecoder } from '../src/parse/decoder.ts';
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const PEER = `${REPO}bench/storm-peer.py`;
 const AGENT_TREE = process.env.STORM_AGENT === 'dist' ? 'dist' : 'sources';
+const ENV_WORD = /^[A-Z_][A-Z0-9_]*=/;
 const NODE_FLAG_SETS = (process.env.STORM_NODE_FLAGS ?? '').split('|').map((set) => set.split(' ').filter(Boolean));
 /** Seconds at the start of each storm reported as warm-up, apart from the steady state after them. */
 const WARMUP = Number(process.env.STORM_WARMUP ?? 3);
@@ -94,8 +96,9 @@ async function idle(agent: ChildProcess | undefined, spawnedAt: number): Promise
 async function attach(mode: Mode, withAgent: boolean, probePath: string, nodeFlags: string[] = []): Promise<Attached> {
   const spawnedAt = performance.now();
   const agent = withAgent
-    ? spawn('taskset', ['-c', '1', process.execPath, ...nodeFlags, CLI, 'run', '--source', '-', '--export', 'otlp-json:/dev/null', '--health-addr', 'off',
-      '--view', 'off', '--kubernetes', 'off', '--export-interval-ms', String(EXPORT_INTERVAL_MS)], { stdio: ['pipe', 'ignore', 'pipe'] })
+    ? spawn('taskset', ['-c', '1', process.execPath, ...nodeFlags.filter((f) => !ENV_WORD.test(f)), CLI, 'run', '--source', '-', '--export', 'otlp-json:/dev/null',
+      '--health-addr', 'off', '--view', 'off', '--kubernetes', 'off', '--export-interval-ms', String(EXPORT_INTERVAL_MS)],
+    { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, ...Object.fromEntries(nodeFlags.filter((f) => ENV_WORD.test(f)).map((f) => f.split(/=(.*)/s))) } })
     : undefined;
   agent?.stderr!.resume();
   const kept: string[] = [];

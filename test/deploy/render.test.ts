@@ -68,7 +68,7 @@ function checkAgentPolicy(ds: K8sObject, expectCaps: string[]): void {
   // A repeated env name silently overrides the first entry, and server-side apply refuses the object.
   const envNames = (c.env ?? []).map((e) => e.name);
   assert.deepEqual(envNames.filter((n, i) => envNames.indexOf(n) !== i), [], 'env names repeated');
-  assert.equal(c.env!.find((e) => e.name === 'NODE_OPTIONS')!.value, '--max-old-space-size=160 --max-semi-space-size=2');
+  assert.equal(c.env!.find((e) => e.name === 'NODE_OPTIONS')!.value, '--max-old-space-size=160 --max-semi-space-size=2 --no-maglev');
   const downward = Object.fromEntries((c.env ?? []).filter((e) => e.valueFrom?.fieldRef).map((e) => [e.name, e.valueFrom!.fieldRef!.fieldPath]));
   assert.deepEqual(downward, { NODE_NAME: 'spec.nodeName', POD_NAME: 'metadata.name', POD_NAMESPACE: 'metadata.namespace', POD_UID: 'metadata.uid' });
   const strategy = (ds as unknown as { spec: { updateStrategy: { rollingUpdate: { maxSurge: unknown; maxUnavailable: unknown } } } }).spec.updateStrategy;
