@@ -101,17 +101,24 @@ export const CUT = -1;
  * ("47", "47.", "0.1"): the tools always print every decimal, so that is a line cut short (or run on), not a value.
  */
 export function parseFixed(s: string, start: number, end: number, decimals: number): number {
+  const checked = checkFixed(s, start, end, decimals);
+  return checked === 0 ? Number(s.slice(start, end)) : checked;
+}
+
+/** parseFixed without the value (read in place, nothing allocated): 0 when it is a number, else CUT or NaN. */
+export function checkFixed(s: string, start: number, end: number, decimals: number): number {
   let i = start;
   while (i < end && isDigit(s.charCodeAt(i))) i++;
   if (i === start) return NaN;
   if (i === end) return CUT;
   if (s.charCodeAt(i) !== 0x2e) return NaN;
+  const digits = i - start;
   const fraction = ++i;
   while (i < end && isDigit(s.charCodeAt(i))) i++;
   if (i !== end) return NaN;
   if (i - fraction !== decimals) return CUT;
-  const value = Number(s.slice(start, end));
-  return Number.isFinite(value) ? value : NaN;
+  // up to 308 integer digits is below Number.MAX_VALUE (1.79e308); more may round to Infinity: not a value
+  return digits <= 308 || Number.isFinite(Number(s.slice(start, end))) ? 0 : NaN;
 }
 
 function isDigit(c: number): boolean {

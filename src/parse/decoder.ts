@@ -8,7 +8,7 @@ import {
   CONNLAT_PROBE_FORMAT_VERSION, CONNLAT_PROBE_HEADER, connlatProbeHeaderVersion, parseConnlatProbeLine,
 } from './connlat-probe.ts';
 import { parseTcpconnlatLine, TCPCONNLAT_FORMATS, type TcpconnlatFormat } from './tcpconnlat.ts';
-import { ConnectingSockets, parseTcpstatesLine, TCPSTATES_FORMATS, type TcpstatesFormat, transitionResult } from './tcpstates.ts';
+import { ConnectingSockets, decodeTcpstatesLine, TCPSTATES_FORMATS, type TcpstatesFormat } from './tcpstates.ts';
 import { type DecodeResult, MAX_LINE_BYTES, type StreamFormat } from './types.ts';
 
 type Format =
@@ -89,8 +89,7 @@ export class LineDecoder {
   #parse(format: Format, line: string, end: number, timeMs: number): DecodeResult {
     if (format.tool === 'tcpconnlat') return parseTcpconnlatLine(line, end, format.spec, timeMs);
     if (format.tool === 'connlat-probe') return parseConnlatProbeLine(line, end, timeMs);
-    const t = parseTcpstatesLine(line, end, format.spec);
-    return t.kind === 'transition' ? transitionResult(t, this.#sockets, timeMs) : t;
+    return decodeTcpstatesLine(line, end, format.spec, this.#sockets, timeMs);
   }
 
   /**

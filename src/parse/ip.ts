@@ -73,11 +73,16 @@ export function isIPv6At(s: string, start: number, end: number): boolean {
 
 /** 4 or 6 for an address as inet_ntop prints it, 0 for anything else. */
 export function ipVersionOf(s: string): 0 | 4 | 6 {
+  return ipVersionAt(s, 0, s.length);
+}
+
+/** ipVersionOf of s[start, end), read in place (no slice). */
+export function ipVersionAt(s: string, start: number, end: number): 0 | 4 | 6 {
   // one char decides which scanner can match: IPv4 has a '.' before any ':' and IPv6 has a ':' early on
-  for (let i = 0; i < s.length && i < 5; i++) {
+  for (let i = start; i < end && i < start + 5; i++) {
     const c = s.charCodeAt(i);
-    if (c === COLON) return isIPv6At(s, 0, s.length) ? 6 : 0;
-    if (c === DOT) return isIPv4At(s, 0, s.length) ? 4 : 0;
+    if (c === COLON) return isIPv6At(s, start, end) ? 6 : 0;
+    if (c === DOT) return isIPv4At(s, start, end) ? 4 : 0;
   }
-  return isIPv6At(s, 0, s.length) ? 6 : 0;
+  return isIPv6At(s, start, end) ? 6 : 0;
 }

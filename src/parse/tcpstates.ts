@@ -10,9 +10,9 @@
 import type { ConnectEvent } from '../event.ts';
 import { displayComm } from './comm.ts';
 import {
-  CUT, type ColumnLayout, type Columns, excerpt, makeColumns, padRight, parseFixed, parseUint, reject, scanColumns, SKIP,
+  checkFixed, CUT, type ColumnLayout, type Columns, excerpt, makeColumns, padRight, parseUint, reject, scanColumns, SKIP,
 } from './columns.ts';
-import { ipVersionOf } from './ip.ts';
+import { ipVersionAt } from './ip.ts';
 import { PID_MAX } from './tcpconnlat.ts';
 import type { DecodeResult } from './types.ts';
 
@@ -117,8 +117,17 @@ function isSkaddr(s: string, start: number, end: number): boolean {
   return true;
 }
 
-/** One tcpstates event line (not a header) -> its fields, all validated, or a rejection. */
-export function parseTcpstatesLine(line: string, end: number, format: TcpstatesFormat): TcpstatesLine | Reject {
+/**
+ * Where checkLine found the fields of the line it last accepted, and the values it read on the way (reused, like
+ * `cols`). Strings are not sliced here: most lines are transitions that are no connect, and they need none.
+ */
+const at = {
+  skaddr: 0, pid: 0, comm: 0, ipVersion: 4 as 4 | 6, laddr: 0, lport: 0, raddr: 0, rport: 0, ms: 0,
+  oldState: '', newState: '',
+};
+
+/** Validates every field of one tcpstates event line in place, in a fixed order (the first fault is the reason). */
+function checkLine(line: string, end: number, format: TcpstatesFormat): Reject | undefined {
   if (!scanColumns(line, end, format.layout, cols)) {
     return reject('shape', `not a tcpstates${format.time ? ' -T' : ''}${format.wide ? ' -w' : ''} line`) as Reject;
   }
@@ -154,11 +163,9 @@ export function parseTcpstatesLine(line: string, end: number, format: TcpstatesF
     ends[arrowField]! - starts[arrowField]! !== 2) {
     return bad('shape', 'expected "->" between the states, got %s', line, arrowField);
   }
-  const laddr = line.slice(starts[laddrField]!, ends[laddrField]!);
-  const raddr = line.slice(starts[raddrField]!, ends[raddrField]!);
-  const lVersion = ipVersionOf(laddr);
+  const lVersion = ipVersionAt(line, starts[laddrField]!, ends[laddrField]!);
   if (lVersion === 0) return bad('ip', 'LADDR %s is not an IP address', line, laddrField);
-  const rVersion = ipVersionOf(raddr);
+  const rVersion = ipVersionAt(line, starts[raddrField]!, ends[raddrField]!);
   if (rVersion === 0) return bad('ip', 'RADDR %s is not an IP address', line, raddrField);
   if (lVersion !== rVersion || (family !== 0 && family !== lVersion)) {
     return reject('ip_version', `${family ? `IP ${family} with ` : ''}LADDR IPv${lVersion} and RADDR IPv${rVersion}`) as Reject;
@@ -171,23 +178,58 @@ export function parseTcpstatesLine(line: string, end: number, format: TcpstatesF
   if (oldState === undefined) return bad('state', 'OLDSTATE %s is not a TCP state', line, oldField);
   const newState = stateAt(line, starts[newField]!, ends[newField]!);
   if (newState === undefined) return bad('state', 'NEWSTATE %s is not a TCP state', line, newField);
-  const ms = parseFixed(line, starts[msField]!, ends[msField]!, 3);
+  const ms = checkFixed(line, starts[msField]!, ends[msField]!, 3);
   if (ms === CUT) return bad('shape', 'MS %s is not %.3f: a line cut short', line, msField);
   if (Number.isNaN(ms)) return bad('latency', 'MS %s is not a finite number >= 0', line, msField);
+  at.skaddr = skaddrField;
+  at.pid = pid;
+  at.comm = commField;
+  at.ipVersion = lVersion;
+  at.laddr = laddrField;
+  at.lport = lport;
+  at.raddr = raddrField;
+  at.rport = rport;
+  at.ms = msField;
+  at.oldState = oldState;
+  at.newState = newState;
+  return undefined;
+}
+
+/** The fields of the line checkLine last accepted, as strings and numbers. */
+function fieldsOf(line: string): TcpstatesLine {
+  const { starts, ends } = cols;
+  const slice = (f: number): string => line.slice(starts[f]!, ends[f]!);
   return {
     kind: 'transition',
-    skaddr: line.slice(starts[skaddrField]!, ends[skaddrField]!),
-    pid,
-    comm: displayComm(line, starts[commField]!, ends[commField]!),
-    ipVersion: lVersion,
-    laddr,
-    lport,
-    raddr,
-    rport,
-    oldState,
-    newState,
-    ms,
+    skaddr: slice(at.skaddr),
+    pid: at.pid,
+    comm: displayComm(line, starts[at.comm]!, ends[at.comm]!),
+    ipVersion: at.ipVersion,
+    laddr: slice(at.laddr),
+    lport: at.lport,
+    raddr: slice(at.raddr),
+    rport: at.rport,
+    oldState: at.oldState,
+    newState: at.newState,
+    ms: Number(slice(at.ms)),
   };
+}
+
+/** One tcpstates event line (not a header) -> its fields, all validated, or a rejection. */
+export function parseTcpstatesLine(line: string, end: number, format: TcpstatesFormat): TcpstatesLine | Reject {
+  return checkLine(line, end, format) ?? fieldsOf(line);
+}
+
+/**
+ * One tcpstates event line -> a connect event, a skip or a rejection; updates `sockets`. Accepts and rejects exactly
+ * what parseTcpstatesLine does, but slices and decodes the fields only of the transitions connects are made of.
+ */
+export function decodeTcpstatesLine(line: string, end: number, format: TcpstatesFormat, sockets: ConnectingSockets,
+  timeMs: number): DecodeResult {
+  const rejected = checkLine(line, end, format);
+  if (rejected !== undefined) return rejected;
+  if (!partOfConnect(at.oldState, at.newState, at.pid)) return SKIP;
+  return transitionResult(fieldsOf(line), sockets, timeMs);
 }
 
 function bad(reason: Reject['reason'], detail: string, line: string, field: number): Reject {
@@ -269,10 +311,19 @@ export class ConnectingSockets {
 /** Connects remembered per SKADDR: the one in flight, and at most one more printed ahead of its predecessor's outcome. */
 const PER_ADDRESS = 2;
 
+/**
+ * Whether a transition is part of a connect: its connect() (-> SYN_SENT in the caller's context, PID known) or its
+ * outcome (SYN_SENT -> ESTABLISHED or CLOSE). Every other transition is skipped, its fields unread.
+ */
+function partOfConnect(oldState: string, newState: string, pid: number): boolean {
+  return oldState === 'SYN_SENT' ? newState === 'ESTABLISHED' || newState === 'CLOSE' : newState === 'SYN_SENT' && pid > 0;
+}
+
 /** A validated transition -> a connect event, a skip, or a rejection; updates `sockets`. */
 export function transitionResult(t: TcpstatesLine, sockets: ConnectingSockets, timeMs: number): DecodeResult {
+  if (!partOfConnect(t.oldState, t.newState, t.pid)) return SKIP; // e.g. SYN_SENT -> SYN_RECV: simultaneous open
   if (t.oldState !== 'SYN_SENT') {
-    if (t.newState === 'SYN_SENT' && t.pid > 0) sockets.remember(t.skaddr, { pid: t.pid, comm: t.comm, raddr: t.raddr, rport: t.rport });
+    sockets.remember(t.skaddr, { pid: t.pid, comm: t.comm, raddr: t.raddr, rport: t.rport });
     // Any other transition leaves the owner alone. tcpstates reads one perf buffer per CPU, so the last lines of an
     // earlier socket at this address (FIN_WAIT2 -> CLOSE in softirq on another CPU) are often printed after the new
     // socket's CLOSE -> SYN_SENT: forgetting here lost that connect (measured through the delay line, 3 runs in 4).
@@ -280,7 +331,6 @@ export function transitionResult(t: TcpstatesLine, sockets: ConnectingSockets, t
     return SKIP;
   }
   const failed = t.newState === 'CLOSE';
-  if (!failed && t.newState !== 'ESTABLISHED') return SKIP; // SYN_SENT -> SYN_RECV: simultaneous open
   const owner = sockets.take(t.skaddr, t.raddr, t.rport);
   if (owner === undefined) return reject('owner', 'connect() of this socket (its CLOSE -> SYN_SENT line) not seen: process unknown');
   if (owner === 'mismatch') {
