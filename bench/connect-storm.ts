@@ -1,7 +1,8 @@
 // npm run bench:storm (root): connects at fixed rates on loopback, in a network namespace of its own, and what the
 // connect tools cost: CPU per connect of tool + agent for connlat-probe and for tcpstates (and of the agent alone
 // for tcpconnlat-format lines written into it at the same rate), events lost, and the connect rate a workload
-// reaches with and without each tool attached (the kernel-side cost). BENCHMARKS.md records the results.
+// reaches with and without each tool attached, and the workload's CPU per connect at a fixed 10k connects/s with and
+// without connlat-probe (the kernel-side cost). BENCHMARKS.md records the results.
 //
 // Workload: bench/storm-peer.py (blocking Python clients paced in 10 ms slots, RST close, pinned to CPU 0; a Python
 // accept loop, not pinned). Tool and agent are pinned to CPU 1. The tool's stdout goes through this process into the agent's
@@ -29,11 +30,15 @@ const EXPORT_INTERVAL_MS = 10_000;
 let CLI = `${REPO}bin/connlat.js`;
 const PORT = 9000;
 const SECONDS = Number(process.env.STORM_SECONDS ?? 5);
-const RATES = (process.env.STORM_RATES ?? '1000,5000,10000,20000').split(',').map(Number);
+/** Fixed rates of the CPU-per-connect cases (STORM_RATES= runs none). */
+const RATES = (process.env.STORM_RATES ?? '1000,5000,10000,20000').split(',').filter(Boolean).map(Number);
 const NS = `connlat-bench-${process.pid}`;
 /** Flat-out rounds (0: none, and no delivery-delay check either). */
 const ROUNDS = Number(process.env.STORM_ROUNDS ?? 3);
 const TICK = 100; // USER_HZ
+/** Rounds of the workload-CPU comparison (0: none) and its fixed rate. */
+const WORKLOAD_ROUNDS = Number(process.env.STORM_WORKLOAD_ROUNDS ?? 5);
+const WORKLOAD_RATE = Number(process.env.STORM_WORKLOAD_RATE ?? 10_000);
 
 type Mode = 'connlat-probe' | 'tcpstates' | 'tcpconnlat-lines';
 /** The fixed-rate cases to run (STORM_MODES=connlat-probe,tcpconnlat-lines; default all three). */
@@ -61,12 +66,21 @@ function exited(p: ChildProcess): Promise<void> {
   return p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', () => r()));
 }
 
-/** Runs the workload at `rate` connects/s (0: flat out) split over `clients` processes on CPU 0. */
-async function workload(rate: number, clients: number): Promise<{ connects: number; failed: number; seconds: number }> {
+/**
+ * Runs the workload at `rate` connects/s (0: flat out) split over `clients` processes on CPU 0; `cpu` is the clients'
+ * user + system CPU seconds (their own getrusage at exit).
+ */
+async function workload(rate: number, clients: number): Promise<{ connects: number; failed: number; seconds: number; cpu: number }> {
   const runs = await Promise.all(Array.from({ length: clients }, () =>
     sh('ip', ['netns', 'exec', NS, 'taskset', '-c', '0', 'python3', PEER, 'connect', String(PORT), String(rate / clients), String(SECONDS)])));
-  const parts = runs.map((r) => JSON.parse(r) as { connects: number; failed: number; seconds: number });
-  return { connects: parts.reduce((n, p) => n + p.connects, 0), failed: parts.reduce((n, p) => n + p.failed, 0), seconds: Math.max(...parts.map((p) => p.seconds)) };
+  const parts = runs.map((r) => JSON.parse(r) as { connects: number; failed: number; seconds: number; cpu: number });
+  const sum = (key: 'connects' | 'failed' | 'cpu') => parts.reduce((n, p) => n + p[key], 0);
+  return { connects: sum('connects'), failed: sum('failed'), seconds: Math.max(...parts.map((p) => p.seconds)), cpu: sum('cpu') };
+}
+
+/** A process on CPU 1 that wakes every 50 ms, as the tools' poll loops do (see flatOut). */
+function waker(): ChildProcess {
+  return spawn('taskset', ['-c', '1', 'python3', '-c', 'import time\nwhile True: time.sleep(0.05)'], { stdio: 'ignore' });
 }
 
 interface Attached {
@@ -219,13 +233,11 @@ async function flatOut(probePath: string): Promise<void> {
   const flat: Record<string, number[]> = { none: [], 'connlat-probe': [], tcpstates: [] };
   for (let round = 0; round < ROUNDS; round++) {
     for (const mode of ['none', 'connlat-probe', 'tcpstates'] as const) {
-      const waker = mode === 'none'
-        ? spawn('taskset', ['-c', '1', 'python3', '-c', 'import time\nwhile True: time.sleep(0.05)'], { stdio: 'ignore' })
-        : undefined;
+      const wake = mode === 'none' ? waker() : undefined;
       const a = mode === 'none' ? undefined : await attach(mode, false, probePath);
       const w = await workload(0, 1);
       await a?.stop();
-      waker?.kill('SIGKILL');
+      wake?.kill('SIGKILL');
       const rate = w.connects / w.seconds;
       flat[mode]!.push(rate);
       console.log(`  ${mode.padEnd(14)} ${Math.round(rate).toLocaleString('en')} connects/s${a ? `, lost ${a.lost()}` : ''}`);
@@ -236,6 +248,37 @@ async function flatOut(probePath: string): Promise<void> {
     const ratios = flat[mode]!.map((r, i) => (r / flat.none![i]!).toFixed(2)).join(' ');
     console.log(`  ${mode}: ${(median(flat[mode]!) / median(flat.none!)).toFixed(2)} of the median connect rate without a tool (per round: ${ratios})`);
   }
+}
+
+/**
+ * Kernel-side cost at a fixed rate, where the rate itself cannot drop: the workload's CPU per connect (its clients'
+ * getrusage plus the accept loop's /proc/PID/stat) at WORKLOAD_RATE with connlat-probe attached (its output read
+ * and discarded, no agent) against no tool but the 50 ms waker, rounds alternating (the order flips every round).
+ */
+async function workloadCost(probePath: string, serverPid: number): Promise<void> {
+  console.log(`\nworkload CPU per connect at ${WORKLOAD_RATE.toLocaleString('en')} connects/s (clients on CPU 0, tool user space on CPU 1):`);
+  const perConnect: Record<string, number[]> = { none: [], 'connlat-probe': [] };
+  for (let round = 0; round < WORKLOAD_ROUNDS; round++) {
+    const order = round % 2 === 0 ? (['none', 'connlat-probe'] as const) : (['connlat-probe', 'none'] as const);
+    for (const mode of order) {
+      const wake = mode === 'none' ? waker() : undefined;
+      const a = mode === 'none' ? undefined : await attach(mode, false, probePath);
+      const server0 = cpuSeconds(serverPid);
+      const w = await workload(WORKLOAD_RATE, WORKLOAD_RATE >= 10000 ? 2 : 1);
+      const serverCpu = cpuSeconds(serverPid) - server0;
+      await a?.stop();
+      wake?.kill('SIGKILL');
+      const us = ((w.cpu + serverCpu) / w.connects) * 1e6;
+      perConnect[mode]!.push(us);
+      console.log(`  round ${round + 1} ${mode.padEnd(14)} ${Math.round(w.connects / w.seconds).toLocaleString('en')} connects/s, ` +
+        `clients ${(w.cpu / w.seconds * 100).toFixed(1)} % + accept loop ${(serverCpu / w.seconds * 100).toFixed(1)} % of a core, ` +
+        `${us.toFixed(1)} us per connect${a ? `, lost ${a.lost()}` : ''}`);
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const ratios = perConnect['connlat-probe']!.map((us, i) => us / perConnect.none![i]!);
+  console.log(`  connlat-probe: workload CPU per connect ${(median(perConnect['connlat-probe']!) / median(perConnect.none!)).toFixed(3)}x ` +
+    `the median without a tool; median of the rounds' ratios ${median(ratios).toFixed(3)} (per round: ${ratios.map((r) => r.toFixed(3)).join(' ')})`);
 }
 
 /** Compiles src/ as the image build does (tsconfig.build.json) into a temporary dist/; returns its cli.js. */
@@ -265,6 +308,7 @@ async function main(): Promise<void> {
     await new Promise<void>((r) => server!.stdout!.once('data', () => r()));
     console.log(`connect storm: ${SECONDS} s per case, agent from ${AGENT_TREE}, node flags ${NODE_FLAG_SETS.map((f) => `'${f.join(' ')}'`).join(' | ')}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 
+    if (WORKLOAD_ROUNDS > 0) await workloadCost(probePath, server.pid!);
     if (ROUNDS > 0) await flatOut(probePath);
     if (ROUNDS > 0) await deliveryDelay(probePath);
 
