@@ -129,7 +129,8 @@ export class Reflector<R extends Keyed> {
         seen?.add(keyOf(rec));
         this.#spec.upsert(rec);
       });
-      for await (const chunk of res) split.push(chunk as Buffer);
+      res.setEncoding('utf8');
+      for await (const chunk of res) split.push(chunk as string);
       const page = split.end() as ListBody;
       count += split.items;
       rv ??= page.metadata?.resourceVersion;
