@@ -13,7 +13,22 @@ import { ListSplitter } from './list-stream.ts';
 // WebSocket/EventSource getters load Node's undici bundle (~9 MB RSS) that the agent never uses (BENCHMARKS.md).
 const { request: httpRequest } = process.getBuiltinModule('node:http');
 
-const keyOf = (k: Keyed) => `${k.metadata.namespace ?? ''}/${k.metadata.name}`;
+/**
+ * Namespace -> names listed: the names are the strings the index keeps anyway, so a relist of 150k pods adds set
+ * entries only, not a "namespace/name" string per object (a relist under churn at 150k pods, BENCHMARKS.md).
+ */
+class Listed {
+  readonly #byNs = new Map<string, Set<string>>();
+  add(k: Keyed): void {
+    const ns = k.metadata.namespace ?? '';
+    let names = this.#byNs.get(ns);
+    if (names === undefined) this.#byNs.set(ns, (names = new Set()));
+    names.add(k.metadata.name);
+  }
+  has(k: Keyed): boolean {
+    return this.#byNs.get(k.metadata.namespace ?? '')?.has(k.metadata.name) === true;
+  }
+}
 
 export interface ReflectorSpec<R extends Keyed> {
   /** collection path, e.g. /api/v1/pods */
@@ -116,7 +131,7 @@ export class Reflector<R extends Keyed> {
    */
   async #list(signal: AbortSignal): Promise<number> {
     // Only a relist has anything to remove: the first list does not keep a key per object.
-    const seen = this.#spec.current()[Symbol.iterator]().next().done === true ? undefined : new Set<string>();
+    const seen = this.#spec.current()[Symbol.iterator]().next().done === true ? undefined : new Listed();
     let count = 0;
     let cont: string | undefined;
     let rv: string | undefined;
@@ -126,8 +141,8 @@ export class Reflector<R extends Keyed> {
       const res = await get(this.#kc, this.#spec.path, query, accept, signal);
       const split = new ListSplitter((item) => {
         const rec = this.#spec.compact(item);
-        seen?.add(keyOf(rec));
-        this.#spec.upsert(rec);
+        this.#spec.upsert(rec); // may swap in the index's own copy of the name (cluster-index.ts): kept once
+        seen?.add(rec);
       });
       res.setEncoding('utf8');
       for await (const chunk of res) split.push(chunk as string);
@@ -137,7 +152,8 @@ export class Reflector<R extends Keyed> {
       cont = page.metadata?.continue || undefined;
     } while (cont !== undefined);
     if (seen !== undefined) {
-      const gone = [...this.#spec.current()].filter((r) => !seen.has(keyOf(r)));
+      const gone: Keyed[] = []; // collected first: removing while iterating the index would skip entries
+      for (const r of this.#spec.current()) if (!seen.has(r)) gone.push(r);
       for (const r of gone) this.#spec.remove(r);
     }
     this.resourceVersion = rv ?? '';
