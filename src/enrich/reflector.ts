@@ -144,8 +144,7 @@ export class Reflector<R extends Keyed> {
         this.#spec.upsert(rec); // may swap in the index's own copy of the name (cluster-index.ts): kept once
         seen?.add(rec);
       });
-      res.setEncoding('utf8');
-      for await (const chunk of res) split.push(chunk as string);
+      for await (const chunk of res) split.push(chunk as Buffer);
       const page = split.end() as ListBody;
       count += split.items;
       rv ??= page.metadata?.resourceVersion;
