@@ -81,29 +81,31 @@ interface AgentRun {
 }
 
 /** Starts an agent; resolves once every watch has listed (or it died, or 300 s passed). */
-async function startAgent({ cli, flags }: Build, kube: KubeHarness, probeFile: string): Promise<{ child: ChildProcess; synced: Promise<string | undefined>; exit: Promise<string> }> {
+async function startAgent({ cli, flags }: Build, kube: KubeHarness, probeFile: string): Promise<{ child: ChildProcess; synced: Promise<string | undefined>; exit: Promise<string>; relists: () => string[] }> {
   const args = [`--max-old-space-size=${HEAP_MB}`, ...flags, '--expose-gc', '--import', join(repo, 'bench/kube-scale/memory-probe.ts'), cli,
     '--source', '-', '--export', 'otlp-json:/dev/null', '--kubeconfig', kube.kubeconfigPath, '--node-name', c.nodeName(0),
     '--health-addr', 'off', '--view', 'off', '--log-level', 'debug'];
   const child = spawn(process.execPath, args, { env: { ...env, BENCH_PROBE_FILE: probeFile, BENCH_PROBE_MS: '2000' }, stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
+  const relists: string[] = []; // "pods: relisted 150000" (after a 410 Gone): a second full list, and its memory
   const exit = new Promise<string>((resolve) => child.on('exit', (code, sig) => resolve(`exit ${code ?? sig}: ${stderr.split('\n').filter((l) => /heap|error|Error/.test(l)).slice(-2).join(' | ').slice(0, 300)}`)));
   const synced = new Promise<string | undefined>((resolve) => {
     const timer = setTimeout(() => resolve('not synced after 300 s'), 300_000);
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => {
       stderr = (stderr + d).slice(-20_000);
+      for (const m of d.matchAll(/Kubernetes ([^:\n]+): relisted (\d+)/g)) relists.push(`${m[1]}: ${m[2]}`);
       if ((stderr.match(/: listed \d+/g) ?? []).length >= 7) clearTimeout(timer), resolve(undefined);
     });
     void exit.then((why) => (clearTimeout(timer), resolve(why)));
   });
-  return { child, synced, exit };
+  return { child, synced, exit, relists: () => relists };
 }
 
 /** Live heap: a full GC in the agent (the probe's SIGUSR2 handler), then its line. */
 async function liveHeap(child: ChildProcess, probe: string): Promise<number> {
   child.kill('SIGUSR2');
-  await sleep(1500);
+  await sleep(3000); // a full GC of ~100 MiB on a loaded machine
   return probeLines(probe).filter((l) => l.gc).at(-1)?.heapUsed ?? 0;
 }
 
@@ -234,6 +236,7 @@ async function churnAndFanout(kube: KubeHarness, loader: c.Loader, state: c.Clus
     podsPerMinute: perSecond * 60, seconds: CHURN_S, replaced,
     liveHeapMiB: { first: live[0]?.[1], last: live.at(-1)?.[1], slopePerMin: heapFit.slope },
     rssMiB: { max: Math.max(...lines.map((l) => mib(l.rss))) }, peakRssMiB: Math.max(...lines.map((l) => mib(l.peakRss))),
+    relists: agent.relists(),
     agentCpuPerMin: lines.length > 1 ? ((lines.at(-1)!.cpuMs - lines[0]!.cpuMs) / 1000) / ((lines.at(-1)!.t - lines[0]!.t) / 60_000) : 0,
   };
   log(`churn: ${JSON.stringify(churnResult)}`);

@@ -12,48 +12,12 @@ import {
   type PodRecord,
   type ServiceRecord,
 } from './compact.ts';
+import { PodTable, type PodOwnerFields } from './pod-table.ts';
+import { ByName, IpTable } from './tables.ts';
+
+export { IpTable } from './tables.ts';
 
 export const EXTERNAL: PeerIdentity = Object.freeze({ type: 'External' });
-
-/**
- * IP -> record. Several records may claim one IP (a pod IP reused while the old pod is still listed, a service IP
- * moving): all are kept, ordered best first by `compare`, so deleting the winner reveals the next.
- */
-export class IpTable<T> {
-  readonly #map = new Map<string, T | T[]>();
-  readonly #compare: (a: T, b: T) => number;
-
-  constructor(compare: (a: T, b: T) => number) {
-    this.#compare = compare;
-  }
-
-  get size(): number {
-    return this.#map.size;
-  }
-
-  get(ip: string): T | undefined {
-    const v = this.#map.get(ip);
-    return Array.isArray(v) ? v[0] : v;
-  }
-
-  add(ip: string, rec: T): void {
-    const v = this.#map.get(ip);
-    if (v === undefined) this.#map.set(ip, rec);
-    else if (Array.isArray(v)) {
-      if (!v.includes(rec)) v.push(rec);
-      v.sort(this.#compare);
-    } else if (v !== rec) this.#map.set(ip, [v, rec].sort(this.#compare));
-  }
-
-  remove(ip: string, rec: T): void {
-    const v = this.#map.get(ip);
-    if (v === rec) this.#map.delete(ip);
-    else if (Array.isArray(v)) {
-      const rest = v.filter((x) => x !== rec);
-      this.#map.set(ip, rest.length === 1 ? rest[0]! : rest);
-    }
-  }
-}
 
 const phaseRank = (p: PodRecord) => (p.phase === 'Running' ? 0 : 1);
 /** On IP reuse the newest running pod wins: Running before Pending/Unknown, then newest, then by UID for a stable order. */
@@ -85,42 +49,6 @@ function endpointIdentity(slice: EndpointSliceRecord, ip: string): PeerIdentity 
       : freezeIdentity({ namespace, name: serviceName, type: 'Service', ownerName: serviceName, ownerType: 'Service', serviceName });
   (slice.identities ??= new Map()).set(ip, id);
   return id;
-}
-
-/** Namespace -> name -> value: two levels of Map, so no "namespace/name" key string is built per object. */
-class ByName<V> {
-  readonly #byNs = new Map<string, Map<string, V>>();
-  size = 0;
-
-  get(namespace: string | undefined, name: string): V | undefined {
-    return this.#byNs.get(namespace ?? '')?.get(name);
-  }
-
-  set(namespace: string | undefined, name: string, value: V): void {
-    const ns = namespace ?? '';
-    let inner = this.#byNs.get(ns);
-    if (inner === undefined) this.#byNs.set(ns, (inner = new Map()));
-    const before = inner.size;
-    inner.set(name, value);
-    this.size += inner.size - before;
-  }
-
-  delete(namespace: string | undefined, name: string): boolean {
-    const ns = namespace ?? '';
-    const inner = this.#byNs.get(ns);
-    if (inner === undefined || !inner.delete(name)) return false;
-    if (inner.size === 0) this.#byNs.delete(ns);
-    this.size--;
-    return true;
-  }
-
-  *values(): IterableIterator<V> {
-    for (const inner of this.#byNs.values()) yield* inner.values();
-  }
-
-  entries(): IterableIterator<[string, Map<string, V>]> {
-    return this.#byNs.entries();
-  }
 }
 
 /**
@@ -208,7 +136,8 @@ function byConvention(rs: ControllerRecord): boolean {
 export class ClusterIndex {
   /** The node this agent runs on; its own identity when a connection comes from a host process. */
   readonly nodeName: string | undefined;
-  readonly #pods = new IndexedRecords<PodRecord>(podOrder, { keep: holdsIps });
+  /** cluster-wide pods that hold an IP (destinations), packed */
+  readonly #pods = new PodTable();
   readonly #localPods = new IndexedRecords<PodRecord>(podOrder, { indexIps: ownsIps });
   /** metadata.uid and, for static pods, the config hash their cgroups are named after */
   readonly #localByUid = new Map<string, PodRecord>();
@@ -252,7 +181,7 @@ export class ClusterIndex {
       rec.ips[0] = slice.ips[i]!;
       if (slice.podNames[i] === rec.metadata.name) rec.metadata.name = slice.podNames[i];
     }
-    this.#pods.upsert(rec);
+    this.#pods.upsert(rec, holdsIps(rec));
   }
 
   deletePod(rec: Keyed): void {
@@ -295,10 +224,11 @@ export class ClusterIndex {
     this.deleteEndpointSlice(rec);
     // Share the strings of pods already indexed (see upsertPod): one copy of each IP and name.
     for (let i = 0; i < rec.ips.length; i++) {
-      const pod = this.#pods.byIp.get(rec.ips[i]!);
-      if (pod === undefined) continue;
-      rec.ips[i] = pod.ips[0] === rec.ips[i] ? pod.ips[0]! : rec.ips[i]!;
-      if (rec.podNames[i] === pod.metadata.name) rec.podNames[i] = pod.metadata.name;
+      const slot = this.#pods.byIp.get(rec.ips[i]!);
+      if (slot === undefined) continue;
+      const podIp = this.#pods.ips(slot)[0]!;
+      if (podIp === rec.ips[i]) rec.ips[i] = podIp;
+      if (rec.podNames[i] === this.#pods.name(slot)) rec.podNames[i] = this.#pods.name(slot);
     }
     this.#slices.set(keyOf(rec.metadata), rec);
     for (const ip of rec.ips) this.#endpointIps.add(ip, rec);
@@ -343,8 +273,8 @@ export class ClusterIndex {
   }
 
   /** What the index holds, for a relist to find what is gone. */
-  storedPods(): Iterable<PodRecord> {
-    return this.#pods.values();
+  storedPods(): Iterable<Keyed> {
+    return this.#pods.keys();
   }
   storedLocalPods(): Iterable<PodRecord> {
     return this.#localPods.values();
@@ -368,7 +298,7 @@ export class ClusterIndex {
 
   /** The top-level workload of a pod: ReplicaSet -> Deployment and Job -> CronJob through the watched controllers;
    * by naming convention only while a controller is unknown (not listed yet, or forbidden). */
-  ownerOf(pod: PodRecord): [name: string, type: string] {
+  ownerOf(pod: PodOwnerFields): [name: string, type: string] {
     const { ownerKind: kind, ownerName: name } = pod;
     if (kind === undefined || name === undefined || kind === 'Node') return [pod.metadata.name, 'Pod']; // bare or static pod
     if (kind === 'ReplicaSet' || kind === 'Job') {
@@ -385,18 +315,35 @@ export class ClusterIndex {
     return [name, kind];
   }
 
+  /** A pod on this node (or any PodRecord): its identity, cached on the record until the epoch moves. */
   podIdentity(pod: PodRecord): PeerIdentity {
     if (pod.identity !== undefined && pod.identityEpoch === this.#epoch) return pod.identity;
+    pod.identity = this.#buildPodIdentity(pod, pod.ips);
+    pod.identityEpoch = this.#epoch;
+    pod.containerIdentities = undefined;
+    return pod.identity;
+  }
+
+  /** A cluster-wide pod by its slot, cached in the table until the epoch moves. */
+  #slotIdentity(slot: number): PeerIdentity {
+    const hit = this.#pods.cachedIdentity(slot, this.#epoch);
+    if (hit !== undefined) return hit;
+    const id = this.#buildPodIdentity(this.#pods.fields(slot), this.#pods.ips(slot));
+    this.#pods.cacheIdentity(slot, this.#epoch, id);
+    return id;
+  }
+
+  #buildPodIdentity(pod: PodOwnerFields, ips: readonly string[]): PeerIdentity {
     const [ownerName, ownerType] = this.ownerOf(pod);
     let serviceName: string | undefined;
-    for (const ip of pod.ips) {
+    for (const ip of ips) {
       const slice = this.#endpointIps.get(ip);
       if (slice !== undefined && slice.metadata.namespace === pod.metadata.namespace) {
         serviceName = slice.serviceName;
         break;
       }
     }
-    pod.identity = freezeIdentity({
+    return freezeIdentity({
       namespace: pod.metadata.namespace,
       name: pod.metadata.name,
       type: 'Pod',
@@ -407,9 +354,6 @@ export class ClusterIndex {
       nodeName: pod.nodeName,
       serviceName,
     });
-    pod.identityEpoch = this.#epoch;
-    pod.containerIdentities = undefined;
-    return pod.identity;
   }
 
   containerIdentity(pod: PodRecord, container: ContainerRef): PeerIdentity {
@@ -427,8 +371,8 @@ export class ClusterIndex {
   resolveDestination(ip: string): PeerIdentity {
     const svc = this.#services.byIp.get(ip);
     if (svc !== undefined) return svc.identity;
-    const pod = this.#pods.byIp.get(ip);
-    if (pod !== undefined) return this.podIdentity(pod);
+    const slot = this.#pods.byIp.get(ip);
+    if (slot !== undefined) return this.#slotIdentity(slot);
     const node = this.#nodes.byIp.get(ip);
     if (node !== undefined) return node.identity;
     const slice = this.#endpointIps.get(ip);
@@ -446,9 +390,10 @@ export class ClusterIndex {
     return this.#localByUid.get(uid);
   }
 
-  /** Any pod by IP, cluster-wide (source side when NODE_NAME is not known). */
-  podByIp(ip: string): PodRecord | undefined {
-    return this.#pods.byIp.get(ip);
+  /** Any pod's identity by IP, cluster-wide (source side when NODE_NAME is not known). */
+  podIdentityByIp(ip: string): PeerIdentity | undefined {
+    const slot = this.#pods.byIp.get(ip);
+    return slot === undefined ? undefined : this.#slotIdentity(slot);
   }
 
   /** This node, as a peer: a connection from a host process outside any pod. */

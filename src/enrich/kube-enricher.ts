@@ -198,8 +198,7 @@ export class KubeEnricher implements Enricher {
     const idx = this.index;
     const saddr = normalizeIp(event.saddr);
     if (idx.nodeName === undefined) {
-      const pod = idx.podByIp(saddr);
-      return pod === undefined ? undefined : idx.podIdentity(pod);
+      return idx.podIdentityByIp(saddr);
     }
     const pod = idx.localPodByIp(saddr);
     if (pod !== undefined) {

@@ -61,7 +61,7 @@ export class SupervisedWatch<R extends Keyed> {
 
   #onListed(count: number): void {
     this.#backoff.reset();
-    if (this.#isListed) return;
+    if (this.#isListed) return void this.#logger.debug(`Kubernetes ${this.spec.name}: relisted ${count}`);
     this.#isListed = true;
     this.#logger.debug(`Kubernetes ${this.spec.name}: listed ${count}`);
     this.#markListed();

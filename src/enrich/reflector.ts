@@ -1,5 +1,5 @@
 // List, then watch, one resource, compacting every object as it is parsed, with the index as the only store (no
-// informer cache beside it). Lists are paginated and each page goes into the index as it arrives; after a relist
+// informer cache beside it). Lists are paginated and each item goes into the index as its bytes arrive; after a relist
 // (410 Gone) the records the index still holds but the list no longer had are removed. ReplicaSets and Jobs are
 // fetched as metadata only (PartialObjectMetadata): the server sends their owner references without the pod
 // template, a tenth of the bytes to serialize and parse.
@@ -8,11 +8,27 @@ import type { IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
 import type { KubeAccess } from './kube-access.ts';
 import type { Keyed } from './compact.ts';
+import { ListSplitter } from './list-stream.ts';
 // Not `import ... from 'node:http'`: an ES import of node:http reads every export for its namespace, and its lazy
 // WebSocket/EventSource getters load Node's undici bundle (~9 MB RSS) that the agent never uses (BENCHMARKS.md).
 const { request: httpRequest } = process.getBuiltinModule('node:http');
 
-const keyOf = (k: Keyed) => `${k.metadata.namespace ?? ''}/${k.metadata.name}`;
+/**
+ * Namespace -> names listed: the names are the strings the index keeps anyway, so a relist of 150k pods adds set
+ * entries only, not a "namespace/name" string per object (a relist under churn at 150k pods, BENCHMARKS.md).
+ */
+class Listed {
+  readonly #byNs = new Map<string, Set<string>>();
+  add(k: Keyed): void {
+    const ns = k.metadata.namespace ?? '';
+    let names = this.#byNs.get(ns);
+    if (names === undefined) this.#byNs.set(ns, (names = new Set()));
+    names.add(k.metadata.name);
+  }
+  has(k: Keyed): boolean {
+    return this.#byNs.get(k.metadata.namespace ?? '')?.has(k.metadata.name) === true;
+  }
+}
 
 export interface ReflectorSpec<R extends Keyed> {
   /** collection path, e.g. /api/v1/pods */
@@ -74,16 +90,7 @@ async function get(kc: KubeAccess, path: string, query: Record<string, string>, 
   });
 }
 
-/** Decoded as it arrives into one (rope) string: a page stays in the JS heap instead of malloc'd Buffers and copies. */
-async function readJson(res: IncomingMessage): Promise<unknown> {
-  res.setEncoding('utf8');
-  let text = '';
-  for await (const c of res) text += c as string;
-  return JSON.parse(text);
-}
-
 interface ListBody {
-  items?: unknown[];
   metadata?: { resourceVersion?: string; continue?: string };
 }
 interface WatchLine {
@@ -118,27 +125,38 @@ export class Reflector<R extends Keyed> {
     if (!abort.signal.aborted) await this.#watch(abort.signal);
   }
 
-  /** Lists every page into the index, then removes what the index held that the list did not have. Returns the count. */
+  /**
+   * Lists every page into the index, item by item as the bytes arrive (list-stream.ts), then removes what the index
+   * held that the list did not have. Returns the count.
+   */
   async #list(signal: AbortSignal): Promise<number> {
-    const seen = new Set<string>();
+    // Only a relist has anything to remove: the first list does not keep a key per object.
+    const seen = this.#spec.current()[Symbol.iterator]().next().done === true ? undefined : new Listed();
+    let count = 0;
     let cont: string | undefined;
     let rv: string | undefined;
     const accept = this.#spec.metadataOnly ? METADATA_ACCEPT : 'application/json';
     do {
       const query = this.#query({ limit: String(PAGE_SIZE), ...(cont ? { continue: cont } : {}) });
-      const page = (await readJson(await get(this.#kc, this.#spec.path, query, accept, signal))) as ListBody;
-      rv ??= page.metadata?.resourceVersion;
-      for (const item of page.items ?? []) {
+      const res = await get(this.#kc, this.#spec.path, query, accept, signal);
+      const split = new ListSplitter((item) => {
         const rec = this.#spec.compact(item);
-        seen.add(keyOf(rec));
-        this.#spec.upsert(rec);
-      }
+        this.#spec.upsert(rec); // may swap in the index's own copy of the name (cluster-index.ts): kept once
+        seen?.add(rec);
+      });
+      for await (const chunk of res) split.push(chunk as Buffer);
+      const page = split.end() as ListBody;
+      count += split.items;
+      rv ??= page.metadata?.resourceVersion;
       cont = page.metadata?.continue || undefined;
     } while (cont !== undefined);
-    const gone = [...this.#spec.current()].filter((r) => !seen.has(keyOf(r)));
-    for (const r of gone) this.#spec.remove(r);
+    if (seen !== undefined) {
+      const gone: Keyed[] = []; // collected first: removing while iterating the index would skip entries
+      for (const r of this.#spec.current()) if (!seen.has(r)) gone.push(r);
+      for (const r of gone) this.#spec.remove(r);
+    }
     this.resourceVersion = rv ?? '';
-    return seen.size;
+    return count;
   }
 
   async #watch(signal: AbortSignal): Promise<void> {
