@@ -11,20 +11,21 @@
 // connect is in VictoriaMetrics' histogram count, with no series holding two samples at one timestamp. The figures
 // (queue bytes, file sizes, recovery times) are printed as diagnostics and recorded in RELIABILITY.md.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { randomUUID } from 'node:crypto';
-import { startAgent, type LiveAgent } from '../support/agent.ts';
-import { findCollector, loopbackEnv, startCollector, waitFor, type RunningCollector } from '../support/collector/collector.ts';
-import { FAKES, floodTotals, sleep } from './helpers.ts';
+import { findCollector, loopbackEnv, startCollector } from '../support/collector/collector.ts';
+import { floodTotals, sleep } from './helpers.ts';
+import { startFloodAgents, tearDown, type FloodAgent } from './flood-agents.ts';
 import { EXIT } from '../../src/exit-status.ts';
 import { findBackends } from '../support/backends/backend.ts';
-import { VICTORIA_LOGS_TENANTS, gatewayWithBackends } from '../support/backends/gateway.ts';
+import { gatewayWithBackends } from '../support/backends/gateway.ts';
+import { logCountsIn, selfMetric, seriesWithDuplicateSamples, spansOnce, waitUntilAsync } from '../support/backends/checks.ts';
 import { startVictoriaLogs } from '../support/backends/victoria-logs.ts';
 import { startVictoriaMetrics } from '../support/backends/victoria-metrics.ts';
-import { startJaeger, type Jaeger } from '../support/backends/jaeger.ts';
+import { startJaeger } from '../support/backends/jaeger.ts';
 
 const OUTAGE_S = Number(process.env.OUTAGE_SECONDS ?? 60);
 // b1 is tenant B's (k8s.namespace.name=tenant-b): its data goes through the tenant_b exporters' queues.
@@ -35,17 +36,6 @@ const SLOW_EVERY = 10; // 20 log records/s per agent: within the default slow-lo
 const collector = await findCollector();
 const backends = await findBackends();
 const skip = collector.skip ?? backends['victoria-logs'].skip ?? backends['victoria-metrics'].skip ?? backends.jaeger.skip ?? false;
-
-/** One gauge/counter of the gateway's own metrics (Prometheus text), summed over the series that match `labels`. */
-async function selfMetric(col: RunningCollector, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(col.selfMetricsUrl)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
 
 // The queues of otel-config/victoria-logs.yaml's and victoria-metrics.yaml's exporters, both tenants together.
 const LOGS_QUEUE = { data_type: 'logs' };
@@ -70,29 +60,9 @@ test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then 
   };
   const logCounts = (filter: string, tenantB = false) => logCountsIn(logs, filter, tenantB);
   let gateway = await startCollector({ binary: collector.path!, configs: gatewayConfigs, env: gatewayEnv });
-  const agents = new Map<string, { agent: LiveAgent; totals: string; tenantB: boolean }>();
-  t.after(async () => {
-    for (const a of agents.values()) await a.agent.stop('SIGKILL', 1000);
-    await gateway.stop();
-    await logs.backend.close();
-    await metrics.backend.close();
-    await traces.backend.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  for (const { name, tenantB } of AGENTS) {
-    const totals = join(dir, `${name}.totals`);
-    const agent = startAgent(
-      [
-        '--source', 'tcpconnlat', '--tcpconnlat-path', join(FAKES, 'tcpconnlat-flood.mjs'),
-        '--export', 'otlp', '--otlp-endpoint', `http://${gateway.grpc}`,
-        '--export-interval-ms', '2000', '--export-retry-max-ms', '2000',
-        '--health-addr', 'off', '--view', 'off', '--kubernetes', 'off',
-      ],
-      { FAKE_RATE: String(RATE), FAKE_SLOW_EVERY: String(SLOW_EVERY), FAKE_DESTS: '5', FAKE_TOTAL_FILE: totals, OTEL_RESOURCE_ATTRIBUTES: `test.run=${run},test.agent=${name}${tenantB ? ',k8s.namespace.name=tenant-b' : ''}` },
-    );
-    agents.set(name, { agent, totals, tenantB });
-  }
-  for (const a of agents.values()) await a.agent.waitForStderr(/reading tcpconnlat/, 30_000);
+  const agents = new Map<string, FloodAgent>();
+  t.after(() => tearDown(agents, () => gateway, [logs, metrics, traces], dir));
+  await startFloodAgents(AGENTS, { dir, run, gatewayGrpc: gateway.grpc, rate: RATE, slowEvery: SLOW_EVERY }, agents);
   await sleep(10_000);
   await logs.flush();
   assert.ok((await logCounts(`"test.run":="${run}"`)).total > 0, 'records reach VictoriaLogs before the outage');
@@ -178,44 +148,10 @@ test(`backend outages behind the gateway: VictoriaLogs down ${OUTAGE_S} s, then 
     const count = await metrics.queryScalar(`sum(tcp_connect_duration_seconds_count{test_run="${run}",test_agent="${name}"})`);
     assert.equal(count, printed.events, `${name}: every connect in VictoriaMetrics' histogram count`);
   }
-  // Raw samples (/api/v1/export): a request delivered twice puts two samples at one timestamp in a series
-  // (VictoriaMetrics keeps both without -dedup.minScrapeInterval; checked by importing a sample twice).
-  const exported = await (await fetch(`${metrics.url}/api/v1/export?${new URLSearchParams({ 'match[]': `{test_run="${run}"}` })}`)).text();
-  const series = exported.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as { metric: Record<string, string>; timestamps: number[] });
-  assert.ok(series.length > 0, 'series exported');
-  const twice = series.filter((s) => new Set(s.timestamps).size !== s.timestamps.length);
-  assert.deepEqual(twice.map((s) => s.metric), [], 'no series holds two samples at one timestamp');
+  const { series, twice } = await seriesWithDuplicateSamples(metrics.url, `{test_run="${run}"}`);
+  assert.ok(series > 0, 'series exported');
+  assert.deepEqual(twice, [], 'no series holds two samples at one timestamp');
   const failed = await selfMetric(gateway, 'otelcol_exporter_enqueue_failed_log_records_total');
   assert.equal(failed, 0, 'no record refused by a full queue');
-  t.diagnostic(`sent ${sent.events} connects, ${sent.slow} slow records from ${AGENTS.length} agents (one of tenant B); all in the backends, none twice; ${series.length} series checked for duplicate samples`);
+  t.diagnostic(`sent ${sent.events} connects, ${sent.slow} slow records from ${AGENTS.length} agents (one of tenant B); all in the backends, none twice; ${series} series checked for duplicate samples`);
 });
-
-/** LogsQL: how many records match `filter`, and how many distinct ones (by agent and PID: the fake gives every slow
- * connect its own PID). */
-async function logCountsIn(logs: Awaited<ReturnType<typeof startVictoriaLogs>>, filter: string, tenantB: boolean): Promise<{ total: number; distinct: number }> {
-  const tenant = tenantB ? VICTORIA_LOGS_TENANTS.tenantB : VICTORIA_LOGS_TENANTS.default;
-  const [row] = await logs.query(`${filter} | stats count() as total, count_uniq("test.agent", "process.pid") as distinct`, { tenant });
-  return { total: Number(row?.total ?? 0), distinct: Number(row?.distinct ?? 0) };
-}
-
-/** How many of an agent's slow-connection records have their span in Jaeger exactly once (the record's trace holds
- * one span, the record's span id, of this agent). Throws on the first that does not. */
-async function spansOnce(traces: Jaeger, logs: Awaited<ReturnType<typeof startVictoriaLogs>>, run: string, agent: string, tenantB: boolean): Promise<number> {
-  const tenant = tenantB ? VICTORIA_LOGS_TENANTS.tenantB : VICTORIA_LOGS_TENANTS.default;
-  const records = await logs.query(`"test.run":="${run}" "test.agent":="${agent}" | fields trace_id, span_id`, { tenant });
-  let found = 0;
-  for (let i = 0; i < records.length; i += 16) {
-    await Promise.all(records.slice(i, i + 16).map(async (r) => {
-      assert.ok(r.trace_id && r.span_id, `${agent}: a record without its span ids: ${JSON.stringify(r)}`);
-      const spans = await traces.trace(r.trace_id);
-      assert.deepEqual(spans.map((sp) => [sp.spanId, sp.resource['test.agent']]), [[r.span_id, agent]], `${agent}: trace ${r.trace_id}`);
-      found++;
-    }));
-  }
-  return found;
-}
-
-/** Waits until `pred` holds (errors count as not yet: a backend still starting). */
-async function waitUntilAsync(what: string, pred: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  await waitFor(what, async () => ((await pred()) ? true : undefined), timeoutMs, 250);
-}
