@@ -24,11 +24,11 @@ import { startVictoriaLogs } from '../support/backends/victoria-logs.ts';
 import { startVictoriaMetrics } from '../support/backends/victoria-metrics.ts';
 import { startJaeger } from '../support/backends/jaeger.ts';
 
-const RESTARTS = Number(process.env.RESTARTS ?? 5);
+const RESTARTS = Number(process.env.RESTARTS ?? 8);
 const AGENTS = [{ name: 'a1', tenantB: false }, { name: 'a2', tenantB: false }, { name: 'b1', tenantB: true }];
 const RATE = 200;
 const SLOW_EVERY = 10;
-const BETWEEN_MS = 5000; // traffic into each gateway before the next deletion
+const BETWEEN_MS = 4000; // traffic into each gateway before the next deletion
 
 const collector = await findCollector();
 const backends = await findBackends();
