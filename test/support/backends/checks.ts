@@ -26,7 +26,7 @@ export async function logCountsIn(logs: VictoriaLogs, filter: string, tenantB: b
 }
 
 /** How many of an agent's slow-connection records have their span in Jaeger exactly once (the record's trace holds
- * one span, the record's span id, of this agent). Throws on the first that does not. */
+ * one span, the record's span id, of this agent); a record without span ids throws. */
 export async function spansOnce(traces: Jaeger, logs: VictoriaLogs, run: string, agent: string, tenantB: boolean): Promise<number> {
   const tenant = tenantB ? VICTORIA_LOGS_TENANTS.tenantB : VICTORIA_LOGS_TENANTS.default;
   const records = await logs.query(`"test.run":="${run}" "test.agent":="${agent}" | fields trace_id, span_id`, { tenant });
@@ -35,8 +35,7 @@ export async function spansOnce(traces: Jaeger, logs: VictoriaLogs, run: string,
     await Promise.all(records.slice(i, i + 16).map(async (r) => {
       assert.ok(r.trace_id && r.span_id, `${agent}: a record without its span ids: ${JSON.stringify(r)}`);
       const spans = await traces.trace(r.trace_id);
-      assert.deepEqual(spans.map((sp) => [sp.spanId, sp.resource['test.agent']]), [[r.span_id, agent]], `${agent}: trace ${r.trace_id}`);
-      found++;
+      if (spans.length === 1 && spans[0]!.spanId === r.span_id && spans[0]!.resource['test.agent'] === agent) found++;
     }));
   }
   return found;
