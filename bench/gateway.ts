@@ -5,7 +5,7 @@
 // logs request to a capturing receiver; its data points are then replicated into SERIES series per agent with the
 // default metric attribute set filled in as Kubernetes enrichment fills it (server.address/port, process, and
 // namespace/type/owner of both ends), and its log record into LOGS records per agent per 10 s. The gateway holds no
-// per-series state (memory_limiter, resource, batch, routing, otlp_http), so every agent sends the same bytes.
+// per-series state (memory_limiter, resource, routing, otlp_http batching in its queue), so every agent sends the same bytes.
 //
 // The collector runs as the Deployment runs it: in a cgroup (v1 here) limited to 1 CPU and 512 MiB, GOMEMLIMIT=400MiB,
 // GOMAXPROCS=1, so memory_limiter sees the container limit. What is reported per core is data points (and log
