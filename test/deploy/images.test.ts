@@ -101,7 +101,7 @@ test('agent image (bpf-tools/Dockerfile.agent, built by podman): doctor, replay,
   assert.equal((container as unknown as { image: string }).image, ref);
 
   const config = await imageConfig(id);
-  assert.deepEqual(config.Entrypoint, ['node', 'dist/cli.js']);
+  assert.deepEqual(config.Entrypoint, ['node', '--no-maglev', 'dist/cli.js']);
   assert.deepEqual(config.Cmd, ['run']);
   assert.equal(config.WorkingDir, '/app');
   const present = ['/usr/sbin/connlat-probe', '/usr/sbin/tcpconnlat', '/usr/sbin/tcpstates', '/usr/bin/stdbuf', '/usr/local/bin/node', '/app/dist/cli.js', '/app/node_modules/zod'];

@@ -1,6 +1,7 @@
 // deploy/: the agent DaemonSet's privileges are exactly the documented ones, its flags are ones connlat accepts, the
 // embedded copies match their sources, and the Helm chart renders the same objects as the kustomize base.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -68,7 +69,11 @@ function checkAgentPolicy(ds: K8sObject, expectCaps: string[]): void {
   // A repeated env name silently overrides the first entry, and server-side apply refuses the object.
   const envNames = (c.env ?? []).map((e) => e.name);
   assert.deepEqual(envNames.filter((n, i) => envNames.indexOf(n) !== i), [], 'env names repeated');
-  assert.equal(c.env!.find((e) => e.name === 'NODE_OPTIONS')!.value, '--max-old-space-size=160 --max-semi-space-size=2 --no-maglev');
+  const nodeOptions = c.env!.find((e) => e.name === 'NODE_OPTIONS')!.value!;
+  assert.equal(nodeOptions, '--max-old-space-size=160 --max-semi-space-size=2');
+  // Node refuses some V8 flags in NODE_OPTIONS (e.g. --no-maglev) and exits before the agent runs: try them.
+  const node = spawnSync(process.execPath, ['-e', '0'], { env: { ...process.env, NODE_OPTIONS: nodeOptions }, encoding: 'utf8' });
+  assert.equal(node.status, 0, `node refuses the DaemonSet's NODE_OPTIONS: ${node.stderr.trim()}`);
   const downward = Object.fromEntries((c.env ?? []).filter((e) => e.valueFrom?.fieldRef).map((e) => [e.name, e.valueFrom!.fieldRef!.fieldPath]));
   assert.deepEqual(downward, { NODE_NAME: 'spec.nodeName', POD_NAME: 'metadata.name', POD_NAMESPACE: 'metadata.namespace', POD_UID: 'metadata.uid' });
   const strategy = (ds as unknown as { spec: { updateStrategy: { rollingUpdate: { maxSurge: unknown; maxUnavailable: unknown } } } }).spec.updateStrategy;
