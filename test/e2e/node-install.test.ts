@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { kubeRequest } from '../support/kube/client.ts';
 import { waitFor } from '../support/collector/collector.ts';
-import { nodeTestSkipReason, startDevClusterRun, type DevClusterRun } from '../support/node/cluster-run.ts';
+import { NODE_HOOK_TIMEOUT_MS, nodeTestSkipReason, startDevClusterRun, type DevClusterRun } from '../support/node/cluster-run.ts';
 import { AGENT_SELECTOR, GATEWAY_SELECTOR, chartDir, describePod, helm, isReady, kubeConfigOf, kustomizeDir, listPods, userValues, waitAllReady } from '../support/node/install.ts';
 
 const NS = 'connlat';
@@ -22,16 +22,20 @@ describe('connlat on a real node: installed as deploy/README.md says', { skip, t
   let cluster: DevClusterRun | undefined;
   let dir = '';
 
+  // The start is kept as a promise so that `after` stops a cluster whose start outlived the hook (a hook timeout
+  // abandons the hook's promise; it does not stop the cluster it is bringing up).
+  let starting: Promise<DevClusterRun> | undefined;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'connlat-node-install-'));
-    cluster = await startDevClusterRun();
+    starting = startDevClusterRun();
+    cluster = await starting;
     process.stdout.write(`# dev cluster up in ${(cluster.upMs / 1000).toFixed(1)} s\n`);
-  });
+  }, { timeout: NODE_HOOK_TIMEOUT_MS });
 
   after(async () => {
-    await rm(dir, { recursive: true, force: true });
-    await cluster?.stop();
-  });
+    if (dir) await rm(dir, { recursive: true, force: true });
+    await (await starting?.catch(() => undefined))?.stop();
+  }, { timeout: NODE_HOOK_TIMEOUT_MS });
 
   const diag = async () => {
     const kc = kubeConfigOf(cluster!);

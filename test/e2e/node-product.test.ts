@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createObjects, serviceAccountSubject, subjectAccessReview } from '../support/kube/client.ts';
 import { waitFor } from '../support/collector/collector.ts';
-import { nodeTestSkipReason } from '../support/node/cluster-run.ts';
+import { NODE_HOOK_TIMEOUT_MS, nodeTestSkipReason } from '../support/node/cluster-run.ts';
 import { GATEWAY_SELECTOR, capabilityMask, isReady, listPods, podLog, processSecurity, runTool, type Pod } from '../support/node/install.ts';
 import { CONNECTS, FAILURES, agentPod, anonFdKinds, clientReport, clusterIp, flowKey, podProcesses, settledFlowCounts, waitJobComplete, waitNewReadyAgent } from '../support/node/observe.ts';
 import { DELAY_MS, DELAYED_PORT, NS, SLOW_MS, startProductStack, type ProductStack } from '../support/node/stack.ts';
@@ -53,14 +53,17 @@ describe('connlat on a real node: the product end to end', { skip, timeout: 30 *
   let stack: ProductStack | undefined;
   let agent: Pod | undefined;
 
+  // Kept as a promise so that `after` tears down a stack whose start outlived the hook (see node-install.test.ts).
+  let starting: Promise<ProductStack> | undefined;
   before(async () => {
-    stack = await startProductStack(tools!);
+    starting = startProductStack(tools!);
+    stack = await starting;
     agent = await agentPod(stack.kc, NS);
-  });
+  }, { timeout: NODE_HOOK_TIMEOUT_MS });
   after(async () => {
-    const errors = (await stack?.stop()) ?? [];
+    const errors = (await (await starting?.catch(() => undefined))?.stop()) ?? [];
     assert.deepEqual(errors, [], 'teardown failed');
-  });
+  }, { timeout: NODE_HOOK_TIMEOUT_MS });
 
   test('exact connect and failure counts per source workload -> destination', async () => {
     const { kc, delayed } = stack!;

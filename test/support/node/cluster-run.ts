@@ -8,6 +8,13 @@ import { REPO_ROOT } from '../collector/collector.ts';
 import { devClusterSkipReason, startDevCluster, stopDevCluster, type DevCluster } from '../cluster.ts';
 import { renderTools, type RenderTools } from '../../deploy/support/render.ts';
 
+/**
+ * The timeout for the node tests' before/after hooks. Hooks inherit the runner's --test-timeout (300 s in
+ * scripts/test.sh), and a cold dev cluster plus an install can take longer; when a hook times out, the runner abandons
+ * it, and the cluster it was bringing up would outlive the file unless `after` waits for it.
+ */
+export const NODE_HOOK_TIMEOUT_MS = 15 * 60_000;
+
 export interface DevClusterRun extends DevCluster {
   /** The node's network namespace (its holder process's), where pod traffic is routed. */
   netnsPath: string;
