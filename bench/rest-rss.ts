@@ -5,7 +5,7 @@
 // for two exports, then idles and reads VmRSS (at rest) and VmHWM (peak) from /proc. Needs root (tcpstates) and
 // scripts/build-kube.sh's binaries; says why when it cannot run.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,14 +22,16 @@ const TREES = (process.env.REST_TREES ?? 'sources,dist').split(',');
 /**
  * Variants run one after the other per tree and round (alternating, so that the machine's drift falls on all alike):
  * REST_VARIANTS='name:flags|name:flags', where flags are node flags and NAME=value environment entries, e.g.
- * 'daemonset:--max-semi-space-size=2|arena2:--max-semi-space-size=2 MALLOC_ARENA_MAX=2'. Default: one variant,
- * REST_NODE_FLAGS.
+ * 'daemonset:--max-semi-space-size=2|arena2:--max-semi-space-size=2 MALLOC_ARENA_MAX=2'; words after a lone `--` are
+ * agent arguments (e.g. '-- --slow-ms 0': every connect is slow, so spans and log records are made). Default: one
+ * variant, REST_NODE_FLAGS.
  */
 const VARIANTS = (process.env.REST_VARIANTS ?? `:${NODE_FLAGS.join(' ')}`).split('|').map((v) => {
   const [name, words = ''] = v.split(/:(.*)/s) as [string, string?];
-  const all = words.split(' ').filter(Boolean);
+  const [nodeWords = '', agentWords = ''] = words.split(/(?:^| )--(?: |$)/);
+  const all = nodeWords.split(' ').filter(Boolean);
   const env = Object.fromEntries(all.filter((w) => /^[A-Z_][A-Z0-9_]*=/.test(w)).map((w) => w.split(/=(.*)/s) as [string, string]));
-  return { name, flags: all.filter((w) => !(w in env) && !/^[A-Z_][A-Z0-9_]*=/.test(w)), env };
+  return { name, flags: all.filter((w) => !/^[A-Z_][A-Z0-9_]*=/.test(w)), env, agentArgs: agentWords.split(' ').filter(Boolean) };
 });
 const ROUNDS = Number(process.env.REST_ROUNDS ?? 1);
 const checkouts = process.argv.length > 2 ? process.argv.slice(2).map((p) => resolve(p)) : [fileURLToPath(new URL('..', import.meta.url))];
@@ -51,9 +53,13 @@ function status(pid: number): { rss: number; hwm: number; anon: number; file: nu
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024 };
 }
 
+/** Builds the checkout's dist/ as its `npm run build` does: the esbuild bundle (scripts/bundle.ts), or tsc before it. */
 function compile(repo: string, dir: string): string {
-  const r = spawnSync(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', join(repo, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`tsc failed: ${r.stdout}${r.stderr}`);
+  const bundler = join(repo, 'scripts', 'bundle.ts');
+  const r = existsSync(bundler)
+    ? spawnSync(process.execPath, [bundler, '--outdir', join(dir, 'dist')], { encoding: 'utf8' })
+    : spawnSync(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', join(repo, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`build failed: ${r.stdout}${r.stderr}`);
   symlinkSync(join(repo, 'node_modules'), join(dir, 'node_modules'));
   symlinkSync(join(repo, 'package.json'), join(dir, 'package.json'));
   return join(dir, 'dist', 'cli.js');
@@ -85,8 +91,8 @@ try {
   for (let i = 0; i < 20; i++) {
     await harness.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: ns }, spec: { ports: [{ port: 80 + i }] } } as KubernetesObject);
   }
-  console.log(`connlat agent at rest: tcpstates, OTLP gRPC, enrichment on (100 pods, 20 services), ${DESTINATIONS} destinations, ${REST_MS / 1000} s idle (at rest: the median of its last 10 s), variants ${VARIANTS.map((v) => `'${v.name}': '${[...v.flags, ...Object.entries(v.env).map(([k, x]) => `${k}=${x}`)].join(' ')}'`).join(', ')}; ${ROUNDS} round(s); Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)}, ${new Date().toISOString()}`);
-  console.log(`${'tree'.padEnd(60)} ${'first line RSS'.padStart(15)} ${'at rest RSS'.padStart(12)} ${'(anon + file)'.padStart(15)} ${'peak (HWM)'.padStart(11)}`);
+  console.log(`connlat agent at rest: tcpstates, OTLP gRPC, enrichment on (100 pods, 20 services), ${DESTINATIONS} destinations, ${REST_MS / 1000} s idle (at rest: the median of its last 10 s), variants ${VARIANTS.map((v) => `'${v.name}': '${[...v.flags, ...Object.entries(v.env).map(([k, x]) => `${k}=${x}`), ...(v.agentArgs.length > 0 ? ['--', ...v.agentArgs] : [])].join(' ')}'`).join(', ')}; ${ROUNDS} round(s); Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)}, ${new Date().toISOString()}`);
+  console.log(`${'tree'.padEnd(60)} ${'first line RSS'.padStart(15)} ${'at rest RSS'.padStart(12)} ${'(anon + file)'.padStart(15)} ${'peak (HWM)'.padStart(11)} ${'spans'.padStart(6)}`);
   let n = 0;
   const entries: Array<[string, string]> = [];
   for (const repo of checkouts) {
@@ -96,9 +102,10 @@ try {
   for (let round = 0; round < ROUNDS; round++) {
     for (const [tree, entry] of entries) for (const variant of VARIANTS) {
       const name = variant.name ? `${tree} ${variant.name}` : tree;
+      const tracesBefore = receiver.traces.length;
       const child: ChildProcess = spawn(process.execPath, [...variant.flags, entry, '--source', 'tcpstates', '--export', 'otlp', '--otlp-endpoint', receiver.endpoint,
         '--export-interval-ms', '2000', '--kubernetes', 'on', '--kubeconfig', harness.kubeconfigPath, '--node-name', 'rest-node',
-        '--health-addr', 'off', '--view', 'off', '--log-level', 'debug'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...variant.env } });
+        '--health-addr', 'off', '--view', 'off', '--log-level', 'debug', ...variant.agentArgs], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...variant.env } });
       let err = '';
       child.stderr!.on('data', (d) => (err += d));
       const deadline = Date.now() + 60_000;
@@ -125,7 +132,9 @@ try {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
       const split = `(${rest.anon.toFixed(1)} + ${rest.file.toFixed(1)})`;
-      console.log(`${name.padEnd(60)} ${first.rss.toFixed(1).padStart(12)} MB ${rest.rss.toFixed(1).padStart(9)} MB ${split.padStart(15)} ${rest.hwm.toFixed(1).padStart(8)} MB`);
+      // spans the agent exported (slow or failed connects: the loopback connects are fast unless --slow-ms says so)
+      const spans = receiver.traces.slice(tracesBefore).flatMap((r) => r.resourceSpans ?? []).flatMap((r) => r.scopeSpans ?? []).reduce((n, s) => n + (s.spans?.length ?? 0), 0);
+      console.log(`${name.padEnd(60)} ${first.rss.toFixed(1).padStart(12)} MB ${rest.rss.toFixed(1).padStart(9)} MB ${split.padStart(15)} ${rest.hwm.toFixed(1).padStart(8)} MB ${String(spans).padStart(6)}`);
     }
   }
 } finally {

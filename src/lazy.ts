@@ -11,10 +11,13 @@ export function loadSync<T>(specifier: string): T {
   return requireHere(fileURLToPath(import.meta.resolve(specifier))) as T;
 }
 
-/** A getter that loads the module on its first call. */
-export function lazyModule<T>(specifier: string): () => T {
+/**
+ * A getter that loads the module on its first call. `load` is given only in the bundled dist/ (scripts/bundle.ts
+ * writes a literal require of the specifier there, so that the bundler includes the module).
+ */
+export function lazyModule<T>(specifier: string, load: () => T = () => loadSync<T>(specifier)): () => T {
   let mod: T | undefined;
-  return () => (mod ??= loadSync<T>(specifier));
+  return () => (mod ??= load());
 }
 
 // What is loaded lazily, and when (bench/startup.ts measures each dependency's cost):

@@ -1,0 +1,57 @@
+// `npm run build`: the agent as one minified ES module bundle in dist/ (esbuild), with its dependencies, split at
+// every dynamic import() so that what a run does not use is not loaded (lazy.ts). Why bundled: V8 keeps the source
+// text of every loaded module in memory, and a module record per file; minified sources in a few chunks take
+// megabytes off a running agent at rest (BENCHMARKS.md, issue 15). Usage: node scripts/bundle.ts [--outdir DIR].
+// dist/cli.js reads ../package.json (the version), so DIR's parent must hold the package.json.
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { build, type Plugin } from 'esbuild';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { values } = parseArgs({ options: { outdir: { type: 'string', default: join(repo, 'dist') } } });
+
+/**
+ * lazy.ts loads a dependency by name at run time (import.meta.resolve + require), which a bundler cannot follow: here
+ * each `lazyModule<T>('name')` gets a literal `() => require('name')` as its loader, so the dependency is bundled,
+ * and still evaluated only on first use. Without this a lazy dependency would load from node_modules, next to the
+ * bundled copy of what it shares with the rest (two copies of @opentelemetry/core, ...).
+ */
+const lazyLiterals: Plugin = {
+  name: 'lazy-literals',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]src[\\/]lazy\.ts$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      let n = 0;
+      const contents = text.replace(/^(export const \w+ = lazyModule<.*>\('([^']+)')\);$/gm, (_, head: string, name: string) => {
+        n++;
+        return `${head}, () => require('${name}'));`;
+      });
+      if (n === 0) throw new Error('bundle: no lazyModule(...) declarations found in src/lazy.ts');
+      return { contents, loader: 'ts' };
+    });
+  },
+};
+
+await build({
+  entryPoints: [join(repo, 'src', 'cli.ts')],
+  outdir: values.outdir,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node24',
+  minify: true,
+  // names of classes and functions stay (errors print them, and some dependencies compare them)
+  keepNames: true,
+  chunkNames: 'chunks/[name]-[hash]',
+  sourcemap: 'linked',
+  legalComments: 'linked',
+  logLevel: 'warning',
+  plugins: [lazyLiterals],
+  // bundled CommonJS dependencies call require() for Node's built-ins and read __dirname: give every chunk both
+  banner: {
+    js: "import { createRequire as __connlatCreateRequire } from 'node:module'; const require = __connlatCreateRequire(import.meta.url);",
+  },
+});
