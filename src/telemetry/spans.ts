@@ -1,10 +1,10 @@
 // One span per slow or failed connect (kind CLIENT, `tcp.connect`), through the SDK's TracerProvider with one span
-// processor per export target (OTLP: the delivery queue, exporters.ts). Only built with traces on, and the trace SDK
-// is loaded then (lazy.ts): a run without spans does not pay for it.
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type HrTime, type SpanContext, type Tracer } from '@opentelemetry/api';
+// processor per export target (OTLP: the delivery queue, exporters.ts). Only with traces on, and the trace SDK is
+// loaded when the first span is made (lazy.ts): a run without a slow or failed connect does not pay for it.
+import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type HrTime, type SpanContext, type Tracer } from '@opentelemetry/api';
 import { millisToHrTime } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
-import type { TracerProvider } from '@opentelemetry/sdk-trace';
+import type { SpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { failureReason, type ConnectEvent } from '../event.ts';
 import { sdkTrace } from '../lazy.ts';
 import { logAttributes } from './attributes.ts';
@@ -49,37 +49,63 @@ export interface ConnectSpansOptions {
   onDropped: (count: number, reason: DropReason, detail: string) => void;
 }
 
+/**
+ * The spans of a run. The span processors and exporters are made at once (a bad endpoint is an error at start, not
+ * at the first slow connect); the TracerProvider, and with it the trace SDK (which the OTLP exporter does not load),
+ * when the first span is made: a run without a slow or failed connect does not pay for them. The span is exported
+ * with the next batch all the same; flush and shutdown of spans that never made a provider flush and shut down the
+ * processors.
+ */
 export class ConnectSpans {
-  readonly #provider: TracerProvider;
-  readonly #tracer: Tracer;
+  readonly #resource: Resource;
+  readonly #processors: SpanProcessor[];
+  #open: { provider: TracerProvider; tracer: Tracer } | undefined;
+  #closed = false;
 
   constructor(opts: ConnectSpansOptions) {
-    const { TracerProvider, AlwaysOnSampler } = sdkTrace();
-    this.#provider = new TracerProvider({
-      resource: opts.resource,
-      // which connects get a span is decided before (slow or failed, token bucket): a sampler (OTEL_TRACES_SAMPLER)
-      // would leave log records and exemplars pointing at spans that were never sent
-      sampler: new AlwaysOnSampler(),
-      spanProcessors: opts.exports.map((target) => buildSpanProcessor(target, opts.onFailure, opts.onDropped, opts.delivery, opts.batchQueueSize)),
-    });
-    this.#tracer = this.#provider.getTracer(SCOPE);
+    this.#resource = opts.resource;
+    this.#processors = opts.exports.map((target) => buildSpanProcessor(target, opts.onFailure, opts.onDropped, opts.delivery, opts.batchQueueSize));
   }
 
-  /** Emits the span of one connect (already ended) and returns its context, for the log record and the exemplar. */
+  #tracer(): Tracer | undefined {
+    if (this.#open === undefined && !this.#closed) {
+      const { TracerProvider, AlwaysOnSampler } = sdkTrace();
+      const provider = new TracerProvider({
+        resource: this.#resource,
+        // which connects get a span is decided before (slow or failed, token bucket): a sampler (OTEL_TRACES_SAMPLER)
+        // would leave log records and exemplars pointing at spans that were never sent
+        sampler: new AlwaysOnSampler(),
+        spanProcessors: this.#processors,
+      });
+      this.#open = { provider, tracer: provider.getTracer(SCOPE) };
+    }
+    return this.#open?.tracer;
+  }
+
+  /**
+   * Emits the span of one connect (already ended) and returns its context, for the log record and the exemplar.
+   * After shutdown of spans that never made a provider: an invalid context (no trace ids on the log record).
+   */
   emit(event: ConnectEvent): SpanContext {
+    const tracer = this.#tracer();
+    if (tracer === undefined) return INVALID_SPAN_CONTEXT;
     const { start, end } = spanTimes(event);
-    const span = this.#tracer.startSpan(SPAN_NAME, { kind: SpanKind.CLIENT, startTime: start, attributes: spanAttributes(event) }, ROOT_CONTEXT);
+    const span = tracer.startSpan(SPAN_NAME, { kind: SpanKind.CLIENT, startTime: start, attributes: spanAttributes(event) }, ROOT_CONTEXT);
     if (event.failed) span.setStatus({ code: SpanStatusCode.ERROR, message: failureReason(event) ?? 'connect failed' });
     span.end(end);
     return span.spanContext();
   }
 
-  forceFlush(): Promise<void> {
-    return this.#provider.forceFlush();
+  async forceFlush(): Promise<void> {
+    if (this.#open !== undefined) await this.#open.provider.forceFlush();
+    else await Promise.all(this.#processors.map((p) => p.forceFlush()));
   }
 
-  shutdown(): Promise<void> {
-    return this.#provider.shutdown();
+  async shutdown(): Promise<void> {
+    const open = this.#open;
+    this.#closed = true;
+    if (open !== undefined) await open.provider.shutdown();
+    else await Promise.all(this.#processors.map((p) => p.shutdown()));
   }
 }
 
