@@ -1,16 +1,17 @@
 // `npm run build`: the agent as one minified ES module bundle in dist/ (esbuild), with its dependencies, split at
 // every dynamic import() so that what a run does not use is not loaded (lazy.ts). Why bundled: V8 keeps the source
 // text of every loaded module in memory, and a module record per file; minified sources in a few chunks take
-// megabytes off a running agent at rest (BENCHMARKS.md, issue 15). Usage: node scripts/bundle.ts [--outdir DIR].
+// megabytes off a running agent at rest (BENCHMARKS.md, issue 15). Usage: node scripts/bundle.ts [--outdir DIR]
+// [--metafile FILE] (esbuild's metafile: which inputs went into which chunk, and their sizes).
 // dist/cli.js reads ../package.json (the version), so DIR's parent must hold the package.json.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { values } = parseArgs({ options: { outdir: { type: 'string', default: join(repo, 'dist') } } });
+const { values } = parseArgs({ options: { outdir: { type: 'string', default: join(repo, 'dist') }, metafile: { type: 'string' } } });
 
 /**
  * lazy.ts loads a dependency by name at run time (import.meta.resolve + require), which a bundler cannot follow: here
@@ -34,7 +35,30 @@ const lazyLiterals: Plugin = {
   },
 };
 
-await build({
+/**
+ * The OpenTelemetry packages ship CommonJS and ES module builds, chosen by how they are loaded: our code imports
+ * them (the ES build), the OTLP exporters require() them (the CommonJS build), so Node loads both, and a bundle would
+ * hold both: @opentelemetry/api, core, resources, sdk-metrics twice (~200 KB minified, and a second copy of each at
+ * run time). Here every @opentelemetry package resolves to its ES build, however it is loaded: one copy of each.
+ * Except otlp-grpc-exporter-base: its ES build loads @grpc/grpc-js with a require() made at run time
+ * (createRequire), which a bundler cannot follow (a second grpc-js from node_modules: "Channel credentials must be a
+ * ChannelCredentials object"); it resolves to its CommonJS build, whose require() calls are bundled.
+ */
+const COMMONJS_ONLY = new Set(['@opentelemetry/otlp-grpc-exporter-base']);
+const oneOpenTelemetryBuild: Plugin = {
+  name: 'one-opentelemetry-build',
+  setup(b) {
+    b.onResolve({ filter: /^@opentelemetry\//, namespace: 'file' }, async (args) => {
+      if (args.pluginData === 'resolved') return undefined;
+      const kind = COMMONJS_ONLY.has(args.path) ? 'require-call' : 'import-statement';
+      if (args.kind === kind) return undefined;
+      const r = await b.resolve(args.path, { kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: 'resolved' });
+      return r.errors.length > 0 ? { errors: r.errors } : { path: r.path, external: r.external, sideEffects: r.sideEffects };
+    });
+  },
+};
+
+const result = await build({
   entryPoints: [join(repo, 'src', 'cli.ts')],
   outdir: values.outdir,
   bundle: true,
@@ -49,9 +73,11 @@ await build({
   sourcemap: 'linked',
   legalComments: 'linked',
   logLevel: 'warning',
-  plugins: [lazyLiterals],
+  plugins: [lazyLiterals, oneOpenTelemetryBuild],
+  metafile: values.metafile !== undefined,
   // bundled CommonJS dependencies call require() for Node's built-ins and read __dirname: give every chunk both
   banner: {
     js: "import { createRequire as __connlatCreateRequire } from 'node:module'; const require = __connlatCreateRequire(import.meta.url);",
   },
 });
+if (values.metafile !== undefined) writeFileSync(values.metafile, JSON.stringify(result.metafile));

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { yamlModule } from './lazy.ts';
-import { z } from 'zod';
+import * as z from 'zod';
 import { EXIT } from './exit-status.ts';
 import { DEFAULT_TOOL_PATHS } from './sources/types.ts';
 import { EXPORT_SPEC_EXPECTED, ExportSpecSchema, SOURCE_SPEC_EXPECTED, SourceSpecSchema } from './specs.ts';

@@ -1,7 +1,7 @@
 // The two settings written as little languages, `--source` and `--export`: each string is parsed here, once, by a zod
 // schema into a typed union; config.ts validates with these schemas and hands the unions on (Config.sourceSpec,
 // Config.exportSpecs), and the sources and exporters take the unions (no stage parses a spec string again).
-import { z } from 'zod';
+import * as z from 'zod';
 import type { ToolName } from './event.ts';
 
 export type SourceSpec = { kind: 'auto' } | { kind: 'tool'; tool: ToolName } | { kind: 'file'; path: string } | { kind: 'stdin' };
