@@ -1,9 +1,9 @@
 // npx node bench/rest-rss.ts [checkout ...]: RSS of a running agent at rest, as root. Per checkout (default: this one)
-// and per tree (its sources, and its compiled dist/): the agent runs `--source tcpstates` (the real tool), exports
-// over OTLP gRPC to a local receiver, with Kubernetes enrichment on against a throwaway API server (KubeHarness:
-// 100 pods, 20 services); the bench then makes loopback connects to 1,000 distinct destinations (127.0.x.y), waits
-// for two exports, then idles and reads VmRSS (at rest) and VmHWM (peak) from /proc. Needs root (tcpstates) and
-// scripts/build-kube.sh's binaries; says why when it cannot run.
+// and per tree (its sources, and its dist/ built as the checkout's `npm run build` does): the agent runs
+// `--source tcpstates` (the real tool), exports over OTLP gRPC to a local receiver, with Kubernetes enrichment on
+// against a throwaway API server (KubeHarness: 100 pods, 20 services); the bench then makes loopback connects to 1,000
+// distinct destinations (127.0.x.y), waits for two exports, then idles and reads VmRSS (at rest) and VmHWM (peak)
+// from /proc. Needs root (tcpstates) and scripts/build-kube.sh's binaries; says why when it cannot run.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
