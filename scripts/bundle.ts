@@ -2,9 +2,10 @@
 // every dynamic import() so that what a run does not use is not loaded (lazy.ts). Why bundled: V8 keeps the source
 // text of every loaded module in memory, and a module record per file; minified sources in a few chunks take
 // megabytes off a running agent at rest (BENCHMARKS.md, issue 15). Usage: node scripts/bundle.ts [--outdir DIR]
-// [--metafile FILE] (esbuild's metafile: which inputs went into which chunk, and their sizes).
+// [--metafile FILE] (esbuild's metafile: which inputs went into which chunk, and their sizes). DIR (default dist/)
+// is emptied first: chunk names carry content hashes, so an old build's chunks would otherwise stay beside the new.
 // dist/cli.js reads ../package.json (the version), so DIR's parent must hold the package.json.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -58,6 +59,7 @@ const oneOpenTelemetryBuild: Plugin = {
   },
 };
 
+rmSync(values.outdir, { recursive: true, force: true });
 const result = await build({
   entryPoints: [join(repo, 'src', 'cli.ts')],
   outdir: values.outdir,
