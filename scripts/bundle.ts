@@ -69,7 +69,7 @@ const result = await build({
   platform: 'node',
   target: 'node24',
   minify: true,
-  // names of classes and functions stay (errors print them, and some dependencies compare them)
+  // names of classes and functions stay (stack traces, errors and the SDKs' diagnostics print them)
   keepNames: true,
   chunkNames: 'chunks/[name]-[hash]',
   sourcemap: 'linked',
@@ -77,7 +77,8 @@ const result = await build({
   logLevel: 'warning',
   plugins: [lazyLiterals, oneOpenTelemetryBuild],
   metafile: values.metafile !== undefined,
-  // bundled CommonJS dependencies call require() for Node's built-ins and read __dirname: give every chunk both
+  // bundled CommonJS dependencies call require() for Node's built-ins: give every chunk a require (no __dirname:
+  // only grpc-js's server-side channelz/ORCA loaders read it, which a client never calls)
   banner: {
     js: "import { createRequire as __connlatCreateRequire } from 'node:module'; const require = __connlatCreateRequire(import.meta.url);",
   },
