@@ -59,7 +59,7 @@ function compile(repo: string, dir: string): string {
   const r = existsSync(bundler)
     ? spawnSync(process.execPath, [bundler, '--outdir', join(dir, 'dist')], { encoding: 'utf8' })
     : spawnSync(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', join(repo, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`build failed: ${r.stdout}${r.stderr}`);
+  if (r.status !== 0) throw new Error(`build failed: ${r.error ?? `${r.stdout}${r.stderr}`}`);
   symlinkSync(join(repo, 'node_modules'), join(dir, 'node_modules'));
   symlinkSync(join(repo, 'package.json'), join(dir, 'package.json'));
   return join(dir, 'dist', 'cli.js');
