@@ -5,33 +5,37 @@
 // logs request to a capturing receiver; its data points are then replicated into SERIES series per agent with the
 // default metric attribute set filled in as Kubernetes enrichment fills it (server.address/port, process, and
 // namespace/type/owner of both ends), and its log record into LOGS records per agent per 10 s. The gateway holds no
-// per-series state (memory_limiter, resource, routing, otlp_http batching in its queue), so every agent sends the same bytes.
+// per-series state (memory_limiter, resource, routing, then each exporter's persistent queue, which batches), so
+// every agent sends the same bytes.
 //
-// The collector runs as the Deployment runs it: in a cgroup (v1 here) limited to 1 CPU and 512 MiB, GOMEMLIMIT=400MiB,
-// GOMAXPROCS=1, so memory_limiter sees the container limit. What is reported per core is data points (and log
-// records) per CPU-second of the collector process (/proc), with the receiver's accepted counters from its
-// self-metrics; the load generator shares the machine's two cores, which is why CPU-seconds, not wall rates, count.
+// The collector runs as deploy/kustomize/base/gateway-deployment.yaml runs it (bench/gateway/replica.ts reads its
+// limits from there): in a cgroup (v1 here) with the container's CPU and memory limits, its GOMEMLIMIT, GOMAXPROCS=1,
+// and its file_storage queues in a folder this bench makes and removes (the Pod's emptyDir: on disk, not tmpfs).
+// What is reported per core is data points (and log records) per CPU-second of the collector process (/proc), with
+// the receiver's accepted counters from its self-metrics; the load generator shares the machine's two cores, which is
+// why CPU-seconds, not wall rates, count. Memory: RSS (anonymous and file-mapped: bbolt maps its files) and the
+// cgroup's peak, which also holds the queue files' page cache. Disk: the queue files, the bytes queued, and what the
+// process wrote to storage.
 // Env: BENCH_AGENTS (steps, default 100,300,600,1000), BENCH_SERIES (default 300), BENCH_LOGS (default 20),
 // BENCH_STEP_S (default 40), BENCH_OVERLAY (an extra --config merged over gateway.yaml), BENCH_MEMORY_MIB (the
-// container memory limit, default 512 as deployed; GOMEMLIMIT is set to 80% of it, as the Deployment does).
+// container memory limit, default the Deployment's; GOMEMLIMIT keeps the Deployment's share of it).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { mkdirSync, rmdirSync } from 'node:fs';
-import { findCollector, loopbackEnv, ManagedProcess, OTEL_CONFIG_DIR, REPO_ROOT, baseEnv, waitFor } from '../test/support/collector/collector.ts';
+import { findCollector, REPO_ROOT } from '../test/support/collector/collector.ts';
 import { startOtlpReceiver } from '../test/support/otlp/receiver.ts';
-import { procSample } from './kube-scale/procs.ts';
+import { type ReplicaSample, type SelfCounters, selfCounters, startReplica } from './gateway/replica.ts';
+import { startSink } from './gateway/sink.ts';
 
 const AGENTS = (process.env.BENCH_AGENTS ?? '100,300,600,1000').split(',').map(Number);
 const SERIES = Number(process.env.BENCH_SERIES ?? 300);
 const LOGS = Number(process.env.BENCH_LOGS ?? 20);
 const STEP_S = Number(process.env.BENCH_STEP_S ?? 40);
 const INTERVAL_MS = 10_000;
-const MEMORY_MIB = Number(process.env.BENCH_MEMORY_MIB ?? 512);
+const MEMORY_MIB = process.env.BENCH_MEMORY_MIB ? Number(process.env.BENCH_MEMORY_MIB) : undefined;
 const log = (m: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)} load ${loadavg()[0]!.toFixed(1)}] ${m}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -95,42 +99,31 @@ function agentLogs(template: any): Buffer {
   return LOGS_SVC.Export!.requestSerialize(req);
 }
 
-/** Counts of what the gateway's own receiver accepted and its exporters sent, from its self-metrics. */
-async function selfCounters(url: string): Promise<{ points: number; logs: number; sentPoints: number; sentLogs: number; refused: number }> {
-  const text = await (await fetch(url)).text();
-  const sum = (name: string) => text.split('\n').filter((l) => l.startsWith(name)).reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+
+const pointsIn = (req: any): number => (req.resourceMetrics ?? []).reduce((s: number, rm: any) => s + (rm.scopeMetrics ?? []).reduce((t: number, sm: any) =>
+  t + (sm.metrics ?? []).reduce((u: number, m: any) => u + ((m.histogram ?? m.sum ?? m.gauge)?.dataPoints?.length ?? 0), 0), 0), 0);
+const recordsIn = (req: any): number => (req.resourceLogs ?? []).reduce((s: number, rl: any) => s + (rl.scopeLogs ?? []).reduce((t: number, sl: any) => t + (sl.logRecords?.length ?? 0), 0), 0);
+const mib = (n: number) => Math.round(n * 10) / 10;
+
+/** One step's figures from the samples at its start and end, the samples between, and the counters. */
+function stepFigures(agents: number, s: number, c0: SelfCounters, c1: SelfCounters, p0: ReplicaSample, p1: ReplicaSample, during: ReplicaSample[], queuedMax: number, errors: number, sends: number) {
+  const cpu = p1.cpuS - p0.cpuS;
+  const points = c1.points - c0.points;
+  const logs = c1.logs - c0.logs;
+  const max = (f: (x: ReplicaSample) => number) => mib(Math.max(...during.map(f)));
   return {
-    points: sum('otelcol_receiver_accepted_metric_points'),
-    logs: sum('otelcol_receiver_accepted_log_records'),
-    sentPoints: sum('otelcol_exporter_sent_metric_points'),
-    sentLogs: sum('otelcol_exporter_sent_log_records'),
-    refused: sum('otelcol_receiver_refused_metric_points') + sum('otelcol_receiver_refused_log_records'),
+    agents, load: loadavg()[0], sendsPerS: Math.round(sends / s),
+    pointsPerS: Math.round(points / s), logsPerS: Math.round(logs / s),
+    sentPointsPerS: Math.round((c1.sentPoints - c0.sentPoints) / s), sentLogsPerS: Math.round((c1.sentLogs - c0.sentLogs) / s),
+    cpuCores: Math.round((cpu / s) * 1000) / 1000, throttledS: Math.round((p1.throttledS - p0.throttledS) * 10) / 10,
+    pointsPerCpuS: cpu > 0 ? Math.round(points / cpu) : null, logsPerCpuS: cpu > 0 ? Math.round(logs / cpu) : null,
+    rssMiB: mib(p1.rssMiB), rssPeakMiB: max((x) => x.rssMiB), rssAnonMiB: mib(p1.rssAnonMiB), rssFileMiB: mib(p1.rssFileMiB),
+    cgroupPeakMiB: mib(p1.cgroupPeakMiB), cgroupCacheMiB: mib(p1.cgroupCacheMiB), cgroupAnonMiB: mib(p1.cgroupAnonMiB), failcnt: p1.failcnt - p0.failcnt,
+    receiverRefused: c1.receiverRefused - c0.receiverRefused, enqueueFailed: c1.enqueueFailed - c0.enqueueFailed, sendFailed: c1.sendFailed - c0.sendFailed, grpcErrors: errors,
+    queuedBytesMax: queuedMax, queuedBytesEnd: c1.queuedBytes,
+    queueFilesMiB: [mib(p0.queueFilesMiB), mib(p1.queueFilesMiB)], queueFilesMaxMiB: max((x) => x.queueFilesMiB), queueDiskMiB: mib(p1.queueDiskMiB),
+    writtenMiBPerS: mib((p1.writeBytes - p0.writeBytes) / s / (1 << 20)), writtenBytesPerPoint: points > 0 ? Math.round((p1.writeBytes - p0.writeBytes) / points) : null,
   };
-}
-
-const CGROUP = `connlat-gateway-bench-${process.pid}`;
-const CGROUP_DIRS = [`/sys/fs/cgroup/memory/${CGROUP}`, `/sys/fs/cgroup/cpu/${CGROUP}`];
-
-/** The collector in its own cgroup (the Deployment's limits: 1 CPU, 512 MiB), joined by a shell that then execs it. */
-async function startLimitedCollector(binary: string, extra: Record<string, string>) {
-  const [mem, cpu] = CGROUP_DIRS as [string, string];
-  for (const d of CGROUP_DIRS) mkdirSync(d, { recursive: true });
-  writeFileSync(join(mem, 'memory.limit_in_bytes'), String(MEMORY_MIB << 20));
-  writeFileSync(join(cpu, 'cpu.cfs_period_us'), '100000');
-  writeFileSync(join(cpu, 'cpu.cfs_quota_us'), '100000');
-  const { grpc, health, selfMetrics, http: _http, ...ports } = await loopbackEnv();
-  const env = baseEnv({ ...ports, ...extra, GOMAXPROCS: '1', GOMEMLIMIT: `${Math.round(MEMORY_MIB * 0.78)}MiB` });
-  const configs = [join(OTEL_CONFIG_DIR, 'gateway.yaml'), ...(process.env.BENCH_OVERLAY ? [process.env.BENCH_OVERLAY] : [])].map((c) => `--config=${c}`);
-  const proc = new ManagedProcess('otelcol-connlat', '/bin/sh', ['-c', `echo $$ > ${mem}/cgroup.procs && echo $$ > ${cpu}/cgroup.procs && exec "$0" "$@"`, binary, ...configs], { env });
-  await waitFor('the collector health_check', async () => {
-    if (!proc.running) throw new Error(`collector exited early:\n${proc.tail()}`);
-    const res = await fetch(`http://${health}/`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
-    return res?.status === 200 ? true : undefined;
-  }, 30_000);
-  return { process: proc, grpc, selfMetricsUrl: `http://${selfMetrics}/metrics`, stop: async () => {
-    await proc.stop('SIGTERM', 15_000);
-    for (const d of CGROUP_DIRS) rmdirSync(d);
-  } };
 }
 
 async function main(): Promise<void> {
@@ -140,74 +133,95 @@ async function main(): Promise<void> {
   const { metrics: mTemplate, logs: lTemplate } = await captureAgentRequests(dir);
   const metricsBytes = agentMetrics(mTemplate);
   const logsBytes = agentLogs(lTemplate);
-  const decoded = METRICS.Export!.requestDeserialize(metricsBytes) as any;
-  const pointsPerRequest = decoded.resourceMetrics[0].scopeMetrics.reduce((s: number, sm: any) => s + sm.metrics.reduce((t: number, m: any) => t + (m.histogram ?? m.sum ?? m.gauge)?.dataPoints.length, 0), 0);
+  const pointsPerRequest = pointsIn(METRICS.Export!.requestDeserialize(metricsBytes));
   log(`one agent per 10 s: ${pointsPerRequest} data points (${metricsBytes.length} B), ${LOGS} log records (${logsBytes.length} B)`);
 
-  // The backends: one OTLP/HTTP sink standing in for Mimir and Loki (an empty protobuf answer is a full success).
-  let sinkBytes = 0;
-  const sink = createServer((req, res) => {
-    req.on('data', (c: Buffer) => (sinkBytes += c.length));
-    req.on('end', () => res.writeHead(200, { 'Content-Type': 'application/x-protobuf' }).end());
+  const sink = await startSink((b) => pointsIn(METRICS.Export!.requestDeserialize(b)), (b) => recordsIn(LOGS_SVC.Export!.requestDeserialize(b)));
+  const replica = await startReplica(found.path, {
+    name: `connlat-gateway-bench-${process.pid}`, memoryMiB: MEMORY_MIB, queueDir: join(dir, 'queue'),
+    overlays: process.env.BENCH_OVERLAY ? [process.env.BENCH_OVERLAY] : [],
+    env: { CONNLAT_MIMIR_OTLP_ENDPOINT: sink.url, CONNLAT_LOKI_OTLP_ENDPOINT: sink.url, CONNLAT_TEMPO_OTLP_GRPC_ENDPOINT: '127.0.0.1:9', CONNLAT_GATEWAY_LOG_LEVEL: 'warn' },
   });
-  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-  const sinkUrl = `http://127.0.0.1:${(sink.address() as { port: number }).port}/otlp`;
-  const collector = await startLimitedCollector(found.path, { CONNLAT_MIMIR_OTLP_ENDPOINT: sinkUrl, CONNLAT_LOKI_OTLP_ENDPOINT: sinkUrl, CONNLAT_TEMPO_OTLP_GRPC_ENDPOINT: '127.0.0.1:9', CONNLAT_GATEWAY_LOG_LEVEL: 'warn', CONNLAT_GATEWAY_STORAGE_DIR: join(dir, 'queue') });
-  const pid = collector.process.child.pid;
-  const results: unknown[] = [];
+  log(`replica: ${JSON.stringify(replica.limits)}`);
+  const results: Record<string, unknown>[] = [];
   const clients: grpc.Client[] = [];
   const timers: NodeJS.Timeout[] = [];
   let errors = 0;
+  let sends = 0;
+  const errorKinds = new Map<string, number>();
   try {
     const raw = (b: Buffer) => b;
-    const send = (c: grpc.Client, path: string, body: Buffer) =>
-      c.makeUnaryRequest(path, raw, raw, body, (err) => (err ? errors++ : undefined));
+    const send = (c: grpc.Client, path: string, body: Buffer) => {
+      sends++;
+      c.makeUnaryRequest(path, raw, raw, body, (err) => {
+        if (!err) return;
+        errors++;
+        const kind = `${err.code} ${err.details.slice(0, 60)}`;
+        errorKinds.set(kind, (errorKinds.get(kind) ?? 0) + 1);
+      });
+    };
     for (const agents of AGENTS) {
+      replica.resetPeak();
       // Each simulated agent: its own channel, a metrics and a logs export every 10 s, phases spread over the interval.
       while (clients.length < agents) {
-        const c = new grpc.Client(collector.grpc, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+        const c = new grpc.Client(replica.grpc, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
         clients.push(c);
-        const first = Math.random() * INTERVAL_MS;
         timers.push(setTimeout(() => {
           const tick = () => (send(c, '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export', metricsBytes), send(c, '/opentelemetry.proto.collector.logs.v1.LogsService/Export', logsBytes));
           tick();
           timers.push(setInterval(tick, INTERVAL_MS));
-        }, first));
+        }, Math.random() * INTERVAL_MS));
       }
       await sleep(INTERVAL_MS + 2000); // every agent has sent at least once
-      const c0 = await selfCounters(collector.selfMetricsUrl).catch(() => undefined);
+      const c0 = await selfCounters(replica.selfMetricsUrl).catch(() => undefined);
       if (c0 === undefined) {
-        results.push({ agents, died: collector.process.tail(5) });
-        log(`gateway died at ${agents} agents: ${collector.process.tail(5)}`);
+        results.push({ agents, died: replica.tail(5) });
+        log(`gateway unresponsive at ${agents} agents: ${replica.tail(5)}`);
         break;
       }
-      const p0 = procSample(pid);
+      const p0 = replica.sample();
+      const [e0, s0] = [errors, sends];
       const t0 = performance.now();
-      await sleep(STEP_S * 1000);
+      const during: ReplicaSample[] = [p0];
+      let queuedMax = c0.queuedBytes;
+      for (let i = 1; i <= STEP_S; i++) {
+        await sleep(1000);
+        during.push(replica.sample());
+        if (i % 5 === 0) queuedMax = Math.max(queuedMax, (await selfCounters(replica.selfMetricsUrl).catch(() => undefined))?.queuedBytes ?? 0);
+      }
       const s = (performance.now() - t0) / 1000;
-      const c1 = await selfCounters(collector.selfMetricsUrl).catch(() => undefined);
+      const c1 = await selfCounters(replica.selfMetricsUrl).catch(() => undefined);
       if (c1 === undefined) {
-        results.push({ agents, died: collector.process.tail(5) });
-        log(`gateway died at ${agents} agents: ${collector.process.tail(5)}`);
+        results.push({ agents, died: replica.tail(5) });
+        log(`gateway unresponsive at ${agents} agents: ${replica.tail(5)}`);
         break;
       }
-      const p1 = procSample(pid);
-      const cpu = p1.cpuS - p0.cpuS;
-      const step = {
-        agents, pointsPerS: (c1.points - c0.points) / s, logsPerS: (c1.logs - c0.logs) / s, sentPointsPerS: (c1.sentPoints - c0.sentPoints) / s,
-        refused: c1.refused - c0.refused, grpcErrors: errors, cpuPerS: cpu / s, rssMiB: p1.rssMiB, load: loadavg()[0],
-      };
+      const p1 = replica.sample();
+      const step = stepFigures(agents, s, c0, c1, p0, p1, [...during, p1], Math.max(queuedMax, c1.queuedBytes), errors - e0, sends - s0);
       results.push(step);
       log(JSON.stringify(step));
     }
   } finally {
     for (const t of timers) clearTimeout(t);
     for (const c of clients) c.close();
-    await collector.stop();
+    await replica.stop();
     sink.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  process.stdout.write(`${JSON.stringify({ memoryMiB: MEMORY_MIB, series: SERIES, logsPer10s: LOGS, pointsPerRequest, metricsBytes: metricsBytes.length, logsBytes: logsBytes.length, sinkBytes, steps: results })}\n`);
+  const summary = {
+    limits: replica.limits, series: SERIES, logsPer10s: LOGS, pointsPerRequest, metricsBytes: metricsBytes.length, logsBytes: logsBytes.length,
+    sink: { metrics: sink.metrics, logs: sink.logs }, grpcErrorKinds: Object.fromEntries(errorKinds), steps: results,
+  };
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+  // The bench checks itself: at its lowest load the gateway must take everything and deliver it.
+  const first = results[0];
+  const problem = first === undefined || 'died' in first ? 'the gateway did not survive the first step'
+    : (first.receiverRefused as number) + (first.enqueueFailed as number) + (first.grpcErrors as number) > 0 ? `the gateway refused data at ${first.agents} agents`
+    : sink.metrics.decodedItems === 0 || sink.logs.decodedItems === 0 ? 'no data points or log records reached the sink' : undefined;
+  if (problem) {
+    process.stderr.write(`bench/gateway.ts: ${problem}\n`);
+    process.exitCode = 1;
+  }
 }
 
 await main();
