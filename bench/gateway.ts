@@ -18,11 +18,14 @@
 // process wrote to storage.
 // Env: BENCH_AGENTS (steps, default 100,300,600,1000), BENCH_SERIES (default 300), BENCH_LOGS (default 20),
 // BENCH_STEP_S (default 40), BENCH_OVERLAY (an extra --config merged over gateway.yaml), BENCH_MEMORY_MIB (the
-// container memory limit, default the Deployment's; GOMEMLIMIT keeps the Deployment's share of it).
+// container memory limit, default the Deployment's; GOMEMLIMIT keeps the Deployment's share of it), BENCH_CPU_SHARES (the
+// collector cgroup's cpu.shares, default the kernel's 1024; e.g. 10240 on a busy shared machine, so that it gets up to
+// its 1-CPU limit as on a node with room: runQueueWaitPerS says how long its threads waited for a CPU).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { findCollector, REPO_ROOT } from '../test/support/collector/collector.ts';
@@ -36,6 +39,7 @@ const LOGS = Number(process.env.BENCH_LOGS ?? 20);
 const STEP_S = Number(process.env.BENCH_STEP_S ?? 40);
 const INTERVAL_MS = 10_000;
 const MEMORY_MIB = process.env.BENCH_MEMORY_MIB ? Number(process.env.BENCH_MEMORY_MIB) : undefined;
+const CPU_SHARES = Number(process.env.BENCH_CPU_SHARES ?? 1024);
 const log = (m: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)} load ${loadavg()[0]!.toFixed(1)}] ${m}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -106,16 +110,17 @@ const recordsIn = (req: any): number => (req.resourceLogs ?? []).reduce((s: numb
 const mib = (n: number) => Math.round(n * 10) / 10;
 
 /** One step's figures from the samples at its start and end, the samples between, and the counters. */
-function stepFigures(agents: number, s: number, c0: SelfCounters, c1: SelfCounters, p0: ReplicaSample, p1: ReplicaSample, during: ReplicaSample[], queuedMax: number, errors: number, sends: number) {
+function stepFigures(agents: number, s: number, loadgen: { cpuCores: number; loopDelayP99Ms: number }, c0: SelfCounters, c1: SelfCounters, p0: ReplicaSample, p1: ReplicaSample, during: ReplicaSample[], queuedMax: number, errors: number, sends: number) {
   const cpu = p1.cpuS - p0.cpuS;
   const points = c1.points - c0.points;
   const logs = c1.logs - c0.logs;
   const max = (f: (x: ReplicaSample) => number) => mib(Math.max(...during.map(f)));
   return {
-    agents, load: loadavg()[0], sendsPerS: Math.round(sends / s),
+    agents, load: loadavg()[0], sendsPerS: Math.round(sends / s), loadgen,
     pointsPerS: Math.round(points / s), logsPerS: Math.round(logs / s),
     sentPointsPerS: Math.round((c1.sentPoints - c0.sentPoints) / s), sentLogsPerS: Math.round((c1.sentLogs - c0.sentLogs) / s),
     cpuCores: Math.round((cpu / s) * 1000) / 1000, throttledS: Math.round((p1.throttledS - p0.throttledS) * 10) / 10,
+    runQueueWaitPerS: Math.round(((p1.runQueueWaitS - p0.runQueueWaitS) / s) * 100) / 100,
     pointsPerCpuS: cpu > 0 ? Math.round(points / cpu) : null, logsPerCpuS: cpu > 0 ? Math.round(logs / cpu) : null,
     rssMiB: mib(p1.rssMiB), rssPeakMiB: max((x) => x.rssMiB), rssAnonMiB: mib(p1.rssAnonMiB), rssFileMiB: mib(p1.rssFileMiB),
     cgroupPeakMiB: mib(p1.cgroupPeakMiB), cgroupCacheMiB: mib(p1.cgroupCacheMiB), cgroupAnonMiB: mib(p1.cgroupAnonMiB), failcnt: p1.failcnt - p0.failcnt,
@@ -138,7 +143,7 @@ async function main(): Promise<void> {
 
   const sink = await startSink((b) => pointsIn(METRICS.Export!.requestDeserialize(b)), (b) => recordsIn(LOGS_SVC.Export!.requestDeserialize(b)));
   const replica = await startReplica(found.path, {
-    name: `connlat-gateway-bench-${process.pid}`, memoryMiB: MEMORY_MIB, queueDir: join(dir, 'queue'),
+    name: `connlat-gateway-bench-${process.pid}`, memoryMiB: MEMORY_MIB, cpuShares: CPU_SHARES, queueDir: join(dir, 'queue'),
     overlays: process.env.BENCH_OVERLAY ? [process.env.BENCH_OVERLAY] : [],
     env: { CONNLAT_MIMIR_OTLP_ENDPOINT: sink.url, CONNLAT_LOKI_OTLP_ENDPOINT: sink.url, CONNLAT_TEMPO_OTLP_GRPC_ENDPOINT: '127.0.0.1:9', CONNLAT_GATEWAY_LOG_LEVEL: 'warn' },
   });
@@ -182,6 +187,9 @@ async function main(): Promise<void> {
       const p0 = replica.sample();
       const [e0, s0] = [errors, sends];
       const t0 = performance.now();
+      const u0 = process.cpuUsage();
+      const loop = monitorEventLoopDelay({ resolution: 20 });
+      loop.enable();
       const during: ReplicaSample[] = [p0];
       let queuedMax = c0.queuedBytes;
       for (let i = 1; i <= STEP_S; i++) {
@@ -190,6 +198,9 @@ async function main(): Promise<void> {
         if (i % 5 === 0) queuedMax = Math.max(queuedMax, (await selfCounters(replica.selfMetricsUrl).catch(() => undefined))?.queuedBytes ?? 0);
       }
       const s = (performance.now() - t0) / 1000;
+      loop.disable();
+      const u1 = process.cpuUsage(u0);
+      const loadgen = { cpuCores: Math.round(((u1.user + u1.system) / 1e6 / s) * 100) / 100, loopDelayP99Ms: Math.round(loop.percentile(99) / 1e6) };
       const c1 = await selfCounters(replica.selfMetricsUrl).catch(() => undefined);
       if (c1 === undefined) {
         results.push({ agents, died: replica.tail(5) });
@@ -197,7 +208,7 @@ async function main(): Promise<void> {
         break;
       }
       const p1 = replica.sample();
-      const step = stepFigures(agents, s, c0, c1, p0, p1, [...during, p1], Math.max(queuedMax, c1.queuedBytes), errors - e0, sends - s0);
+      const step = stepFigures(agents, s, loadgen, c0, c1, p0, p1, [...during, p1], Math.max(queuedMax, c1.queuedBytes), errors - e0, sends - s0);
       results.push(step);
       log(JSON.stringify(step));
     }
@@ -209,7 +220,7 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   const summary = {
-    limits: replica.limits, series: SERIES, logsPer10s: LOGS, pointsPerRequest, metricsBytes: metricsBytes.length, logsBytes: logsBytes.length,
+    limits: replica.limits, cpuShares: CPU_SHARES, series: SERIES, logsPer10s: LOGS, pointsPerRequest, metricsBytes: metricsBytes.length, logsBytes: logsBytes.length,
     sink: { metrics: sink.metrics, logs: sink.logs }, grpcErrorKinds: Object.fromEntries(errorKinds), steps: results,
   };
   process.stdout.write(`${JSON.stringify(summary)}\n`);

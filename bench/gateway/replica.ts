@@ -59,6 +59,8 @@ export interface ReplicaSample {
   cgroupCacheMiB: number;
   failcnt: number;
   throttledS: number;
+  /** time its threads waited on a run queue for a CPU (schedstat of every thread): a shared machine's share */
+  runQueueWaitS: number;
   /** the queue files' sizes, and the blocks they take on disk */
   queueFilesMiB: number;
   queueDiskMiB: number;
@@ -81,9 +83,11 @@ export interface Replica {
 
 /**
  * Starts the collector (gateway.yaml plus `overlays`) in a new cgroup with the Deployment's limits, memory overridden
- * by `memoryMiB` (GOMEMLIMIT scaled with it), its queues in `queueDir`; resolves once health_check answers.
+ * by `memoryMiB` (GOMEMLIMIT scaled with it), its queues in `queueDir`, its cgroup weighing `cpuShares` against the
+ * machine's other tasks (more than the kernel's 1024 keeps a busy shared machine from starving it below its limit, as
+ * a node with room would not); resolves once health_check answers.
  */
-export async function startReplica(binary: string, opts: { name: string; memoryMiB?: number; queueDir: string; overlays: string[]; env: Record<string, string> }): Promise<Replica> {
+export async function startReplica(binary: string, opts: { name: string; memoryMiB?: number; cpuShares?: number; queueDir: string; overlays: string[]; env: Record<string, string> }): Promise<Replica> {
   const shipped = shippedLimits();
   const memoryMiB = opts.memoryMiB ?? shipped.memoryMiB;
   // The Deployment's GOMEMLIMIT is a fixed share of its memory limit (400 of 512 MiB); keep that share.
@@ -94,6 +98,7 @@ export async function startReplica(binary: string, opts: { name: string; memoryM
   writeFileSync(join(mem, 'memory.limit_in_bytes'), String(memoryMiB * MIB));
   writeFileSync(join(cpu, 'cpu.cfs_period_us'), '100000');
   writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(Math.round(limits.cpuCores * 100000)));
+  writeFileSync(join(cpu, 'cpu.shares'), String(opts.cpuShares ?? 1024));
   const { grpc, health, selfMetrics, http: _http, ...ports } = await loopbackEnv();
   const env = baseEnv({ ...ports, ...opts.env, CONNLAT_GATEWAY_STORAGE_DIR: opts.queueDir, GOMAXPROCS: String(Math.max(1, Math.floor(limits.cpuCores))), GOMEMLIMIT: `${limits.goMemLimitMiB}MiB` });
   const configs = [join(OTEL_CONFIG_DIR, 'gateway.yaml'), ...opts.overlays].map((c) => `--config=${c}`);
@@ -140,6 +145,7 @@ export async function startReplica(binary: string, opts: { name: string; memoryM
         cgroupCacheMiB: num(memStat, /^total_cache (\d+)/m) / MIB,
         failcnt: Number(read(join(mem, 'memory.failcnt'))),
         throttledS: num(read(join(cpu, 'cpu.stat')), /^throttled_time (\d+)/m) / 1e9,
+        runQueueWaitS: safeList(`/proc/${pid}/task`).reduce((w, t) => w + Number(read(`/proc/${pid}/task/${t}/schedstat`).split(' ')[1] ?? 0), 0) / 1e9,
         queueFilesMiB: files / MIB,
         queueDiskMiB: blocks / MIB,
       };

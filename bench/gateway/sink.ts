@@ -13,6 +13,9 @@ export interface SignalCount {
   decoded: number;
   /** data points (or log records) in the decoded requests */
   decodedItems: number;
+  /** time from a request's arrival to its answer: the sink's own latency, which the exporters wait for */
+  answerMs: number;
+  answerMaxMs: number;
 }
 
 export interface Sink {
@@ -25,10 +28,11 @@ export interface Sink {
 type Decode = (body: Buffer) => number;
 
 export async function startSink(countPoints: Decode, countLogs: Decode): Promise<Sink> {
-  const zero = (): SignalCount => ({ requests: 0, bytes: 0, decoded: 0, decodedItems: 0 });
+  const zero = (): SignalCount => ({ requests: 0, bytes: 0, decoded: 0, decodedItems: 0, answerMs: 0, answerMaxMs: 0 });
   const metrics = zero();
   const logs = zero();
   const server = createServer((req, res) => {
+    const start = performance.now();
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -41,6 +45,9 @@ export async function startSink(countPoints: Decode, countLogs: Decode): Promise
         count.decodedItems += decode(req.headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body);
       }
       res.writeHead(200, { 'Content-Type': 'application/x-protobuf' }).end();
+      const ms = performance.now() - start;
+      count.answerMs += ms;
+      count.answerMaxMs = Math.max(count.answerMaxMs, ms);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
