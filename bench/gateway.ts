@@ -17,7 +17,8 @@
 // cgroup's peak, which also holds the queue files' page cache. Disk: the queue files, the bytes queued, and what the
 // process wrote to storage.
 // Env: BENCH_AGENTS (steps, default 100,300,600,1000), BENCH_SERIES (default 300), BENCH_LOGS (default 20),
-// BENCH_STEP_S (default 40), BENCH_OVERLAY (an extra --config merged over gateway.yaml), BENCH_MEMORY_MIB (the
+// BENCH_STEP_S (default 40), BENCH_CONFIG (another base config in place of gateway.yaml, e.g. an earlier revision
+// for a baseline in the same session), BENCH_OVERLAY (an extra --config merged over gateway.yaml), BENCH_MEMORY_MIB (the
 // container memory limit, default the Deployment's; GOMEMLIMIT keeps the Deployment's share of it), BENCH_CPU_SHARES (the
 // collector cgroup's cpu.shares, default the kernel's 1024; e.g. 10240 on a busy shared machine, so that it gets up to
 // its 1-CPU limit as on a node with room: runQueueWaitPerS says how long its threads waited for a CPU).
@@ -143,7 +144,7 @@ async function main(): Promise<void> {
 
   const sink = await startSink((b) => pointsIn(METRICS.Export!.requestDeserialize(b)), (b) => recordsIn(LOGS_SVC.Export!.requestDeserialize(b)));
   const replica = await startReplica(found.path, {
-    name: `connlat-gateway-bench-${process.pid}`, memoryMiB: MEMORY_MIB, cpuShares: CPU_SHARES, queueDir: join(dir, 'queue'),
+    name: `connlat-gateway-bench-${process.pid}`, memoryMiB: MEMORY_MIB, cpuShares: CPU_SHARES, queueDir: join(dir, 'queue'), base: process.env.BENCH_CONFIG,
     overlays: process.env.BENCH_OVERLAY ? [process.env.BENCH_OVERLAY] : [],
     env: { CONNLAT_MIMIR_OTLP_ENDPOINT: sink.url, CONNLAT_LOKI_OTLP_ENDPOINT: sink.url, CONNLAT_TEMPO_OTLP_GRPC_ENDPOINT: '127.0.0.1:9', CONNLAT_GATEWAY_LOG_LEVEL: 'warn' },
   });

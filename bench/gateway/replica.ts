@@ -82,12 +82,12 @@ export interface Replica {
 }
 
 /**
- * Starts the collector (gateway.yaml plus `overlays`) in a new cgroup with the Deployment's limits, memory overridden
+ * Starts the collector (gateway.yaml, or `base`, plus `overlays`) in a new cgroup with the Deployment's limits, memory overridden
  * by `memoryMiB` (GOMEMLIMIT scaled with it), its queues in `queueDir`, its cgroup weighing `cpuShares` against the
  * machine's other tasks (more than the kernel's 1024 keeps a busy shared machine from starving it below its limit, as
  * a node with room would not); resolves once health_check answers.
  */
-export async function startReplica(binary: string, opts: { name: string; memoryMiB?: number; cpuShares?: number; queueDir: string; overlays: string[]; env: Record<string, string> }): Promise<Replica> {
+export async function startReplica(binary: string, opts: { name: string; memoryMiB?: number; cpuShares?: number; queueDir: string; base?: string; overlays: string[]; env: Record<string, string> }): Promise<Replica> {
   const shipped = shippedLimits();
   const memoryMiB = opts.memoryMiB ?? shipped.memoryMiB;
   // The Deployment's GOMEMLIMIT is a fixed share of its memory limit (400 of 512 MiB); keep that share.
@@ -101,7 +101,7 @@ export async function startReplica(binary: string, opts: { name: string; memoryM
   writeFileSync(join(cpu, 'cpu.shares'), String(opts.cpuShares ?? 1024));
   const { grpc, health, selfMetrics, http: _http, ...ports } = await loopbackEnv();
   const env = baseEnv({ ...ports, ...opts.env, CONNLAT_GATEWAY_STORAGE_DIR: opts.queueDir, GOMAXPROCS: String(Math.max(1, Math.floor(limits.cpuCores))), GOMEMLIMIT: `${limits.goMemLimitMiB}MiB` });
-  const configs = [join(OTEL_CONFIG_DIR, 'gateway.yaml'), ...opts.overlays].map((c) => `--config=${c}`);
+  const configs = [opts.base ?? join(OTEL_CONFIG_DIR, 'gateway.yaml'), ...opts.overlays].map((c) => `--config=${c}`);
   // A shell joins the cgroups and then execs the collector, so the collector's first allocation is already limited.
   const proc = new ManagedProcess('otelcol-connlat', '/bin/sh', ['-c', `echo $$ > ${mem}/cgroup.procs && echo $$ > ${cpu}/cgroup.procs && exec "$0" "$@"`, binary, ...configs], { env });
   const removeCgroups = () => { for (const d of [mem, cpu]) try { rmdirSync(d); } catch { /* still has a task: left for the kernel */ } };
