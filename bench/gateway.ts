@@ -34,13 +34,20 @@ import { startOtlpReceiver } from '../test/support/otlp/receiver.ts';
 import { type ReplicaSample, type SelfCounters, selfCounters, startReplica } from './gateway/replica.ts';
 import { startSink } from './gateway/sink.ts';
 
-const AGENTS = (process.env.BENCH_AGENTS ?? '100,300,600,1000').split(',').map(Number);
-const SERIES = Number(process.env.BENCH_SERIES ?? 300);
-const LOGS = Number(process.env.BENCH_LOGS ?? 20);
-const STEP_S = Number(process.env.BENCH_STEP_S ?? 40);
+/** A positive whole number from the environment; anything else ends the bench (status 2) naming the variable. */
+function envCount(name: string, fallback: string, text = process.env[name] ?? fallback): number {
+  const n = Number(text);
+  if (Number.isInteger(n) && n > 0) return n;
+  process.stderr.write(`bench/gateway.ts: ${name}=${JSON.stringify(text)}: expected a positive whole number\n`);
+  process.exit(2);
+}
+const AGENTS = (process.env.BENCH_AGENTS ?? '100,300,600,1000').split(',').map((a) => envCount('BENCH_AGENTS', '', a));
+const SERIES = envCount('BENCH_SERIES', '300');
+const LOGS = envCount('BENCH_LOGS', '20');
+const STEP_S = envCount('BENCH_STEP_S', '40');
+const MEMORY_MIB = process.env.BENCH_MEMORY_MIB === undefined ? undefined : envCount('BENCH_MEMORY_MIB', '');
+const CPU_SHARES = envCount('BENCH_CPU_SHARES', '1024');
 const INTERVAL_MS = 10_000;
-const MEMORY_MIB = process.env.BENCH_MEMORY_MIB ? Number(process.env.BENCH_MEMORY_MIB) : undefined;
-const CPU_SHARES = Number(process.env.BENCH_CPU_SHARES ?? 1024);
 const log = (m: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)} load ${loadavg()[0]!.toFixed(1)}] ${m}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -134,8 +141,17 @@ function stepFigures(agents: number, s: number, loadgen: { cpuCores: number; loo
 
 async function main(): Promise<void> {
   const found = await findCollector();
-  if (found.path === undefined) throw new Error(`bench/gateway.ts: ${found.skip}`);
+  if (found.path === undefined) throw new Error(found.skip);
+  // The agent's replay file and the gateway's queues; removed however the bench ends.
   const dir = mkdtempSync(join(tmpdir(), 'connlat-gateway-bench-'));
+  try {
+    await measure(found.path, dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function measure(binary: string, dir: string): Promise<void> {
   const { metrics: mTemplate, logs: lTemplate } = await captureAgentRequests(dir);
   const metricsBytes = agentMetrics(mTemplate);
   const logsBytes = agentLogs(lTemplate);
@@ -143,10 +159,13 @@ async function main(): Promise<void> {
   log(`one agent per 10 s: ${pointsPerRequest} data points (${metricsBytes.length} B), ${LOGS} log records (${logsBytes.length} B)`);
 
   const sink = await startSink((b) => pointsIn(METRICS.Export!.requestDeserialize(b)), (b) => recordsIn(LOGS_SVC.Export!.requestDeserialize(b)));
-  const replica = await startReplica(found.path, {
+  const replica = await startReplica(binary, {
     name: `connlat-gateway-bench-${process.pid}`, memoryMiB: MEMORY_MIB, cpuShares: CPU_SHARES, queueDir: join(dir, 'queue'), base: process.env.BENCH_CONFIG,
     overlays: process.env.BENCH_OVERLAY ? [process.env.BENCH_OVERLAY] : [],
     env: { CONNLAT_MIMIR_OTLP_ENDPOINT: sink.url, CONNLAT_LOKI_OTLP_ENDPOINT: sink.url, CONNLAT_TEMPO_OTLP_GRPC_ENDPOINT: '127.0.0.1:9', CONNLAT_GATEWAY_LOG_LEVEL: 'warn' },
+  }).catch((err: unknown) => {
+    sink.close();
+    throw err;
   });
   log(`replica: ${JSON.stringify(replica.limits)}`);
   const results: Record<string, unknown>[] = [];
@@ -218,7 +237,6 @@ async function main(): Promise<void> {
     for (const c of clients) c.close();
     await replica.stop();
     sink.close();
-    rmSync(dir, { recursive: true, force: true });
   }
   const summary = {
     limits: replica.limits, cpuShares: CPU_SHARES, series: SERIES, logsPer10s: LOGS, pointsPerRequest, metricsBytes: metricsBytes.length, logsBytes: logsBytes.length,
@@ -236,4 +254,7 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await main().catch((err: unknown) => {
+  process.stderr.write(`bench/gateway.ts: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
