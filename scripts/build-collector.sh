@@ -22,7 +22,10 @@ cache_root=${CONNLAT_CACHE:-$HOME/.cache/connlat}
 command -v go >/dev/null || { echo "build-collector: 'go' not found on PATH (Go >= 1.25 needed)" >&2; exit 1; }
 [[ -f $manifest ]] || { echo "build-collector: manifest not found: $manifest" >&2; exit 1; }
 
-key=$( { cat "$manifest"; echo "ocb=$OCB_VERSION"; } | sha256sum | cut -c1-12)
+# Upstream fixes not yet in the pinned release, each applied to a copy of its module (step 1b); part of the key.
+patches=("$repo_root"/otel-config/patches/*.patch)
+[[ -e ${patches[0]} ]] || patches=()
+key=$( { cat "$manifest"; echo "ocb=$OCB_VERSION"; cat "${patches[@]}" /dev/null; } | sha256sum | cut -c1-12)
 out_dir="$cache_root/collector/$key"
 binary="$out_dir/otelcol-connlat"
 
@@ -63,6 +66,20 @@ start=$SECONDS
 # 1. ocb generates the sources (main.go, components.go, go.mod) from the manifest; output_path goes into a copy.
 sed "s|^dist:|dist:\n  output_path: $work/src|" "$manifest" >"$work/builder-config.yaml"
 "$ocb" --config="$work/builder-config.yaml" --skip-get-modules --skip-compilation >&2
+
+# 1b. Each otel-config/patches/*.patch names its module on a "Module: <path> <version>" line: copy that module from
+#     the module cache, apply the patch (an upstream commit, see the file's header) and replace the module with the copy.
+for patch_file in "${patches[@]}"; do
+  read -r mod_path mod_version < <(sed -n 's/^Module: //p' "$patch_file")
+  [[ -n ${mod_path:-} && -n ${mod_version:-} ]] || { echo "build-collector: $patch_file has no 'Module: <path> <version>' line" >&2; exit 1; }
+  mod_dir=$(go mod download -json "$mod_path@$mod_version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [[ -d $mod_dir ]] || { echo "build-collector: cannot download $mod_path@$mod_version" >&2; exit 1; }
+  copy="$work/src/patched/$(basename "$patch_file" .patch)"
+  mkdir -p "$(dirname "$copy")" && cp -r "$mod_dir" "$copy" && chmod -R u+w "$copy"
+  (cd "$copy" && git apply "$patch_file") || { echo "build-collector: $patch_file does not apply to $mod_path@$mod_version" >&2; exit 1; }
+  (cd "$work/src" && go mod edit -replace="$mod_path@$mod_version=./patched/$(basename "$copy")")
+  echo "build-collector: $mod_path@$mod_version patched with $(basename "$patch_file")" >&2
+done
 
 # 2. Resolve modules ourselves instead of ocb's plain `go mod tidy`: tidy also wants checksums for the test-only
 #    dependencies of our components, and one of those (otlpencodingextension@v0.148.0, used only by

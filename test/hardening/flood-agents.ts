@@ -31,10 +31,13 @@ export async function startFloodAgents(
   for (const a of into.values()) await a.agent.waitForStderr(/reading tcpconnlat/, 30_000);
 }
 
-/** Kills the agents, stops the current gateway and the backends, removes `dir`. */
+/** Kills the agents, stops the current gateway and the backends, removes `dir` (kept, with the gateways' logs in
+ * it, when the gateway had crashed). */
 export async function tearDown(agents: Map<string, FloodAgent>, gateway: () => RunningCollector, backends: { backend: { close(): Promise<void> } }[], dir: string): Promise<void> {
   for (const a of agents.values()) await a.agent.stop('SIGKILL', 1000);
+  const crashed = gateway().process.exitedUnexpectedly;
   await gateway().stop();
   for (const b of backends) await b.backend.close();
-  rmSync(dir, { recursive: true, force: true });
+  if (crashed) console.error(`# the gateway crashed: its output and queue are kept in ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
 }

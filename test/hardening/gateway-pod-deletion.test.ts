@@ -47,6 +47,7 @@ test(`gateway Pod deleted ${RESTARTS} times under traffic, each new one on an em
     binary: collector.path!,
     configs,
     env: { ...ports, ...backendEnv, CONNLAT_GATEWAY_STORAGE_DIR: join(dir, `pod-${pod}`), CONNLAT_GATEWAY_LOG_LEVEL: 'warn' },
+    logFile: join(dir, `gateway-${pod}.log`), // the whole output; a crash's panic is in the assertion (report())
   });
   let gateway = await gatewayOn(0);
   const agents = new Map<string, FloodAgent>();
@@ -59,7 +60,7 @@ test(`gateway Pod deleted ${RESTARTS} times under traffic, each new one on an em
     const stoppedAt = Date.now();
     await gateway.stop(); // SIGTERM; the old Pod's emptyDir (its queue folder) is never opened again
     const { code } = await gateway.process.exited;
-    assert.equal(code, 0, gateway.process.tail());
+    assert.equal(code, 0, gateway.process.report());
     stops.push(`${((Date.now() - stoppedAt) / 1000).toFixed(1)} s`);
     gateway = await gatewayOn(pod);
     await sleep(BETWEEN_MS);

@@ -17,10 +17,11 @@ export const VICTORIA_LOGS_TENANTS = {
   tenantB: { accountId: 1, projectId: 0 } satisfies VictoriaLogsTenant,
 };
 
+/** Where each backend listens (a running one, or an address where none does, for a backend that is down). */
 export interface GatewayBackends {
-  metrics?: VictoriaMetrics;
-  logs?: VictoriaLogs;
-  traces?: Jaeger;
+  metrics?: Pick<VictoriaMetrics, 'otlpEndpoint'>;
+  logs?: Pick<VictoriaLogs, 'url'>;
+  traces?: Pick<Jaeger, 'otlpGrpc'>;
 }
 
 /**

@@ -1,12 +1,13 @@
 // Our gateway collector (otelcol-connlat, built by scripts/build-collector.sh) as a real process for tests:
 // find the binary, validate configs, start it on free loopback ports and wait for its health_check.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../net.ts';
+import { goPanicBlock } from '../go-panic.ts';
 
 export { freePort };
 
@@ -110,33 +111,50 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
   }
 }
 
-/** A long-running child process with its output kept for diagnostics, stopped by signal with a kill fallback. */
+/**
+ * A long-running child process with its output kept for diagnostics, stopped by signal with a kill fallback.
+ * With `logFile`, its whole stdout and stderr also go to that file (the in-memory copy is bounded).
+ */
 export class ManagedProcess {
   readonly name: string;
   readonly child: ChildProcess;
+  readonly logFile: string | undefined;
+  /** Resolves once the process has exited and its output has been read to the end (or 2 s after exit). */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private out = '';
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private stopRequested = false;
 
-  constructor(name: string, file: string, args: string[], opts: { env: NodeJS.ProcessEnv; cwd?: string }) {
+  constructor(name: string, file: string, args: string[], opts: { env: NodeJS.ProcessEnv; cwd?: string; logFile?: string }) {
     this.name = name;
+    this.logFile = opts.logFile;
     this.child = spawn(file, args, { env: opts.env, cwd: opts.cwd ?? REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const log = opts.logFile ? createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
     const keep = (chunk: Buffer) => {
+      log?.write(chunk);
       this.out += chunk.toString('utf8');
       if (this.out.length > 4 << 20) this.out = this.out.slice(-(2 << 20)); // bounded: keep the recent half
     };
     this.child.stdout?.on('data', keep);
     this.child.stderr?.on('data', keep);
+    // 'close' comes after 'exit' once stdout and stderr are drained: a crash report is written just before the exit,
+    // so waiting for it keeps the report whole. A grandchild holding the pipes open must not hang us: 2 s at most.
+    const closed = new Promise<void>((resolve) => this.child.on('close', () => resolve()));
     this.exited = new Promise((resolve) => {
+      const done = (info: { code: number | null; signal: NodeJS.Signals | null }) => {
+        this.exitInfo ??= info;
+        let timer: NodeJS.Timeout | undefined;
+        void Promise.race([closed, new Promise<void>((r) => (timer = setTimeout(r, 2000)))]).then(() => {
+          clearTimeout(timer);
+          log?.end();
+          resolve(this.exitInfo!);
+        });
+      };
       this.child.on('error', (err) => {
         this.out += `\n[spawn error] ${err.message}\n`;
-        this.exitInfo ??= { code: null, signal: null };
-        resolve(this.exitInfo);
+        done({ code: null, signal: null });
       });
-      this.child.on('exit', (code, signal) => {
-        this.exitInfo = { code, signal };
-        resolve(this.exitInfo);
-      });
+      this.child.on('exit', (code, signal) => done({ code, signal }));
     });
     liveProcesses.add(this);
     void this.exited.then(() => liveProcesses.delete(this));
@@ -150,9 +168,15 @@ export class ManagedProcess {
     return this.exitInfo === undefined;
   }
 
+  /** True once it has exited without stop() having been called (a crash, or it quit by itself). */
+  get exitedUnexpectedly(): boolean {
+    return !this.running && !this.stopRequested;
+  }
+
   /** Sends `signal`, waits up to graceMs, then SIGKILL. Resolves with how it exited. Idempotent. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     if (this.running) {
+      this.stopRequested = true;
       this.child.kill(signal);
       const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
       await this.exited;
@@ -165,6 +189,43 @@ export class ManagedProcess {
   tail(lines = 40): string {
     return this.out.split('\n').slice(-lines).join('\n');
   }
+
+  /**
+   * For a failure message: how it exited, the Go crash report if its output holds one (else the tail), and the file
+   * with its whole output.
+   */
+  report(): string {
+    const how = this.exitInfo ? `exited (${this.exitInfo.signal ?? `status ${this.exitInfo.code}`})` : 'running';
+    const crash = goPanicBlock(this.out);
+    const where = this.logFile ? `; whole output: ${this.logFile}` : '';
+    return crash ? `${this.name} ${how}${where}; its crash:\n${crash}` : `${this.name} ${how}${where}; last lines:\n${this.tail()}`;
+  }
+}
+
+/**
+ * Runs a test body while `procs()` (collectors, backends ...) run; if one of them exited unexpectedly (a crash), the
+ * failure says so first, with its crash report, instead of only the symptom the body ran into next (a refused
+ * fetch, a missing record). A body that passed still fails if one crashed.
+ */
+export async function reportingCrashes<T>(procs: () => ManagedProcess[], body: () => Promise<T>): Promise<T> {
+  let result: T;
+  try {
+    result = await body();
+  } catch (err) {
+    await sleep(100); // a crash the body ran into: its 'exit' may be a moment behind the refused connection
+    const crashed = await crashReports(procs());
+    if (crashed) throw new Error(`${crashed}\n(the test then failed: ${(err as Error).message})`, { cause: err });
+    throw err;
+  }
+  const crashed = await crashReports(procs());
+  if (crashed) throw new Error(crashed);
+  return result;
+}
+
+async function crashReports(procs: ManagedProcess[]): Promise<string | undefined> {
+  const crashed = procs.filter((p) => p.exitedUnexpectedly);
+  for (const p of crashed) await p.exited; // its output read to the end
+  return crashed.length ? crashed.map((p) => p.report()).join('\n\n') : undefined;
 }
 
 // Last resort: if the test runner exits with children still up (a crash between start and teardown), kill them
@@ -211,6 +272,8 @@ export interface StartCollectorOptions {
    */
   env?: Record<string, string>;
   startTimeoutMs?: number;
+  /** A file that gets the process's whole stdout and stderr (appended to), for a crash's full report. */
+  logFile?: string;
 }
 
 export interface RunningCollector {
@@ -258,7 +321,7 @@ async function startCollectorOnce(opts: StartCollectorOptions): Promise<RunningC
   const http = env.CONNLAT_GATEWAY_OTLP_HTTP_ENDPOINT!;
   const health = env.CONNLAT_GATEWAY_HEALTH_ENDPOINT!;
   const selfMetrics = `${env.CONNLAT_GATEWAY_SELF_METRICS_HOST}:${env.CONNLAT_GATEWAY_SELF_METRICS_PORT}`;
-  const proc = new ManagedProcess('otelcol-connlat', opts.binary, configs.map((c) => `--config=${c}`), { env });
+  const proc = new ManagedProcess('otelcol-connlat', opts.binary, configs.map((c) => `--config=${c}`), { env, logFile: opts.logFile });
   const healthUrl = `http://${health}/`;
   try {
     await untilReady(
@@ -270,7 +333,7 @@ async function startCollectorOnce(opts: StartCollectorOptions): Promise<RunningC
   } catch (err) {
     await proc.stop('SIGKILL');
     await removeOwnStorage();
-    throw new Error(`${(err as Error).message}\ncollector output:\n${proc.tail()}`);
+    throw new Error(`${(err as Error).message}\n${proc.report()}`);
   }
   return {
     process: proc,
