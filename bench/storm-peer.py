@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Both ends of bench/connect-storm.ts, run inside the benchmark's own network namespace.
 
-  storm-peer.py serve PORT                 accept and close, forever (until SIGTERM)
-  storm-peer.py connect PORT RATE SECONDS  RATE connects/s (0: as fast as possible) to 127.0.0.1:PORT for SECONDS;
-                                           prints one JSON line {"connects": N, "failed": F, "seconds": S,
-                                           "cpu": user + system CPU seconds of this process (getrusage)}
+  storm-peer.py serve PORT [HOST]                 accept and close, forever (until SIGTERM)
+  storm-peer.py connect PORT RATE SECONDS [HOST]  RATE connects/s (0: as fast as possible) to HOST:PORT for SECONDS;
+                                                  HOST defaults to 127.0.0.1; prints one JSON line {"connects": N, "failed": F, "seconds": S,
+                                                  "cpu": user + system CPU seconds of this process (getrusage)}
 
 Blocking connects paced in 10 ms slots; each socket is closed with an RST (SO_LINGER 0) so that no TIME_WAIT
 piles up and the ephemeral ports last at 20,000 connects/s.
@@ -19,10 +19,10 @@ import time
 LINGER0 = struct.pack('ii', 1, 0)
 
 
-def serve(port):
+def serve(port, host):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(('127.0.0.1', port))
+    s.bind((host, port))
     s.listen(65535)
     print('L', flush=True)
     while True:
@@ -30,8 +30,8 @@ def serve(port):
         c.close()
 
 
-def connect(port, rate, seconds):
-    addr = ('127.0.0.1', port)
+def connect(port, rate, seconds, host):
+    addr = (host, port)
     connects = failed = 0
     start = time.monotonic()
     end = start + seconds
@@ -68,10 +68,10 @@ def connect(port, rate, seconds):
 
 
 if __name__ == '__main__':
-    mode, args = sys.argv[1], [float(a) for a in sys.argv[2:]]
-    if mode == 'serve':
-        serve(int(args[0]))
-    elif mode == 'connect':
-        connect(int(args[0]), args[1], args[2])
+    mode = sys.argv[1] if len(sys.argv) > 1 else ''
+    if mode == 'serve' and len(sys.argv) in (3, 4):
+        serve(int(sys.argv[2]), sys.argv[3] if len(sys.argv) == 4 else '127.0.0.1')
+    elif mode == 'connect' and len(sys.argv) in (5, 6):
+        connect(int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5] if len(sys.argv) == 6 else '127.0.0.1')
     else:
-        sys.exit('usage: storm-peer.py serve PORT | connect PORT RATE SECONDS')
+        sys.exit('usage: storm-peer.py serve PORT [HOST] | connect PORT RATE SECONDS [HOST]')

@@ -5,7 +5,11 @@
  *                              SYN_SENT -> ESTABLISHED / CLOSE ends it (often in softirq: pid/comm not used)
  *   tcp:tcp_retransmit_skb     while SYN_SENT: a SYN retransmission
  *   sock:inet_sk_error_report  the socket error (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ...)
- * Raw tracepoints hand us the struct sock itself, so nothing needs tracefs, and fields are read with CO-RE.
+ * Raw tracepoints hand us the struct sock itself, so nothing needs tracefs, and fields are read with CO-RE. Every
+ * program is built twice from one body (`btf` is a constant, so each copy keeps only its own branch):
+ *   tp_btf  (preferred) the socket is a BTF pointer, read with plain loads
+ *   raw_tp  (fallback: kernels where tp_btf cannot load, e.g. without kernel BTF) every read a probe read
+ * The loader loads one set. bench/probe-cost.ts measures them (BENCHMARKS.md, "connlat-probe's own cost").
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -21,16 +25,24 @@
 #define TCP_SYN_SENT 2
 #define TCP_SYN_RECV 3
 #define TCP_CLOSE 7
+#define IS_CONNECTING(state) ((state) == TCP_SYN_SENT || (state) == TCP_SYN_RECV)
 /* include/uapi/linux/errqueue.h */
 #define SO_EE_ORIGIN_ICMP 2
 #define SO_EE_ORIGIN_ICMP6 3
 
+/* A field of the socket: a direct (BTF) load for tp_btf, a CO-RE probe read for raw_tp. */
+#define SK_READ(btf, ptr, field) ((btf) ? (ptr)->field : BPF_CORE_READ(ptr, field))
+
 /*
- * Connects in flight at once. LRU: the kernel may skip our program for an end (re-entered on its CPU; counted in
- * recursion_misses, which the loader reports), and that socket's entry must not stay forever; a connect evicted while
- * still in flight is counted as LOST_START when it ends.
+ * bench/probe-cost.ts builds the programs with CONNLAT_PROBE_EMPTY: attached to the same tracepoints, doing nothing,
+ * they measure what the tracepoints cost before any of our work (the floor).
  */
-#define MAX_CONNECTING 65536
+#ifdef CONNLAT_PROBE_EMPTY
+#define RETURN_IF_EMPTY() return 0
+#else
+#define RETURN_IF_EMPTY() do { } while (0)
+#endif
+
 /* Wake the reader early once this much is queued; otherwise it drains every poll interval (batched output). */
 #define WAKEUP_BYTES (256 * 1024)
 
@@ -42,6 +54,14 @@ struct start {
 	char comm[TASK_COMM_LEN];
 };
 
+/*
+ * Connects in flight at once. LRU: the kernel may skip our program for an end (re-entered on its CPU; counted in
+ * recursion_misses, which the loader reports), and that socket's entry must not stay forever; a connect evicted while
+ * still in flight is counted as LOST_START when it ends. (Measured and not used, BENCHMARKS.md: the socket's own
+ * storage, BPF_MAP_TYPE_SK_STORAGE, costs an allocation per connect and was slower; a plain hash or a per-CPU LRU
+ * were a little faster but can fill with entries of missed ends, or evict early on a CPU with many connects.)
+ */
+#define MAX_CONNECTING 65536
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MAX_CONNECTING);
@@ -70,10 +90,26 @@ static __always_inline void count_lost(__u32 reason)
 		*n += 1; /* per-CPU slot: no atomics needed */
 }
 
+/* The start of this socket's connect in flight, or NULL. */
+static __always_inline struct start *start_of(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	return bpf_map_lookup_elem(&connecting, &key);
+}
+
+static __always_inline void forget_start(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	bpf_map_delete_elem(&connecting, &key);
+}
+
 /*
  * The errno of the ICMP error last queued on the socket's error queue (IP_RECVERR), or 0. An ICMP unreachable that
  * arrives while connect() holds the socket only sets sk_err_soft and queues this; the app is woken, takes
  * sk_err_soft with SO_ERROR (which clears it) and closes the socket: this is what is left of the reason then.
+ * Failures only: probe reads in both program sets.
  */
 static __always_inline __s32 queued_icmp_error(struct sock *sk)
 {
@@ -114,10 +150,9 @@ static __always_inline int on_start(struct sock *sk)
 	return 0;
 }
 
-static __always_inline int on_end(struct sock *sk, int oldstate, int newstate)
+static __always_inline int on_end(struct sock *sk, int oldstate, int newstate, bool btf)
 {
-	__u64 key = (__u64)sk;
-	struct start *s = bpf_map_lookup_elem(&connecting, &key);
+	struct start *s = start_of(sk);
 	struct event *e;
 	__u64 now;
 	__s32 error;
@@ -137,7 +172,7 @@ static __always_inline int on_end(struct sock *sk, int oldstate, int newstate)
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost(LOST_RINGBUF);
-		bpf_map_delete_elem(&connecting, &key);
+		forget_start(sk);
 		return 0;
 	}
 	e->end_ns = now;
@@ -155,63 +190,96 @@ static __always_inline int on_end(struct sock *sk, int oldstate, int newstate)
 	if (!error && !e->established)
 		error = socket_error(sk);
 	e->error = error;
-	/* srtt_us is 8 times the smoothed RTT in us; set from the SYN-ACK before the move to ESTABLISHED */
-	e->srtt_us = e->established ? BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3 : 0;
-	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	/* inet_sport, not skc_num: moving to CLOSE releases the bound port (skc_num = 0) before the tracepoint */
-	e->sport = __builtin_bswap16(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	e->dport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	/*
+	 * srtt_us is 8 times the smoothed RTT in us; set from the SYN-ACK before the move to ESTABLISHED. inet_sport,
+	 * not skc_num: moving to CLOSE releases the bound port (skc_num = 0) before the tracepoint. Both lie beyond
+	 * struct sock: the verifier lets a BTF pointer reach them only as the tcp_sock the kernel's cast returns.
+	 */
+	if (btf) {
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+		if (tp) {
+			e->srtt_us = e->established ? tp->srtt_us >> 3 : 0;
+			e->sport = __builtin_bswap16(tp->inet_conn.icsk_inet.inet_sport);
+		} else {
+			e->srtt_us = 0;
+			e->sport = 0;
+		}
+	} else {
+		e->srtt_us = e->established ? BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3 : 0;
+		e->sport = __builtin_bswap16(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	}
+	e->family = SK_READ(btf, sk, __sk_common.skc_family);
+	e->dport = __builtin_bswap16(SK_READ(btf, sk, __sk_common.skc_dport));
 	if (e->family == AF_INET) {
-		bpf_core_read(e->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
-		bpf_core_read(e->daddr, 4, &sk->__sk_common.skc_daddr);
+		if (btf) {
+			*(__u32 *)e->saddr = sk->__sk_common.skc_rcv_saddr;
+			*(__u32 *)e->daddr = sk->__sk_common.skc_daddr;
+		} else {
+			bpf_core_read(e->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+			bpf_core_read(e->daddr, 4, &sk->__sk_common.skc_daddr);
+		}
 	} else {
 		bpf_core_read(e->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		bpf_core_read(e->daddr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
-	bpf_map_delete_elem(&connecting, &key);
+	forget_start(sk);
 
 	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	bpf_ringbuf_submit(e, avail >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	return 0;
 }
 
-SEC("raw_tp/inet_sock_set_state")
-int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
+static __always_inline int set_state(struct sock *sk, int oldstate, int newstate, bool btf)
 {
-	/* cheap checks first: this fires for every state change of every TCP socket */
+	RETURN_IF_EMPTY();
+	/*
+	 * Cheap checks first: this fires for every state change of every TCP socket. A connect is made of
+	 * CLOSE -> SYN_SENT and SYN_SENT -> anything (SYN_RECV -> anything after a simultaneous open); the rest (LISTEN,
+	 * FIN_*, the server side's transitions) returns here.
+	 */
 	if (newstate == TCP_SYN_SENT) {
 		if (oldstate != TCP_CLOSE)
 			return 0;
-	} else if (oldstate != TCP_SYN_SENT && oldstate != TCP_SYN_RECV) {
+	} else if (oldstate == TCP_SYN_RECV) {
+		/*
+		 * A passive open's child leaves SYN_RECV before accept() gives it a struct socket; a simultaneous
+		 * open is a connect() with one. So the server side's SYN_RECV -> ESTABLISHED needs no lookup.
+		 */
+		if (!SK_READ(btf, sk, sk_socket))
+			return 0;
+	} else if (oldstate != TCP_SYN_SENT) {
 		return 0;
 	}
-	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
+	if ((btf ? BPF_CORE_READ_BITFIELD(sk, sk_protocol) : BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol)) != IPPROTO_TCP)
 		return 0;
 	if (newstate == TCP_SYN_SENT)
 		return on_start(sk);
-	return on_end(sk, oldstate, newstate);
+	return on_end(sk, oldstate, newstate, btf);
 }
 
-SEC("raw_tp/tcp_retransmit_skb")
-int BPF_PROG(on_retransmit, struct sock *sk)
+static __always_inline int retransmit(struct sock *sk, bool btf)
 {
-	__u64 key = (__u64)sk;
 	struct start *s;
 
-	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
+	RETURN_IF_EMPTY();
+	if (SK_READ(btf, sk, __sk_common.skc_state) != TCP_SYN_SENT)
 		return 0;
-	s = bpf_map_lookup_elem(&connecting, &key);
+	s = start_of(sk);
 	if (s)
 		__sync_fetch_and_add(&s->retransmits, 1);
 	return 0;
 }
 
-SEC("raw_tp/inet_sk_error_report")
-int BPF_PROG(on_error_report, struct sock *sk)
+static __always_inline int error_report(struct sock *sk, bool btf)
 {
-	__u64 key = (__u64)sk;
-	struct start *s = bpf_map_lookup_elem(&connecting, &key);
+	struct start *s;
 
+	RETURN_IF_EMPTY();
+	/* a connect in flight is in SYN_SENT (or SYN_RECV after a simultaneous open): other sockets are never ours */
+	if (!IS_CONNECTING(SK_READ(btf, sk, __sk_common.skc_state)))
+		return 0;
+	s = start_of(sk);
 	/*
 	 * The app may read (and so clear) the error before the socket reaches CLOSE: keep it now. A report with
 	 * sk_err 0 wakes the app for a soft error (ICMP unreachable while connect() held the socket), which SO_ERROR
@@ -224,6 +292,42 @@ int BPF_PROG(on_error_report, struct sock *sk)
 			s->error = error;
 	}
 	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tp_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	return set_state(sk, oldstate, newstate, true);
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tp_retransmit, struct sock *sk)
+{
+	return retransmit(sk, true);
+}
+
+SEC("tp_btf/inet_sk_error_report")
+int BPF_PROG(tp_error_report, struct sock *sk)
+{
+	return error_report(sk, true);
+}
+
+SEC("raw_tp/inet_sock_set_state")
+int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	return set_state(sk, oldstate, newstate, false);
+}
+
+SEC("raw_tp/tcp_retransmit_skb")
+int BPF_PROG(on_retransmit, struct sock *sk)
+{
+	return retransmit(sk, false);
+}
+
+SEC("raw_tp/inet_sk_error_report")
+int BPF_PROG(on_error_report, struct sock *sk)
+{
+	return error_report(sk, false);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -32,6 +32,8 @@
 
 static volatile sig_atomic_t exiting;
 static int verbose;
+/* libbpf warnings are not printed while tp_btf is tried (a kernel without it falls back to raw_tp silently) */
+static int libbpf_quiet;
 static __u64 first_ns;
 
 static const char *const lost_why[LOST_NR] = {
@@ -47,7 +49,7 @@ static void on_signal(int sig)
 
 static int print_libbpf(enum libbpf_print_level level, const char *format, va_list args)
 {
-	if (level == LIBBPF_DEBUG && !verbose)
+	if ((level == LIBBPF_DEBUG || libbpf_quiet) && !verbose)
 		return 0;
 	return vfprintf(stderr, format, args);
 }
@@ -143,36 +145,118 @@ static __u64 now_ns(void)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: connlat-probe [-v] [-h] [-V]\n"
+		"Usage: connlat-probe [-v] [-h] [-V] [--attach auto|tp_btf|raw_tp]\n"
 		"Traces active TCP connects (tracepoints only): one line per connect with latency, SYN retransmits,\n"
 		"handshake RTT and result (ok refused timed_out host_unreachable net_unreachable aborted other:<errno>).\n"
 		"Needs CAP_BPF and CAP_PERFMON. Stops on SIGINT or SIGTERM.\n"
-		"  -v, --verbose   libbpf debug output on stderr\n"
+		"  -a, --attach    tracepoint program type: tp_btf (direct BTF reads; needs kernel BTF), raw_tp, or auto\n"
+		"                  (default: tp_btf, else raw_tp)\n"
+		"  -v, --verbose   libbpf debug output on stderr (and why tp_btf was not used)\n"
 		"  -V, --version   print the version and output format version\n"
 		"  -h, --help      this text\n");
+}
+
+/* The two program sets of connlat-probe.bpf.c, in the order of `tracepoints`. */
+enum attach_type { ATTACH_TP_BTF, ATTACH_RAW_TP };
+static const char *const attach_names[] = { [ATTACH_TP_BTF] = "tp_btf", [ATTACH_RAW_TP] = "raw_tp" };
+static const char *const tracepoints[3] = {
+	"sock:inet_sock_set_state", "tcp:tcp_retransmit_skb", "sock:inet_sk_error_report",
+};
+
+struct probe {
+	struct connlat_probe_bpf *skel;
+	struct bpf_program *progs[3];
+	struct bpf_link *links[3];
+};
+
+static void probe_destroy(struct probe *p)
+{
+	for (int i = 0; i < 3; i++) {
+		bpf_link__destroy(p->links[i]); /* NULL-safe */
+		p->links[i] = NULL;
+	}
+	connlat_probe_bpf__destroy(p->skel);
+	p->skel = NULL;
+}
+
+/*
+ * Opens, loads and attaches one program set (the other is not loaded); on failure prints why (unless quiet) and
+ * returns a negative errno.
+ */
+static int probe_attach(struct probe *p, enum attach_type type, int quiet)
+{
+	struct connlat_probe_bpf *skel;
+	struct bpf_program *btf_progs[3], *raw_progs[3];
+	int btf = type == ATTACH_TP_BTF, err;
+
+	p->skel = skel = connlat_probe_bpf__open();
+	if (!skel) {
+		err = -errno;
+		if (!quiet)
+			fprintf(stderr, "failed to open BPF object: %s\n", strerror(-err));
+		return err;
+	}
+	btf_progs[0] = skel->progs.tp_set_state;
+	btf_progs[1] = skel->progs.tp_retransmit;
+	btf_progs[2] = skel->progs.tp_error_report;
+	raw_progs[0] = skel->progs.on_set_state;
+	raw_progs[1] = skel->progs.on_retransmit;
+	raw_progs[2] = skel->progs.on_error_report;
+	for (int i = 0; i < 3; i++) {
+		bpf_program__set_autoload(btf_progs[i], btf);
+		bpf_program__set_autoload(raw_progs[i], !btf);
+		p->progs[i] = btf ? btf_progs[i] : raw_progs[i];
+	}
+	err = bpf_map__set_max_entries(skel->maps.events, RINGBUF_BYTES);
+	if (!err)
+		err = connlat_probe_bpf__load(skel);
+	if (err) {
+		if (!quiet)
+			fprintf(stderr, "failed to load BPF object: %d (%s)\n", err, strerror(-err));
+		return err;
+	}
+	/* attached one by one so that a failure names the tracepoint */
+	for (int i = 0; i < 3; i++) {
+		p->links[i] = bpf_program__attach(p->progs[i]);
+		if (!p->links[i]) {
+			err = -errno;
+			if (!quiet)
+				fprintf(stderr, "failed to attach BPF program to %s (%s): %s\n", tracepoints[i],
+					attach_names[type], strerror(-err));
+			return err;
+		}
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
+		{ "attach", required_argument, NULL, 'a' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct connlat_probe_bpf *skel = NULL;
+	struct probe probe = {};
 	struct ring_buffer *rb = NULL;
-	static const char *const tracepoints[3] = {
-		"sock:inet_sock_set_state", "tcp:tcp_retransmit_skb", "sock:inet_sk_error_report",
-	};
-	struct bpf_program *progs[3];
-	struct bpf_link *links[3] = {};
+	int attach = -1; /* auto */
 	struct sigaction sa = { .sa_handler = on_signal };
 	__u64 *lost_seen = NULL, missed_seen = 0, last_report;
 	int ncpus, opt, err = 0, status = 1;
 
-	while ((opt = getopt_long(argc, argv, "vVh", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "a:vVh", options, NULL)) != -1) {
 		switch (opt) {
+		case 'a':
+			if (!strcmp(optarg, "tp_btf"))
+				attach = ATTACH_TP_BTF;
+			else if (!strcmp(optarg, "raw_tp"))
+				attach = ATTACH_RAW_TP;
+			else if (strcmp(optarg, "auto")) {
+				fprintf(stderr, "connlat-probe: --attach '%s': expected auto, tp_btf or raw_tp\n", optarg);
+				return 2;
+			}
+			break;
 		case 'v': verbose = 1; break;
 		case 'V': printf("connlat-probe %s (output format %d)\n", CONNLAT_PROBE_VERSION, FORMAT_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
@@ -204,34 +288,30 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	skel = connlat_probe_bpf__open();
-	if (!skel) {
-		fprintf(stderr, "failed to open BPF object: %s\n", strerror(errno));
-		goto out;
-	}
-	err = bpf_map__set_max_entries(skel->maps.events, RINGBUF_BYTES);
-	if (!err)
-		err = connlat_probe_bpf__load(skel);
-	if (err) {
-		fprintf(stderr, "failed to load BPF object: %d (%s)\n", err, strerror(-err));
-		goto out;
-	}
-	/* attached one by one so that a failure names the tracepoint */
-	progs[0] = skel->progs.on_set_state;
-	progs[1] = skel->progs.on_retransmit;
-	progs[2] = skel->progs.on_error_report;
-	for (int i = 0; i < 3; i++) {
-		links[i] = bpf_program__attach(progs[i]);
-		if (!links[i]) {
-			fprintf(stderr, "failed to attach BPF program to %s (raw_tp): %s\n", tracepoints[i], strerror(errno));
-			goto detach;
+	if (attach < 0) {
+		libbpf_quiet = 1;
+		err = probe_attach(&probe, ATTACH_TP_BTF, !verbose);
+		libbpf_quiet = 0;
+		if (err) {
+			if (verbose)
+				fprintf(stderr, "connlat-probe: tp_btf unavailable (%s), using raw_tp\n", strerror(-err));
+			probe_destroy(&probe);
+			attach = ATTACH_RAW_TP;
+		} else {
+			attach = ATTACH_TP_BTF;
 		}
+	} else {
+		err = -1;
 	}
+	if (err && probe_attach(&probe, attach, 0))
+		goto out;
+	if (verbose)
+		fprintf(stderr, "connlat-probe: attached as %s\n", attach_names[attach]);
 
-	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), handle_event, NULL, NULL);
+	rb = ring_buffer__new(bpf_map__fd(probe.skel->maps.events), handle_event, NULL, NULL);
 	if (!rb) {
 		fprintf(stderr, "failed to create ring buffer: %s\n", strerror(errno));
-		goto detach;
+		goto out;
 	}
 
 	/* full buffering: one write per drain, not per line */
@@ -255,8 +335,8 @@ int main(int argc, char **argv)
 			break;
 		}
 		if (now_ns() - last_report >= LOST_REPORT_NS) {
-			report_lost(bpf_map__fd(skel->maps.lost), lost_seen, ncpus);
-			report_missed(progs, 3, &missed_seen);
+			report_lost(bpf_map__fd(probe.skel->maps.lost), lost_seen, ncpus);
+			report_missed(probe.progs, 3, &missed_seen);
 			last_report = now_ns();
 		}
 	}
@@ -266,15 +346,12 @@ int main(int argc, char **argv)
 		status = fflush(stdout) ? 1 : 0;
 		if (status)
 			fprintf(stderr, "connlat-probe: writing stdout: %s\n", strerror(errno));
-		report_lost(bpf_map__fd(skel->maps.lost), lost_seen, ncpus);
-		report_missed(progs, 3, &missed_seen);
+		report_lost(bpf_map__fd(probe.skel->maps.lost), lost_seen, ncpus);
+		report_missed(probe.progs, 3, &missed_seen);
 	}
-	ring_buffer__free(rb);
-detach:
-	for (int i = 0; i < 3; i++)
-		bpf_link__destroy(links[i]); /* NULL-safe */
 out:
-	connlat_probe_bpf__destroy(skel);
+	ring_buffer__free(rb); /* NULL-safe */
+	probe_destroy(&probe);
 	free(lost_seen);
 	return status;
 }

@@ -50,8 +50,8 @@ function eventsTo(lines: string[], format: 'connlat-probe' | 'tcpstates', daddrs
   return out;
 }
 
-async function startProbe(t: { skip(reason: string): void }): Promise<ProbeRun | undefined> {
-  const run = new ProbeRun(probe.path!);
+async function startProbe(t: { skip(reason: string): void }, args: string[] = []): Promise<ProbeRun | undefined> {
+  const run = new ProbeRun(probe.path!, args);
   try {
     await run.attached();
     return run;
@@ -62,8 +62,11 @@ async function startProbe(t: { skip(reason: string): void }): Promise<ProbeRun |
   }
 }
 
-/** One run of the refused/dropped/rejected cases; a reason when the kernel skipped events (then run again). */
-async function fidelityRun(t: TestContext): Promise<string | undefined> {
+/**
+ * One run of the refused/dropped/rejected cases; a reason when the kernel skipped events (then run again).
+ * `args`: the probe's (--attach raw_tp for its fallback programs).
+ */
+async function fidelityRun(t: TestContext, args: string[] = []): Promise<string | undefined> {
   let pair: NetnsPair | undefined;
   let run: ProbeRun | undefined;
   let states: ProbeRun | undefined;
@@ -88,7 +91,7 @@ async function fidelityRun(t: TestContext): Promise<string | undefined> {
     const inSynSent = async () => (await pair!.exec(client, 'ss', ['-Htn', 'state', 'syn-sent', `dport = :${PORT.preexisting}`])).trim() !== '';
     for (let i = 0; i < 100 && !(await inSynSent()); i++) await new Promise((r) => setTimeout(r, 20));
     assert.ok(await inSynSent(), 'the connect begun before the probe is in SYN_SENT');
-    run = await startProbe(t);
+    run = await startProbe(t, args);
     if (!run) return undefined;
     if (existsSync(TCPSTATES)) {
       const tcpstates = new ProbeRun('/usr/bin/stdbuf', ['-oL', TCPSTATES]);
@@ -187,12 +190,16 @@ describe('connlat-probe fidelity (real tool, test namespaces)', { skip }, () => 
     }
   });
 
-  test('refused, dropped (app timeout, kernel timeout), ICMP rejects, first SYN lost: exact results and retransmits, IPv4 and IPv6', async (t) => {
-    const skipped = await fidelityRun(t);
-    if (skipped === undefined) return;
-    t.diagnostic(`first run not exact: ${skipped}; running again`);
-    assert.equal(await fidelityRun(t), undefined, 'the kernel skipped events in two runs in a row');
-  });
+  // tp_btf programs (what auto picks on a kernel with BTF), and the raw_tp ones it falls back to elsewhere
+  for (const attach of ['tp_btf', 'raw_tp']) {
+    test(`refused, dropped (app timeout, kernel timeout), ICMP rejects, first SYN lost: exact results and retransmits, IPv4 and IPv6 (${attach})`, async (t) => {
+      const args = attach === 'raw_tp' ? ['--attach', 'raw_tp'] : [];
+      const skipped = await fidelityRun(t, args);
+      if (skipped === undefined) return;
+      t.diagnostic(`first run not exact: ${skipped}; running again`);
+      assert.equal(await fidelityRun(t, args), undefined, 'the kernel skipped events in two runs in a row');
+    });
+  }
 
   test('a 40 ms delay line: ok, latency and handshake RTT within 10% of 40 ms, IPv4 and IPv6', async (t) => {
     const link = await createDelayedLink({ delayMs: 40 });
@@ -268,6 +275,8 @@ describe('connlat-probe lifecycle (real tool)', { skip: process.getuid?.() !== 0
         const events = eventsTo(run.lines(), 'connlat-probe', ['127.0.0.1']).filter((e) => e.dport === port);
         assert.equal(events.length, N);
         assert.ok(events.every((e) => e.result === 'refused' && e.synRetransmits === 0));
+        // without -v, stderr says nothing of how it attached (the agent classifies every line of it)
+        assert.equal(run.stderr, '');
       } finally {
         await run.stop('SIGKILL');
       }
@@ -284,7 +293,7 @@ describe('connlat-probe lifecycle (real tool)', { skip: process.getuid?.() !== 0
     await chmod(path, 0o755);
     const caps = '-all,+bpf,+perfmon';
     const run = new ProbeRun('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', `--inh-caps=${caps}`, `--ambient-caps=${caps}`,
-      `--bounding-set=${caps}`, '--no-new-privs', '--', path]);
+      `--bounding-set=${caps}`, '--no-new-privs', '--', path, '-v']);
     try {
       try {
         await run.attached();
@@ -294,6 +303,8 @@ describe('connlat-probe lifecycle (real tool)', { skip: process.getuid?.() !== 0
       const status = await readFile(`/proc/${run.child.pid}/status`, 'latin1');
       assert.match(status, /^Uid:\s+65534\s/m);
       assert.match(status, /^CapEff:\s+000000c000000000$/m, 'CAP_BPF (39) and CAP_PERFMON (38) only');
+      // the preferred programs load with these two capabilities alone
+      if (existsSync('/sys/kernel/btf/vmlinux')) assert.match(run.stderr, /^connlat-probe: attached as tp_btf$/m);
       const { createServer, connect } = await import('node:net');
       const server = createServer();
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -307,6 +318,24 @@ describe('connlat-probe lifecycle (real tool)', { skip: process.getuid?.() !== 0
       await run.stop('SIGKILL');
       await rmP(dir, { recursive: true, force: true });
     }
+  });
+
+  test('auto attaches tp_btf where the kernel has BTF, --attach raw_tp the fallback; a bad --attach exits 2', async (t) => {
+    for (const [args, want] of [[[], 'tp_btf'], [['--attach', 'raw_tp'], 'raw_tp']] as const) {
+      const run = await startProbe(t, ['-v', ...args]);
+      if (!run) return;
+      assert.deepEqual(await run.stop('SIGINT'), { code: 0, signal: null }, run.stderr);
+      if (want === 'tp_btf' && !existsSync('/sys/kernel/btf/vmlinux')) {
+        assert.match(run.stderr, /^connlat-probe: tp_btf unavailable \(.+\), using raw_tp$/m);
+        continue;
+      }
+      assert.match(run.stderr, new RegExp(`^connlat-probe: attached as ${want}$`, 'm'));
+    }
+    const { execFile } = await import('node:child_process');
+    const bad = await new Promise<{ code: number; err: string }>((resolve) => {
+      execFile(probe.path!, ['--attach', 'kprobe'], (err, _out, errOut) => resolve({ code: err ? Number(err.code) : 0, err: errOut }));
+    });
+    assert.deepEqual(bad, { code: 2, err: "connlat-probe: --attach 'kprobe': expected auto, tp_btf or raw_tp\n" });
   });
 
   test('--version names the output format; a bad argument exits 2 with a one-line reason', async () => {

@@ -1,0 +1,256 @@
+// npm run bench:probe (root): what connlat-probe costs the workload, kernel side, for several builds of it in one run:
+//   1. BPF run time per connect: kernel.bpf_stats_enabled on, the same STATS_RATE x STATS_SECONDS loopback connects
+//      per variant, and each of its programs' run_time_ns / run_cnt read from /proc/PID/fdinfo of the tool's fds.
+//   2. The workload's connect rate flat out, with and without a variant attached (alone, stdout to /dev/null; and
+//      into the agent), on loopback in one network namespace and across a veth pair between two; short rounds,
+//      the conditions alternating (order reversed every round), the ratio taken against the no-tool run of the same
+//      round. bpf_stats is off for this part (it costs two clock reads per program run).
+// Variants (PROBE_VARIANTS, comma-separated): main (bpf-tools/connlat-probe of the `main` branch, built here),
+// this (scripts/build-probe.sh), this-raw_tp (the same binary with --attach raw_tp), empty (these sources built
+// with -DCONNLAT_PROBE_EMPTY: the programs attached but doing nothing, i.e. the tracepoints' own cost: the floor).
+// Workload: bench/storm-peer.py, one client and the accept loop both on CPU 0; tools and agent on CPU 1; a process
+// waking every 50 ms on CPU 1 in the no-tool runs (as the tool's poll loop does; see connect-storm.ts).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const PEER = `${REPO}bench/storm-peer.py`;
+const CLI = `${REPO}bin/connlat.js`;
+const PORT = 9000;
+const VARIANTS = (process.env.PROBE_VARIANTS ?? 'main,this,this-raw_tp,empty').split(',').filter(Boolean);
+const STATS_RATE = Number(process.env.STATS_RATE ?? 5000);
+const STATS_SECONDS = Number(process.env.STATS_SECONDS ?? 4);
+const STATS_ROUNDS = Number(process.env.STATS_ROUNDS ?? 3);
+const RATE_ROUNDS = Number(process.env.RATE_ROUNDS ?? 10);
+const RATE_SECONDS = Number(process.env.RATE_SECONDS ?? 5);
+/** Which tool variants the flat-out part runs, alone and into the agent ('main,this,empty' and 'main+agent,...'). */
+const RATE_CASES = (process.env.RATE_CASES ?? 'main,this,empty,main+agent,this+agent').split(',').filter(Boolean);
+const NETS = (process.env.RATE_NETS ?? 'loopback,veth').split(',').filter(Boolean) as Net[];
+const TAG = `connlat-pcost-${process.pid}`;
+
+type Net = 'loopback' | 'veth';
+interface Variant { name: string; file: string; args: string[] }
+interface Topology { client: string; server: string; host: string; teardown: () => void }
+
+function run(file: string, args: string[], opts: { cwd?: string } = {}): string {
+  const r = spawnSync(file, args, { encoding: 'utf8', ...opts });
+  if (r.status !== 0) throw new Error(`${file} ${args.join(' ')}: ${(r.stderr || r.stdout || '').trim()}`);
+  return r.stdout;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Builds the variants' binaries into a temporary directory (main's and the empty one; `this` is build-probe.sh's). */
+function buildVariants(): Variant[] {
+  const dir = mkdtempSync(join(tmpdir(), 'connlat-pcost-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  // PROBE_THIS: a build of these sources elsewhere (e.g. a temporary one while iterating)
+  const thisProbe = process.env.PROBE_THIS ?? /^connlat-probe=(.+)$/m.exec(run(`${REPO}scripts/build-probe.sh`, []))?.[1];
+  if (!thisProbe) throw new Error('scripts/build-probe.sh printed no path');
+  const make = (src: string, out: string, extra: string[] = []) => run('make', ['-s', '-C', src, `OUTPUT=${out}`, ...extra]);
+  return VARIANTS.map((name): Variant => {
+    switch (name) {
+      case 'this': return { name, file: thisProbe, args: [] };
+      case 'this-raw_tp': return { name, file: thisProbe, args: ['--attach', 'raw_tp'] };
+      case 'main': {
+        const src = join(dir, 'main-src');
+        run('sh', ['-c', `mkdir -p ${src} && git -C ${REPO} archive main bpf-tools/connlat-probe | tar -x -C ${src}`]);
+        make(join(src, 'bpf-tools/connlat-probe'), join(dir, 'main'));
+        return { name, file: join(dir, 'main', 'connlat-probe'), args: [] };
+      }
+      case 'empty':
+        make(`${REPO}bpf-tools/connlat-probe`, join(dir, 'empty'), ['BPF_EXTRA_CFLAGS=-DCONNLAT_PROBE_EMPTY']);
+        return { name, file: join(dir, 'empty', 'connlat-probe'), args: [] };
+      default: {
+        // NAME=-DFLAG...: these sources built with extra BPF flags (experiments)
+        const m = /^([\w-]+)=(.+)$/.exec(name);
+        if (m) {
+          make(`${REPO}bpf-tools/connlat-probe`, join(dir, m[1]!), [`BPF_EXTRA_CFLAGS=${m[2]!.replaceAll(':', ' ')}`, `CFLAGS=-O2 -g ${m[2]!.replaceAll(':', ' ')}`]);
+          return { name: m[1]!, file: join(dir, m[1]!, 'connlat-probe'), args: [] };
+        }
+        throw new Error(`PROBE_VARIANTS: unknown variant '${name}' (main, this, this-raw_tp, empty, NAME=-DFLAG:-DFLAG)`);
+      }
+    }
+  });
+}
+
+/** loopback: one namespace; veth: a client and a server namespace joined by a veth pair (nothing in the root one). */
+function topology(net: Net): Topology {
+  const client = `${TAG}-c`;
+  const server = net === 'veth' ? `${TAG}-s` : client;
+  const names = [...new Set([client, server])];
+  const teardown = () => { for (const ns of names) spawnSync('ip', ['netns', 'del', ns]); };
+  try {
+    for (const ns of names) {
+      run('ip', ['netns', 'add', ns]);
+      run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      run('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=10000 65000', 'net.core.somaxconn=65535',
+        'net.ipv4.tcp_max_syn_backlog=65535']);
+    }
+    if (net === 'loopback') return { client, server, host: '127.0.0.1', teardown };
+    run('ip', ['-n', client, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth0', 'netns', server]);
+    for (const [ns, addr] of [[client, '10.213.0.1'], [server, '10.213.0.2']] as const) {
+      run('ip', ['-n', ns, 'addr', 'add', `${addr}/30`, 'dev', 'veth0']);
+      run('ip', ['-n', ns, 'link', 'set', 'veth0', 'up']);
+    }
+    return { client, server, host: '10.213.0.2', teardown };
+  } catch (e) {
+    teardown();
+    throw e;
+  }
+}
+
+async function startServer(t: Topology): Promise<ChildProcess> {
+  const p = spawn('ip', ['netns', 'exec', t.server, 'taskset', '-c', '0', 'python3', PEER, 'serve', String(PORT), t.host], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((r) => p.stdout!.once('data', () => r()));
+  return p;
+}
+
+function workload(t: Topology, rate: number, seconds: number): Promise<{ connects: number; failed: number; seconds: number }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('ip', ['netns', 'exec', t.client, 'taskset', '-c', '0', 'python3', PEER, 'connect', String(PORT), String(rate), String(seconds), t.host],
+      { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout!.on('data', (d) => (out += d));
+    p.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`storm-peer.py connect exited ${code}`))));
+  });
+}
+
+/** Program id -> (name, run_time_ns, run_cnt) of the BPF programs a process holds, from /proc/PID/fdinfo. */
+function progStats(pid: number): Map<number, { ns: number; runs: number }> {
+  const stats = new Map<number, { ns: number; runs: number }>();
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    let info: string;
+    try { info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'); } catch { continue; }
+    const id = /^prog_id:\s+(\d+)$/m.exec(info)?.[1];
+    if (!id) continue;
+    stats.set(Number(id), { ns: Number(/^run_time_ns:\s+(\d+)$/m.exec(info)?.[1] ?? NaN), runs: Number(/^run_cnt:\s+(\d+)$/m.exec(info)?.[1] ?? NaN) });
+  }
+  return stats;
+}
+
+function progName(id: number): string {
+  return (JSON.parse(run('bpftool', ['prog', 'show', 'id', String(id), '-j'])) as { name: string }).name;
+}
+
+/** A variant attached (its programs loaded and attached: 3 prog fds and its header printed), output to /dev/null or the agent. */
+async function attach(v: Variant, withAgent: boolean): Promise<{ pid: number; stop: () => Promise<void> }> {
+  const agent = withAgent
+    ? spawn('taskset', ['-c', '1', process.execPath, CLI, 'run', '--source', '-', '--export', 'otlp-json:/dev/null', '--health-addr', 'off',
+      '--view', 'off', '--kubernetes', 'off', '--export-interval-ms', '60000'], { stdio: ['pipe', 'ignore', 'ignore'] })
+    : undefined;
+  const tool = spawn('taskset', ['-c', '1', v.file, ...v.args], { stdio: ['ignore', agent ? agent.stdin! : openSync('/dev/null', 'w'), 'pipe'] });
+  let err = '';
+  tool.stderr!.on('data', (d) => (err += d));
+  const exited = (p: ChildProcess) => (p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => p.once('exit', () => r())));
+  const deadline = Date.now() + 15_000;
+  while (progStats(tool.pid!).size < 3) {
+    if (tool.exitCode !== null || Date.now() > deadline) throw new Error(`${v.name} did not attach: ${err.trim()}`);
+    await sleep(50);
+  }
+  await sleep(withAgent ? 2000 : 300); // the agent's start-up (JIT) out of the round
+  return {
+    pid: tool.pid!,
+    stop: async () => {
+      tool.kill('SIGINT');
+      await exited(tool);
+      if (agent) { agent.stdin!.end(); await exited(agent); }
+      if (/^lost /m.test(err)) console.log(`    ${v.name}: ${err.trim().split('\n').join('; ')}`);
+    },
+  };
+}
+
+async function bpfStats(variants: Variant[]): Promise<void> {
+  const before = readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
+  run('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
+  const t = topology('loopback');
+  const server = await startServer(t);
+  try {
+    console.log(`\nBPF run time per loopback connect (bpf_stats; ${STATS_RATE}/s x ${STATS_SECONDS} s per variant and round, ${STATS_ROUNDS} rounds alternating):`);
+    const perConnect: Record<string, number[]> = {};
+    const perProg: Record<string, Record<string, { ns: number; runs: number; connects: number }>> = {};
+    await workload(t, STATS_RATE, 1); // warm-up
+    for (let round = 0; round < STATS_ROUNDS; round++) {
+      const order = round % 2 === 0 ? variants : [...variants].reverse();
+      for (const v of order) {
+        const a = await attach(v, false);
+        const s0 = progStats(a.pid);
+        const w = await workload(t, STATS_RATE, STATS_SECONDS);
+        const s1 = progStats(a.pid);
+        const names = new Map([...s1.keys()].map((id) => [id, progName(id)]));
+        await a.stop();
+        let total = 0;
+        for (const [id, end] of s1) {
+          const d = { ns: end.ns - s0.get(id)!.ns, runs: end.runs - s0.get(id)!.runs };
+          total += d.ns;
+          const name = names.get(id)!;
+          const p = ((perProg[v.name] ??= {})[name] ??= { ns: 0, runs: 0, connects: 0 });
+          p.ns += d.ns; p.runs += d.runs; p.connects += w.connects;
+        }
+        (perConnect[v.name] ??= []).push(total / w.connects);
+      }
+    }
+    console.log('| variant | ns per connect, all programs (median; rounds) | per program: ns per run, runs per connect |');
+    console.log('| --- | --- | --- |');
+    for (const v of variants) {
+      const progs = Object.entries(perProg[v.name]!).map(([n, p]) => `${n} ${(p.ns / Math.max(p.runs, 1)).toFixed(0)} ns x ${(p.runs / p.connects).toFixed(2)}`).join('; ');
+      console.log(`| ${v.name} | ${median(perConnect[v.name]!).toFixed(0)} (${perConnect[v.name]!.map((n) => n.toFixed(0)).join(' ')}) | ${progs} |`);
+    }
+  } finally {
+    server.kill('SIGTERM');
+    t.teardown();
+    run('sysctl', ['-qw', `kernel.bpf_stats_enabled=${before}`]);
+  }
+}
+
+async function flatOut(net: Net, variants: Variant[]): Promise<void> {
+  const t = topology(net);
+  const server = await startServer(t);
+  const byName = new Map(variants.map((v) => [v.name, v]));
+  const cases = RATE_CASES.filter((c) => byName.has(c.replace('+agent', '')));
+  try {
+    console.log(`\nworkload flat out over ${net} (1 client + accept loop on CPU 0; tool [+ agent] on CPU 1), ${RATE_ROUNDS} rounds x ${RATE_SECONDS} s, order reversed every round; load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    await workload(t, 0, 2); // warm-up: the first flat-out run in a fresh namespace is slow
+    const rates: Record<string, number[]> = { none: [] };
+    for (let round = 0; round < RATE_ROUNDS; round++) {
+      const all = ['none', ...cases];
+      const order = round % 2 === 0 ? all : [...all].reverse();
+      const line: string[] = [];
+      for (const c of order) {
+        const wake = c === 'none' ? spawn('taskset', ['-c', '1', 'python3', '-c', 'import time\nwhile True: time.sleep(0.05)'], { stdio: 'ignore' }) : undefined;
+        const a = c === 'none' ? undefined : await attach(byName.get(c.replace('+agent', ''))!, c.endsWith('+agent'));
+        const w = await workload(t, 0, RATE_SECONDS);
+        await a?.stop();
+        wake?.kill('SIGKILL');
+        (rates[c] ??= []).push(w.connects / w.seconds);
+        line.push(`${c} ${Math.round(w.connects / w.seconds)}`);
+      }
+      console.log(`  round ${round + 1}: ${line.join(', ')} connects/s; load ${loadavg()[0]!.toFixed(1)}`);
+    }
+    console.log('| case | median connects/s | median of the rounds\' ratios to no tool | ratio range (min-max) | rounds below 1 |');
+    console.log('| --- | --- | --- | --- | --- |');
+    console.log(`| none | ${Math.round(median(rates.none!))} | 1 | - | - |`);
+    for (const c of cases) {
+      const ratios = rates[c]!.map((r, i) => r / rates.none![i]!);
+      console.log(`| ${c} | ${Math.round(median(rates[c]!))} | ${median(ratios).toFixed(3)} | ${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)} | ${ratios.filter((r) => r < 1).length}/${ratios.length} |`);
+    }
+  } finally {
+    server.kill('SIGTERM');
+    t.teardown();
+  }
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('probe-cost needs root (network namespaces, BPF, kernel.bpf_stats_enabled)');
+  const variants = buildVariants();
+  console.log(`probe cost: variants ${variants.map((v) => v.name).join(', ')}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; ${new Date().toISOString()}`);
+  if (STATS_ROUNDS > 0) await bpfStats(variants);
+  if (RATE_ROUNDS > 0) for (const net of NETS) await flatOut(net, variants);
+  console.log(`\nload average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+}
+
+await main();
