@@ -32,6 +32,9 @@ const NETS = (process.env.RATE_NETS ?? 'loopback,veth').split(',').filter(Boolea
 const TAG = `connlat-pcost-${process.pid}`;
 
 type Net = 'loopback' | 'veth';
+/** Undone on exit, also on SIGINT/SIGTERM: namespaces deleted, children killed. */
+const cleanups = new Set<() => void>();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { for (const c of cleanups) c(); process.exit(130); });
 interface Variant { name: string; file: string; args: string[] }
 interface Topology { client: string; server: string; host: string; teardown: () => void }
 
@@ -47,7 +50,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Builds the variants' binaries into a temporary directory (main's and the empty one; `this` is build-probe.sh's). */
 function buildVariants(): Variant[] {
   const dir = mkdtempSync(join(tmpdir(), 'connlat-pcost-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', remove);
+  cleanups.add(remove);
   // PROBE_THIS: a build of these sources elsewhere (e.g. a temporary one while iterating)
   const thisProbe = process.env.PROBE_THIS ?? /^connlat-probe=(.+)$/m.exec(run(`${REPO}scripts/build-probe.sh`, []))?.[1];
   if (!thisProbe) throw new Error('scripts/build-probe.sh printed no path');
@@ -83,7 +88,8 @@ function topology(net: Net): Topology {
   const client = `${TAG}-c`;
   const server = net === 'veth' ? `${TAG}-s` : client;
   const names = [...new Set([client, server])];
-  const teardown = () => { for (const ns of names) spawnSync('ip', ['netns', 'del', ns]); };
+  const teardown = () => { for (const ns of names) spawnSync('ip', ['netns', 'del', ns]); cleanups.delete(teardown); };
+  cleanups.add(teardown);
   try {
     for (const ns of names) {
       run('ip', ['netns', 'add', ns]);
@@ -106,11 +112,14 @@ function topology(net: Net): Topology {
 
 async function startServer(t: Topology): Promise<ChildProcess> {
   const p = spawn('ip', ['netns', 'exec', t.server, 'taskset', '-c', '0', 'python3', PEER, 'serve', String(PORT), t.host], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const kill = () => p.kill('SIGTERM');
+  cleanups.add(kill);
+  p.once('exit', () => cleanups.delete(kill));
   await new Promise<void>((r) => p.stdout!.once('data', () => r()));
   return p;
 }
 
-function workload(t: Topology, rate: number, seconds: number): Promise<{ connects: number; failed: number; seconds: number }> {
+function workload(t: Topology, rate: number, seconds: number): Promise<{ connects: number; failed: number; seconds: number; cpu: number }> {
   return new Promise((resolve, reject) => {
     const p = spawn('ip', ['netns', 'exec', t.client, 'taskset', '-c', '0', 'python3', PEER, 'connect', String(PORT), String(rate), String(seconds), t.host],
       { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -118,6 +127,13 @@ function workload(t: Topology, rate: number, seconds: number): Promise<{ connect
     p.stdout!.on('data', (d) => (out += d));
     p.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`storm-peer.py connect exited ${code}`))));
   });
+}
+
+/** user + system CPU seconds of a process so far. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ
 }
 
 /** Program id -> (name, run_time_ns, run_cnt) of the BPF programs a process holds, from /proc/PID/fdinfo. */
@@ -146,6 +162,8 @@ async function attach(v: Variant, withAgent: boolean): Promise<{ pid: number; st
   const tool = spawn('taskset', ['-c', '1', v.file, ...v.args], { stdio: ['ignore', agent ? agent.stdin! : openSync('/dev/null', 'w'), 'pipe'] });
   let err = '';
   tool.stderr!.on('data', (d) => (err += d));
+  const kill = () => { tool.kill('SIGKILL'); agent?.kill('SIGKILL'); };
+  cleanups.add(kill);
   const exited = (p: ChildProcess) => (p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => p.once('exit', () => r())));
   const deadline = Date.now() + 15_000;
   while (progStats(tool.pid!).size < 3) {
@@ -156,6 +174,7 @@ async function attach(v: Variant, withAgent: boolean): Promise<{ pid: number; st
   return {
     pid: tool.pid!,
     stop: async () => {
+      cleanups.delete(kill);
       tool.kill('SIGINT');
       await exited(tool);
       if (agent) { agent.stdin!.end(); await exited(agent); }
@@ -216,6 +235,7 @@ async function flatOut(net: Net, variants: Variant[]): Promise<void> {
     console.log(`\nworkload flat out over ${net} (1 client + accept loop on CPU 0; tool [+ agent] on CPU 1), ${RATE_ROUNDS} rounds x ${RATE_SECONDS} s, order reversed every round; load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     await workload(t, 0, 2); // warm-up: the first flat-out run in a fresh namespace is slow
     const rates: Record<string, number[]> = { none: [] };
+    const cpuPer: Record<string, number[]> = { none: [] }; // workload CPU us per connect (client + accept loop)
     for (let round = 0; round < RATE_ROUNDS; round++) {
       const all = ['none', ...cases];
       const order = round % 2 === 0 ? all : [...all].reverse();
@@ -223,20 +243,29 @@ async function flatOut(net: Net, variants: Variant[]): Promise<void> {
       for (const c of order) {
         const wake = c === 'none' ? spawn('taskset', ['-c', '1', 'python3', '-c', 'import time\nwhile True: time.sleep(0.05)'], { stdio: 'ignore' }) : undefined;
         const a = c === 'none' ? undefined : await attach(byName.get(c.replace('+agent', ''))!, c.endsWith('+agent'));
+        const server0 = cpuSeconds(server.pid!);
         const w = await workload(t, 0, RATE_SECONDS);
+        const serverCpu = cpuSeconds(server.pid!) - server0;
         await a?.stop();
         wake?.kill('SIGKILL');
         (rates[c] ??= []).push(w.connects / w.seconds);
-        line.push(`${c} ${Math.round(w.connects / w.seconds)}`);
+        (cpuPer[c] ??= []).push(((w.cpu + serverCpu) / w.connects) * 1e6);
+        line.push(`${c} ${Math.round(w.connects / w.seconds)}/s ${cpuPer[c]!.at(-1)!.toFixed(1)} us`);
       }
-      console.log(`  round ${round + 1}: ${line.join(', ')} connects/s; load ${loadavg()[0]!.toFixed(1)}`);
+      console.log(`  round ${round + 1}: ${line.join(', ')}; load ${loadavg()[0]!.toFixed(1)}`);
     }
-    console.log('| case | median connects/s | median of the rounds\' ratios to no tool | ratio range (min-max) | rounds below 1 |');
+    // rate: what the workload got; CPU per connect: what each connect cost it, which the machine's other load moves
+    // far less (the workload's rate is 1 / CPU per connect while it has its core to itself)
+    const spread = (xs: number[]) => `${Math.min(...xs).toFixed(3)}-${Math.max(...xs).toFixed(3)}`;
+    const quartiles = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return `${s[Math.floor((s.length - 1) / 4)]!.toFixed(3)}-${s[Math.ceil((s.length - 1) * 3 / 4)]!.toFixed(3)}`; };
+    console.log('| case | median connects/s | rate / no tool: median of rounds (quartiles; min-max) | median us CPU per connect | CPU per connect / no tool: median of rounds (quartiles; min-max) |');
     console.log('| --- | --- | --- | --- | --- |');
-    console.log(`| none | ${Math.round(median(rates.none!))} | 1 | - | - |`);
+    console.log(`| none | ${Math.round(median(rates.none!))} | 1 | ${median(cpuPer.none!).toFixed(1)} | 1 |`);
     for (const c of cases) {
       const ratios = rates[c]!.map((r, i) => r / rates.none![i]!);
-      console.log(`| ${c} | ${Math.round(median(rates[c]!))} | ${median(ratios).toFixed(3)} | ${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)} | ${ratios.filter((r) => r < 1).length}/${ratios.length} |`);
+      const cpuRatios = cpuPer[c]!.map((r, i) => r / cpuPer.none![i]!);
+      console.log(`| ${c} | ${Math.round(median(rates[c]!))} | ${median(ratios).toFixed(3)} (${quartiles(ratios)}; ${spread(ratios)}) | ` +
+        `${median(cpuPer[c]!).toFixed(1)} | ${median(cpuRatios).toFixed(3)} (${quartiles(cpuRatios)}; ${spread(cpuRatios)}) |`);
     }
   } finally {
     server.kill('SIGTERM');
