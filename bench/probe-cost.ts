@@ -5,9 +5,9 @@
 //      into the agent), on loopback in one network namespace and across a veth pair between two; short rounds,
 //      the conditions alternating (order reversed every round), the ratio taken against the no-tool run of the same
 //      round. bpf_stats is off for this part (it costs two clock reads per program run).
-// Variants (PROBE_VARIANTS, comma-separated): main (bpf-tools/connlat-probe of the `main` branch, built here),
-// this (scripts/build-probe.sh), this-raw_tp (the same binary with --attach raw_tp), empty (these sources built
-// with -DCONNLAT_PROBE_EMPTY: the programs attached but doing nothing, i.e. the tracepoints' own cost: the floor).
+// Variants (PROBE_VARIANTS, comma-separated), all built here: main (bpf-tools/connlat-probe of the `main` branch),
+// this (these sources), this-raw_tp (the same with --attach raw_tp), empty (these sources built with
+// -DCONNLAT_PROBE_EMPTY: the programs attached but doing nothing, i.e. the tracepoints' own cost: the floor).
 // Workload: bench/storm-peer.py, one client and the accept loop both on CPU 0; tools and agent on CPU 1; a process
 // waking every 50 ms on CPU 1 in the no-tool runs (as the tool's poll loop does; see connect-storm.ts).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -28,6 +28,11 @@ const RATE_ROUNDS = Number(process.env.RATE_ROUNDS ?? 10);
 const RATE_SECONDS = Number(process.env.RATE_SECONDS ?? 5);
 /** Which tool variants the flat-out part runs, alone and into the agent ('main,this,empty' and 'main+agent,...'). */
 const RATE_CASES = (process.env.RATE_CASES ?? 'main,this,empty,main+agent,this+agent').split(',').filter(Boolean);
+const TOGGLE_ROUNDS = Number(process.env.TOGGLE_ROUNDS ?? 2);
+const TOGGLE_SECONDS = Number(process.env.TOGGLE_SECONDS ?? 30);
+const TOGGLE_MS = Number(process.env.TOGGLE_MS ?? 200);
+/** Which variants the toggled part runs (default: all). */
+const TOGGLE_VARIANTS = (process.env.TOGGLE_VARIANTS ?? VARIANTS.join(',')).split(',');
 const NETS = (process.env.RATE_NETS ?? 'loopback,veth').split(',').filter(Boolean) as Net[];
 const TAG = `connlat-pcost-${process.pid}`;
 
@@ -35,7 +40,8 @@ type Net = 'loopback' | 'veth';
 /** Undone on exit, also on SIGINT/SIGTERM: namespaces deleted, children killed. */
 const cleanups = new Set<() => void>();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { for (const c of cleanups) c(); process.exit(130); });
-interface Variant { name: string; file: string; args: string[] }
+/** A build of the probe: its binary (run with args), its BPF object and the section prefix of the set it attaches. */
+interface Variant { name: string; file: string; args: string[]; obj: string; section: string }
 interface Topology { client: string; server: string; host: string; teardown: () => void }
 
 function run(file: string, args: string[], opts: { cwd?: string } = {}): string {
@@ -47,40 +53,46 @@ function run(file: string, args: string[], opts: { cwd?: string } = {}): string 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Builds the variants' binaries into a temporary directory (main's and the empty one; `this` is build-probe.sh's). */
-function buildVariants(): Variant[] {
+/**
+ * Builds every variant with the probe's Makefile into a temporary directory (the binary, and the BPF object that
+ * bench/probe-toggle.c loads), and the toggler itself.
+ */
+function buildVariants(): { variants: Variant[]; toggler: string } {
   const dir = mkdtempSync(join(tmpdir(), 'connlat-pcost-'));
   const remove = () => rmSync(dir, { recursive: true, force: true });
   process.once('exit', remove);
   cleanups.add(remove);
-  // PROBE_THIS: a build of these sources elsewhere (e.g. a temporary one while iterating)
-  const thisProbe = process.env.PROBE_THIS ?? /^connlat-probe=(.+)$/m.exec(run(`${REPO}scripts/build-probe.sh`, []))?.[1];
-  if (!thisProbe) throw new Error('scripts/build-probe.sh printed no path');
-  const make = (src: string, out: string, extra: string[] = []) => run('make', ['-s', '-C', src, `OUTPUT=${out}`, ...extra]);
-  return VARIANTS.map((name): Variant => {
+  const probeSrc = `${REPO}bpf-tools/connlat-probe`;
+  const make = (src: string, name: string, extra: string[] = []) => {
+    run('make', ['-s', '-C', src, `OUTPUT=${join(dir, name)}`, ...extra]);
+    return { file: join(dir, name, 'connlat-probe'), obj: join(dir, name, 'connlat-probe.bpf.o') };
+  };
+  const built = new Map<string, { file: string; obj: string }>();
+  const once = (key: string, build: () => { file: string; obj: string }) => built.get(key) ?? built.set(key, build()).get(key)!;
+  const variants = VARIANTS.map((name): Variant => {
     switch (name) {
-      case 'this': return { name, file: thisProbe, args: [] };
-      case 'this-raw_tp': return { name, file: thisProbe, args: ['--attach', 'raw_tp'] };
+      case 'this': return { name, ...once('this', () => make(probeSrc, 'this')), args: [], section: 'tp_btf/' };
+      case 'this-raw_tp': return { name, ...once('this', () => make(probeSrc, 'this')), args: ['--attach', 'raw_tp'], section: 'raw_tp/' };
       case 'main': {
         const src = join(dir, 'main-src');
         run('sh', ['-c', `mkdir -p ${src} && git -C ${REPO} archive main bpf-tools/connlat-probe | tar -x -C ${src}`]);
-        make(join(src, 'bpf-tools/connlat-probe'), join(dir, 'main'));
-        return { name, file: join(dir, 'main', 'connlat-probe'), args: [] };
+        return { name, ...make(join(src, 'bpf-tools/connlat-probe'), 'main'), args: [], section: 'raw_tp/' };
       }
-      case 'empty':
-        make(`${REPO}bpf-tools/connlat-probe`, join(dir, 'empty'), ['BPF_EXTRA_CFLAGS=-DCONNLAT_PROBE_EMPTY']);
-        return { name, file: join(dir, 'empty', 'connlat-probe'), args: [] };
+      case 'empty': return { name, ...make(probeSrc, 'empty', ['BPF_EXTRA_CFLAGS=-DCONNLAT_PROBE_EMPTY']), args: [], section: 'tp_btf/' };
+      case 'empty-raw_tp': return { name, ...once('empty', () => make(probeSrc, 'empty', ['BPF_EXTRA_CFLAGS=-DCONNLAT_PROBE_EMPTY'])), args: ['--attach', 'raw_tp'], section: 'raw_tp/' };
       default: {
-        // NAME=-DFLAG...: these sources built with extra BPF flags (experiments)
+        // NAME=-DFLAG:-DFLAG...: these sources built with extra flags (experiments)
         const m = /^([\w-]+)=(.+)$/.exec(name);
-        if (m) {
-          make(`${REPO}bpf-tools/connlat-probe`, join(dir, m[1]!), [`BPF_EXTRA_CFLAGS=${m[2]!.replaceAll(':', ' ')}`, `CFLAGS=-O2 -g ${m[2]!.replaceAll(':', ' ')}`]);
-          return { name: m[1]!, file: join(dir, m[1]!, 'connlat-probe'), args: [] };
-        }
-        throw new Error(`PROBE_VARIANTS: unknown variant '${name}' (main, this, this-raw_tp, empty, NAME=-DFLAG:-DFLAG)`);
+        if (!m) throw new Error(`PROBE_VARIANTS: unknown variant '${name}' (main, this, this-raw_tp, empty, empty-raw_tp, NAME=-DFLAG:-DFLAG)`);
+        const flags = m[2]!.replaceAll(':', ' ');
+        return { name: m[1]!, ...make(probeSrc, m[1]!, [`BPF_EXTRA_CFLAGS=${flags}`, `CFLAGS=-O2 -g ${flags}`]), args: [], section: 'tp_btf/' };
       }
     }
   });
+  const toggler = join(dir, 'probe-toggle');
+  const arch = process.arch === 'arm64' ? 'aarch64-linux-gnu' : 'x86_64-linux-gnu';
+  run('gcc', ['-O2', '-Wall', '-o', toggler, `${REPO}bench/probe-toggle.c`, `/usr/lib/${arch}/libbpf.a`, '-lelf', '-lz']);
+  return { variants, toggler };
 }
 
 /** loopback: one namespace; veth: a client and a server namespace joined by a veth pair (nothing in the root one). */
@@ -273,11 +285,84 @@ async function flatOut(net: Net, variants: Variant[]): Promise<void> {
   }
 }
 
+/** Cumulative connects at time `at` (ns), interpolated between the workload's samples. */
+function connectsAt(samples: [number, number][], at: number): number {
+  let lo = 0;
+  let hi = samples.length - 1;
+  if (at <= samples[0]![0]) return samples[0]![1];
+  if (at >= samples[hi]![0]) return samples[hi]![1];
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (samples[mid]![0] <= at) lo = mid; else hi = mid;
+  }
+  const [t0, c0] = samples[lo]!;
+  const [t1, c1] = samples[hi]!;
+  return c0 + ((c1 - c0) * (at - t0)) / (t1 - t0);
+}
+
+/**
+ * 3. The workload flat out while bench/probe-toggle.c attaches and detaches a variant's programs every TOGGLE_MS
+ * (ring buffer drained every 50 ms, output discarded, no agent): each attached window's connect rate against the mean
+ * of the detached windows either side. Windows a fifth of a second apart see the same machine, which 3-5 s rounds
+ * on this shared VM do not (their rates without a tool spread 2x).
+ */
+async function toggled(net: Net, variants: Variant[], toggler: string): Promise<void> {
+  const t = topology(net);
+  const server = await startServer(t);
+  const guardNs = 10e6; // left out at each edge of a window: attach/detach takes ~1 ms
+  try {
+    console.log(`\nworkload flat out over ${net}, programs attached and detached every ${TOGGLE_MS} ms (${TOGGLE_ROUNDS} x ${TOGGLE_SECONDS} s per variant, alternating; load ${loadavg().map((l) => l.toFixed(1)).join(' ')}):`);
+    await workload(t, 0, 2); // warm-up
+    const ratios: Record<string, number[]> = {};
+    for (let round = 0; round < TOGGLE_ROUNDS; round++) {
+      for (const v of round % 2 === 0 ? variants : [...variants].reverse()) {
+        const tog = spawn('taskset', ['-c', '1', toggler, v.obj, v.section, String(TOGGLE_MS), String(TOGGLE_SECONDS + 1)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        tog.stdout!.on('data', (d) => (out += d));
+        const done = new Promise<number | null>((r) => tog.once('exit', r));
+        const kill = () => tog.kill('SIGKILL');
+        cleanups.add(kill);
+        await sleep(300); // loaded and in its first windows
+        const slots = await new Promise<[number, number][]>((resolve, reject) => {
+          const p = spawn('ip', ['netns', 'exec', t.client, 'taskset', '-c', '0', 'python3', PEER, 'slots', String(PORT), String(TOGGLE_SECONDS), t.host], { stdio: ['ignore', 'pipe', 'inherit'] });
+          let json = '';
+          p.stdout!.on('data', (d) => (json += d));
+          p.once('exit', (code) => (code === 0 ? resolve((JSON.parse(json) as { samples: [number, number][] }).samples) : reject(new Error(`storm-peer.py slots exited ${code}`))));
+        });
+        if ((await done) !== 0) throw new Error(`probe-toggle ${v.name} failed`);
+        cleanups.delete(kill);
+        const windows = out.trim().split('\n').map((l) => l.split(' ').map(Number) as [number, number, number])
+          .filter(([, a, b]) => a > slots[0]![0] && b < slots.at(-1)![0])
+          .map(([on, a, b]) => ({ on, rate: (connectsAt(slots, b - guardNs) - connectsAt(slots, a + guardNs)) / ((b - a - 2 * guardNs) / 1e9) }));
+        const mine = (ratios[v.name] ??= []);
+        const before = mine.length;
+        for (let i = 1; i + 1 < windows.length; i++) {
+          if (windows[i]!.on && !windows[i - 1]!.on && !windows[i + 1]!.on) mine.push(windows[i]!.rate / ((windows[i - 1]!.rate + windows[i + 1]!.rate) / 2));
+        }
+        const rate = (connectsAt(slots, slots.at(-1)![0]) / ((slots.at(-1)![0] - slots[0]![0]) / 1e9));
+        console.log(`  ${v.name}: ${mine.length - before} windows paired, ${Math.round(rate)} connects/s overall, median ratio this run ${median(mine.slice(before)).toFixed(3)}; load ${loadavg()[0]!.toFixed(1)}`);
+      }
+    }
+    console.log('| variant | attached windows paired | rate attached / detached: median (quartiles) | mean +- 2 standard errors |');
+    console.log('| --- | --- | --- | --- |');
+    for (const v of variants) {
+      const r = [...ratios[v.name]!].sort((a, b) => a - b);
+      const mean = r.reduce((x, y) => x + y, 0) / r.length;
+      const se = Math.sqrt(r.reduce((x, y) => x + (y - mean) ** 2, 0) / (r.length - 1) / r.length);
+      console.log(`| ${v.name} | ${r.length} | ${median(r).toFixed(3)} (${r[Math.floor((r.length - 1) / 4)]!.toFixed(3)}-${r[Math.ceil((r.length - 1) * 3 / 4)]!.toFixed(3)}) | ${mean.toFixed(3)} +- ${(2 * se).toFixed(3)} |`);
+    }
+  } finally {
+    server.kill('SIGTERM');
+    t.teardown();
+  }
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('probe-cost needs root (network namespaces, BPF, kernel.bpf_stats_enabled)');
-  const variants = buildVariants();
+  const { variants, toggler } = buildVariants();
   console.log(`probe cost: variants ${variants.map((v) => v.name).join(', ')}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; ${new Date().toISOString()}`);
   if (STATS_ROUNDS > 0) await bpfStats(variants);
+  if (TOGGLE_ROUNDS > 0) for (const net of NETS) await toggled(net, variants.filter((v) => TOGGLE_VARIANTS.includes(v.name)), toggler);
   if (RATE_ROUNDS > 0) for (const net of NETS) await flatOut(net, variants);
   console.log(`\nload average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 }
