@@ -1,15 +1,21 @@
-// npm run bench:probe (root): what connlat-probe costs the workload, kernel side, for several builds of it in one run:
+// npm run bench:probe (root): what connlat-probe costs the workload, kernel side, for several builds of it in one run
+// (BENCHMARKS.md, "connlat-probe's own cost"):
 //   1. BPF run time per connect: kernel.bpf_stats_enabled on, the same STATS_RATE x STATS_SECONDS loopback connects
 //      per variant, and each of its programs' run_time_ns / run_cnt read from /proc/PID/fdinfo of the tool's fds.
-//   2. The workload's connect rate flat out, with and without a variant attached (alone, stdout to /dev/null; and
-//      into the agent), on loopback in one network namespace and across a veth pair between two; short rounds,
-//      the conditions alternating (order reversed every round), the ratio taken against the no-tool run of the same
-//      round. bpf_stats is off for this part (it costs two clock reads per program run).
+//   2. Toggled (the measure to read): the workload flat out for TOGGLE_SECONDS while bench/probe-toggle.c attaches and
+//      detaches a variant's programs every TOGGLE_MS; each attached window's connect rate against the detached
+//      windows either side. On loopback in one network namespace and across a veth pair between two (RATE_NETS).
+//   3. Rounds (RATE_ROUNDS; 0 skips): the workload flat out with the tool alone (stdout to /dev/null) or into the
+//      agent, against no tool, in short rounds, the order reversed every round; rate and the workload's CPU per
+//      connect. On this shared 2-core VM the no-tool rounds alone spread 2x: only the agent's case needs this part.
+// bpf_stats is off for parts 2 and 3 (it costs two clock reads per program run).
 // Variants (PROBE_VARIANTS, comma-separated), all built here: main (bpf-tools/connlat-probe of the `main` branch),
-// this (these sources), this-raw_tp (the same with --attach raw_tp), empty (these sources built with
-// -DCONNLAT_PROBE_EMPTY: the programs attached but doing nothing, i.e. the tracepoints' own cost: the floor).
+// this (these sources), this-raw_tp (the same with --attach raw_tp), empty / empty-raw_tp (these sources built with
+// -DCONNLAT_PROBE_EMPTY: the programs attached but doing nothing, i.e. the tracepoints' own cost: the floor), null
+// (part 2 only: nothing attached in any window, what the method reads when nothing changes), NAME=-DFLAG:-DFLAG
+// (these sources with extra flags).
 // Workload: bench/storm-peer.py, one client and the accept loop both on CPU 0; tools and agent on CPU 1; a process
-// waking every 50 ms on CPU 1 in the no-tool runs (as the tool's poll loop does; see connect-storm.ts).
+// waking every 50 ms on CPU 1 in the no-tool rounds (as the tool's poll loop does; see connect-storm.ts).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -27,12 +33,12 @@ const STATS_ROUNDS = Number(process.env.STATS_ROUNDS ?? 3);
 const RATE_ROUNDS = Number(process.env.RATE_ROUNDS ?? 10);
 const RATE_SECONDS = Number(process.env.RATE_SECONDS ?? 5);
 /** Which tool variants the flat-out part runs, alone and into the agent ('main,this,empty' and 'main+agent,...'). */
-const RATE_CASES = (process.env.RATE_CASES ?? 'main,this,empty,main+agent,this+agent').split(',').filter(Boolean);
+const RATE_CASES = (process.env.RATE_CASES ?? 'main+agent,this+agent').split(',').filter(Boolean);
 const TOGGLE_ROUNDS = Number(process.env.TOGGLE_ROUNDS ?? 2);
 const TOGGLE_SECONDS = Number(process.env.TOGGLE_SECONDS ?? 30);
 const TOGGLE_MS = Number(process.env.TOGGLE_MS ?? 200);
 /** Which variants the toggled part runs (default: all). */
-const TOGGLE_VARIANTS = (process.env.TOGGLE_VARIANTS ?? VARIANTS.join(',')).split(',');
+const TOGGLE_VARIANTS = (process.env.TOGGLE_VARIANTS ?? VARIANTS.map((v) => v.split('=')[0]).join(',')).split(',');
 const NETS = (process.env.RATE_NETS ?? 'loopback,veth').split(',').filter(Boolean) as Net[];
 const TAG = `connlat-pcost-${process.pid}`;
 
@@ -79,6 +85,8 @@ function buildVariants(): { variants: Variant[]; toggler: string } {
         return { name, ...make(join(src, 'bpf-tools/connlat-probe'), 'main'), args: [], section: 'raw_tp/' };
       }
       case 'empty': return { name, ...make(probeSrc, 'empty', ['BPF_EXTRA_CFLAGS=-DCONNLAT_PROBE_EMPTY']), args: [], section: 'tp_btf/' };
+      // the toggled part's null check: windows alternate with nothing attached (the probe is not run otherwise)
+      case 'null': return { name, ...once('this', () => make(probeSrc, 'this')), args: [], section: 'none/' };
       case 'empty-raw_tp': return { name, ...once('empty', () => make(probeSrc, 'empty', ['BPF_EXTRA_CFLAGS=-DCONNLAT_PROBE_EMPTY'])), args: ['--attach', 'raw_tp'], section: 'raw_tp/' };
       default: {
         // NAME=-DFLAG:-DFLAG...: these sources built with extra flags (experiments)
@@ -361,9 +369,10 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('probe-cost needs root (network namespaces, BPF, kernel.bpf_stats_enabled)');
   const { variants, toggler } = buildVariants();
   console.log(`probe cost: variants ${variants.map((v) => v.name).join(', ')}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; ${new Date().toISOString()}`);
-  if (STATS_ROUNDS > 0) await bpfStats(variants);
+  const probes = variants.filter((v) => v.name !== 'null');
+  if (STATS_ROUNDS > 0) await bpfStats(probes);
   if (TOGGLE_ROUNDS > 0) for (const net of NETS) await toggled(net, variants.filter((v) => TOGGLE_VARIANTS.includes(v.name)), toggler);
-  if (RATE_ROUNDS > 0) for (const net of NETS) await flatOut(net, variants);
+  if (RATE_ROUNDS > 0) for (const net of NETS) await flatOut(net, probes);
   console.log(`\nload average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 }
 

@@ -147,7 +147,7 @@ async function fidelityRun(t: TestContext, args: string[] = []): Promise<string 
       assert.equal(matching.length, 1, `${what}: lines ${JSON.stringify(matching)}`);
       const e = matching[0]!;
       assert.equal(e.result, want.result, what);
-      assert.equal(e.synRetransmits, want.retx ?? (client.ms > 500 ? 1 : 0), `${what}: SYN retransmits (client saw ${client.ms.toFixed(0)} ms)`);
+      assert.equal(e.synRetransmits, want.retx ?? (client.ms > 500 ? 1 : 0), `${what}: SYN retransmits (client saw ${client.ms.toFixed(0)} ms; probe stderr: ${run!.stderr.trim()})`);
       assert.equal(e.failed, want.result !== 'ok');
       assert.equal(e.ipVersion, target.host.includes(':') ? 6 : 4);
       assert.ok(e.comm === 'MainThread' || e.comm === 'node', `${what}: COMM ${e.comm}`); // the connecting thread's name
