@@ -82,6 +82,15 @@ class IndexedRecords<T extends { metadata: { namespace: string | undefined; name
     if (this.#indexIps(rec)) for (const ip of rec.ips) this.byIp.add(ip, rec);
   }
 
+  /** A relist starts marking (ByName.mark); sweep() then names what it did not store again. */
+  mark(): void {
+    this.#byName.mark();
+  }
+
+  sweep(remove: (namespace: string | undefined, name: string) => void): void {
+    this.#byName.sweep(remove);
+  }
+
   /** Removes the stored version of `rec` (same namespace and name) and returns it. */
   delete(rec: Keyed): T | undefined {
     const { namespace, name } = rec.metadata;
@@ -98,6 +107,9 @@ function freezeIdentity(fields: PeerIdentity): PeerIdentity {
   for (const [k, v] of Object.entries(fields)) if (v !== undefined && v !== '') out[k] = v;
   return Object.freeze(out) as PeerIdentity;
 }
+
+/** What one watch lists into the index (beginList/endList). */
+export type ListedKind = 'pods' | 'localPods' | 'services' | 'nodes' | 'endpointslices' | 'replicasets' | 'jobs';
 
 /** Counts of what the index holds, for logs and the benchmark. */
 export interface IndexSizes {
@@ -143,7 +155,7 @@ export class ClusterIndex {
   readonly #localByUid = new Map<string, PodRecord>();
   readonly #services = new IndexedRecords<ServiceRecord>(byKey);
   readonly #nodes = new IndexedRecords<NodeRecord>(byKey);
-  readonly #slices = new Map<string, EndpointSliceRecord>();
+  readonly #slices = new ByName<EndpointSliceRecord>();
   readonly #endpointIps = new IpTable<EndpointSliceRecord>(byKey);
   /** ReplicaSets: a Deployment's by the length of its hash (see upsertController), any other as its record */
   readonly #replicaSets = new ByName<ControllerRecord | number>();
@@ -230,16 +242,16 @@ export class ClusterIndex {
       if (podIp === rec.ips[i]) rec.ips[i] = podIp;
       if (rec.podNames[i] === this.#pods.name(slot)) rec.podNames[i] = this.#pods.name(slot);
     }
-    this.#slices.set(keyOf(rec.metadata), rec);
+    this.#slices.set(rec.metadata.namespace, rec.metadata.name, rec);
     for (const ip of rec.ips) this.#endpointIps.add(ip, rec);
     this.#epoch++;
   }
 
   deleteEndpointSlice(rec: Keyed): void {
-    const sliceKey = keyOf(rec.metadata);
-    const old = this.#slices.get(sliceKey);
+    const { namespace, name } = rec.metadata;
+    const old = this.#slices.get(namespace, name);
     if (old === undefined) return;
-    this.#slices.delete(sliceKey);
+    this.#slices.delete(namespace, name);
     for (const ip of old.ips) this.#endpointIps.remove(ip, old);
     this.#epoch++;
   }
@@ -272,26 +284,39 @@ export class ClusterIndex {
     return c.ownerKind !== undefined && c.ownerName !== undefined ? [c.ownerName, c.ownerKind] : [name, kind];
   }
 
-  /** What the index holds, for a relist to find what is gone. */
-  storedPods(): Iterable<Keyed> {
-    return this.#pods.keys();
+  /**
+   * A relist of one kind starts: what it upserts is marked in place (a byte per pod slot, insertion order per
+   * namespace in the other stores: tables.ts), and endList removes what it did not, through the same deletes a watch
+   * event takes. Nothing per object is collected, so a relist costs no memory beyond steady state (issue 14).
+   */
+  beginList(kind: ListedKind): void {
+    if (kind === 'pods') this.#pods.beginList();
+    else this.#store(kind).mark();
   }
-  storedLocalPods(): Iterable<PodRecord> {
-    return this.#localPods.values();
+
+  /** The relist of `kind` is complete: removes what it did not upsert. */
+  endList(kind: ListedKind): void {
+    if (kind === 'pods') return void this.#pods.endList();
+    const remove: Record<Exclude<ListedKind, 'pods'>, (k: Keyed) => void> = {
+      localPods: (k) => this.deleteLocalPod(k),
+      services: (k) => this.deleteService(k),
+      nodes: (k) => this.deleteNode(k),
+      endpointslices: (k) => this.deleteEndpointSlice(k),
+      replicasets: (k) => this.deleteController('ReplicaSet', k),
+      jobs: (k) => this.deleteController('Job', k),
+    };
+    this.#store(kind).sweep((namespace, name) => remove[kind]({ metadata: { namespace, name } }));
   }
-  storedServices(): Iterable<ServiceRecord> {
-    return this.#services.values();
-  }
-  storedNodes(): Iterable<NodeRecord> {
-    return this.#nodes.values();
-  }
-  storedEndpointSlices(): Iterable<EndpointSliceRecord> {
-    return this.#slices.values();
-  }
-  /** Keys of the known ReplicaSets or Jobs (a Deployment's ReplicaSet keeps no record to return). */
-  *storedControllers(kind: 'ReplicaSet' | 'Job'): Iterable<Keyed> {
-    if (kind === 'Job') return yield* this.#jobs.values();
-    for (const [namespace, inner] of this.#replicaSets.entries()) for (const name of inner.keys()) yield { metadata: { namespace: namespace || undefined, name } };
+
+  #store(kind: Exclude<ListedKind, 'pods'>): Pick<ByName<unknown>, 'mark' | 'sweep'> {
+    switch (kind) {
+      case 'localPods': return this.#localPods;
+      case 'services': return this.#services;
+      case 'nodes': return this.#nodes;
+      case 'endpointslices': return this.#slices;
+      case 'replicasets': return this.#replicaSets;
+      case 'jobs': return this.#jobs;
+    }
   }
 
   // ---- lookups (hot path) ----

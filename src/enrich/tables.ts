@@ -44,6 +44,8 @@ export class IpTable<T> {
 /** Namespace -> name -> value: two levels of Map, so no "namespace/name" key string is built per object. */
 export class ByName<V> {
   readonly #byNs = new Map<string, Map<string, V>>();
+  /** while a relist marks (mark() .. sweep()): namespace -> names set since */
+  #marked: Map<string, number> | undefined;
   size = 0;
 
   get(namespace: string | undefined, name: string): V | undefined {
@@ -55,8 +57,37 @@ export class ByName<V> {
     let inner = this.#byNs.get(ns);
     if (inner === undefined) this.#byNs.set(ns, (inner = new Map()));
     const before = inner.size;
+    if (this.#marked !== undefined) {
+      inner.delete(name); // to the end of the insertion order: after every name not set since mark()
+      this.#marked.set(ns, (this.#marked.get(ns) ?? 0) + 1);
+    }
     inner.set(name, value);
     this.size += inner.size - before;
+  }
+
+  /**
+   * Starts a relist's mark: from now each set() moves its name to the end of its namespace's insertion order (a Map
+   * keeps that order) and counts it, so the names not set again are the first (size - count) of each namespace. The
+   * mark costs a number per namespace, not an entry per object. A relist sets each name once (a list is one snapshot).
+   */
+  mark(): void {
+    this.#marked = new Map();
+  }
+
+  /** Ends the mark: calls `remove` for every name not set since mark() (removing it is the caller's part). */
+  sweep(remove: (namespace: string | undefined, name: string) => void): void {
+    const marked = this.#marked;
+    this.#marked = undefined;
+    if (marked === undefined) return;
+    const gone: Array<[string, string]> = []; // collected first: `remove` changes the maps being read
+    for (const [ns, inner] of this.#byNs) {
+      let stale = inner.size - (marked.get(ns) ?? 0);
+      for (const name of inner.keys()) {
+        if (stale-- <= 0) break;
+        gone.push([ns, name]);
+      }
+    }
+    for (const [ns, name] of gone) remove(ns || undefined, name);
   }
 
   delete(namespace: string | undefined, name: string): boolean {
