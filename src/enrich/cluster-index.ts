@@ -13,7 +13,7 @@ import {
   type ServiceRecord,
 } from './compact.ts';
 import { PodTable, type PodOwnerFields } from './pod-table.ts';
-import { ByName, IpTable } from './tables.ts';
+import { ByName, IndexedRecords, IpTable, sameItems } from './tables.ts';
 
 export { IpTable } from './tables.ts';
 
@@ -51,56 +51,8 @@ function endpointIdentity(slice: EndpointSliceRecord, ip: string): PeerIdentity 
   return id;
 }
 
-/**
- * Records by namespace and name, and by IP for those that
- * `indexIps` says hold their IPs. A record `keep` rejects is not stored at all (and replaces, so removes, the old).
- */
-class IndexedRecords<T extends { metadata: { namespace: string | undefined; name: string }; ips: string[] }> {
-  readonly #byName = new ByName<T>();
-  readonly byIp: IpTable<T>;
-  readonly #keep: (rec: T) => boolean;
-  readonly #indexIps: (rec: T) => boolean;
-
-  constructor(compare: (a: T, b: T) => number, opts: { keep?: (rec: T) => boolean; indexIps?: (rec: T) => boolean } = {}) {
-    this.byIp = new IpTable(compare);
-    this.#keep = opts.keep ?? (() => true);
-    this.#indexIps = opts.indexIps ?? (() => true);
-  }
-
-  get size(): number {
-    return this.#byName.size;
-  }
-
-  values(): IterableIterator<T> {
-    return this.#byName.values();
-  }
-
-  upsert(rec: T): void {
-    this.delete(rec);
-    if (!this.#keep(rec)) return;
-    this.#byName.set(rec.metadata.namespace, rec.metadata.name, rec);
-    if (this.#indexIps(rec)) for (const ip of rec.ips) this.byIp.add(ip, rec);
-  }
-
-  /** A relist starts marking (ByName.mark); sweep() then names what it did not store again. */
-  mark(): void {
-    this.#byName.mark();
-  }
-
-  sweep(remove: (namespace: string | undefined, name: string) => void): void {
-    this.#byName.sweep(remove);
-  }
-
-  /** Removes the stored version of `rec` (same namespace and name) and returns it. */
-  delete(rec: Keyed): T | undefined {
-    const { namespace, name } = rec.metadata;
-    const old = this.#byName.get(namespace, name);
-    if (old === undefined) return undefined;
-    this.#byName.delete(namespace, name);
-    for (const ip of old.ips) this.byIp.remove(ip, old);
-    return old;
-  }
-}
+/** A Service's or node's identity is made of its namespace and name: the same object with the same IPs is unchanged. */
+const sameAddresses = (a: ServiceRecord | NodeRecord, b: ServiceRecord | NodeRecord) => a.metadata.uid === b.metadata.uid && sameItems(a.ips, b.ips);
 
 function freezeIdentity(fields: PeerIdentity): PeerIdentity {
   const out: Record<string, string> = {};
@@ -153,8 +105,8 @@ export class ClusterIndex {
   readonly #localPods = new IndexedRecords<PodRecord>(podOrder, { indexIps: ownsIps });
   /** metadata.uid and, for static pods, the config hash their cgroups are named after */
   readonly #localByUid = new Map<string, PodRecord>();
-  readonly #services = new IndexedRecords<ServiceRecord>(byKey);
-  readonly #nodes = new IndexedRecords<NodeRecord>(byKey);
+  readonly #services = new IndexedRecords<ServiceRecord>(byKey, { same: sameAddresses });
+  readonly #nodes = new IndexedRecords<NodeRecord>(byKey, { same: sameAddresses });
   readonly #slices = new ByName<EndpointSliceRecord>();
   readonly #endpointIps = new IpTable<EndpointSliceRecord>(byKey);
   /** ReplicaSets: a Deployment's by the length of its hash (see upsertController), any other as its record */
@@ -233,6 +185,12 @@ export class ClusterIndex {
   }
 
   upsertEndpointSlice(rec: EndpointSliceRecord): void {
+    const { namespace, name, uid } = rec.metadata;
+    const stored = this.#slices.get(namespace, name);
+    // Unchanged (a relist, or only an endpoint's conditions changed): the stored slice stays, the epoch too.
+    if (stored !== undefined && stored.metadata.uid === uid && stored.serviceName === rec.serviceName && sameItems(stored.ips, rec.ips) && sameItems(stored.podNames, rec.podNames)) {
+      return void this.#slices.set(namespace, name, stored); // counts as listed during a relist (ByName.mark)
+    }
     this.deleteEndpointSlice(rec);
     // Share the strings of pods already indexed (see upsertPod): one copy of each IP and name.
     for (let i = 0; i < rec.ips.length; i++) {

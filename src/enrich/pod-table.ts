@@ -5,7 +5,7 @@
 // as 8 (BENCHMARKS.md, issue 14). Only what a destination's identity and the IP-reuse order read is kept.
 import type { PeerIdentity } from '../event.ts';
 import type { Keyed, PodRecord } from './compact.ts';
-import { ByName, IpTable } from './tables.ts';
+import { ByName, IpTable, sameItems } from './tables.ts';
 
 /** What the owner and identity of a pod are made from (PodRecord has them; a slot is read into one). */
 export interface PodOwnerFields {
@@ -150,7 +150,7 @@ export class PodTable {
 
   #same(slot: number, rec: PodRecord): boolean {
     const ips = this.#ips[slot]!;
-    const sameIps = typeof ips === 'string' ? rec.ips.length === 1 && rec.ips[0] === ips : ips.length === rec.ips.length && ips.every((ip, i) => rec.ips[i] === ip);
+    const sameIps = typeof ips === 'string' ? rec.ips.length === 1 && rec.ips[0] === ips : sameItems(ips, rec.ips);
     return sameIps && this.#node[slot] === rec.nodeName && this.#ownerKind[slot] === rec.ownerKind && this.#ownerName[slot] === rec.ownerName &&
       this.#hash[slot] === rec.templateHash && this.#created[slot] === rec.createdMs && this.#running[slot] === (rec.phase === 'Running' ? 1 : 0) &&
       this.uid(slot) === rec.metadata.uid;

@@ -1,5 +1,7 @@
-// The two maps the index is made of: IP -> record(s), with an order for IPs several records claim, and namespace ->
-// name -> value. Values may be records or slots of a packed table (pod-table.ts).
+// The maps the index is made of: IP -> record(s), with an order for IPs several records claim, and namespace ->
+// name -> value (values may be records or slots of a packed table, pod-table.ts); and records kept by both.
+import type { Keyed } from './compact.ts';
+
 
 /**
  * IP -> record. Several records may claim one IP (a pod IP reused while the old pod is still listed, a service IP
@@ -39,6 +41,11 @@ export class IpTable<T> {
       this.#map.set(ip, rest.length === 1 ? rest[0]! : rest);
     }
   }
+}
+
+/** Same items in the same order: what says a relisted record changed nothing the index reads. */
+export function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** Namespace -> name -> value: two levels of Map, so no "namespace/name" key string is built per object. */
@@ -108,3 +115,60 @@ export class ByName<V> {
   }
 }
 
+/**
+ * Records by namespace and name, and by IP for those that
+ * `indexIps` says hold their IPs. A record `keep` rejects is not stored at all (and replaces, so removes, the old).
+ */
+export class IndexedRecords<T extends { metadata: { namespace: string | undefined; name: string }; ips: string[] }> {
+  readonly #byName = new ByName<T>();
+  readonly byIp: IpTable<T>;
+  readonly #keep: (rec: T) => boolean;
+  readonly #indexIps: (rec: T) => boolean;
+  readonly #same: ((stored: T, rec: T) => boolean) | undefined;
+
+  /** `same`: `rec` changes nothing the index reads of the stored record, which then stays (and counts as listed). */
+  constructor(compare: (a: T, b: T) => number, opts: { keep?: (rec: T) => boolean; indexIps?: (rec: T) => boolean; same?: (stored: T, rec: T) => boolean } = {}) {
+    this.byIp = new IpTable(compare);
+    this.#keep = opts.keep ?? (() => true);
+    this.#indexIps = opts.indexIps ?? (() => true);
+    this.#same = opts.same;
+  }
+
+  get size(): number {
+    return this.#byName.size;
+  }
+
+  values(): IterableIterator<T> {
+    return this.#byName.values();
+  }
+
+  upsert(rec: T): void {
+    const { namespace, name } = rec.metadata;
+    const stored = this.#same !== undefined ? this.#byName.get(namespace, name) : undefined;
+    // Unchanged (a relist, mostly): the stored record stays and `rec` dies young (see PodTable.upsert).
+    if (stored !== undefined && this.#same!(stored, rec)) return void this.#byName.set(namespace, name, stored);
+    this.delete(rec);
+    if (!this.#keep(rec)) return;
+    this.#byName.set(rec.metadata.namespace, rec.metadata.name, rec);
+    if (this.#indexIps(rec)) for (const ip of rec.ips) this.byIp.add(ip, rec);
+  }
+
+  /** A relist starts marking (ByName.mark); sweep() then names what it did not store again. */
+  mark(): void {
+    this.#byName.mark();
+  }
+
+  sweep(remove: (namespace: string | undefined, name: string) => void): void {
+    this.#byName.sweep(remove);
+  }
+
+  /** Removes the stored version of `rec` (same namespace and name) and returns it. */
+  delete(rec: Keyed): T | undefined {
+    const { namespace, name } = rec.metadata;
+    const old = this.#byName.get(namespace, name);
+    if (old === undefined) return undefined;
+    this.#byName.delete(namespace, name);
+    for (const ip of old.ips) this.byIp.remove(ip, old);
+    return old;
+  }
+}

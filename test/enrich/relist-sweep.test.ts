@@ -132,6 +132,31 @@ describe('ClusterIndex relist of every kind', () => {
   });
 });
 
+describe('ClusterIndex: what a relist lists unchanged stays as it was', () => {
+  it('an unchanged pod, slice and Service keep their cached identities; a changed slice rebuilds them', () => {
+    const idx = new ClusterIndex();
+    const slice = (service: string) => compactEndpointSlice({
+      metadata: { name: 'cart-1', namespace: 'shop', uid: 'es1', labels: { 'kubernetes.io/service-name': service } },
+      endpoints: [{ addresses: ['10.0.0.1'], targetRef: { kind: 'Pod', name: 'p' } }],
+    });
+    const svc = () => compactService({ metadata: { name: 'cart', namespace: 'shop', uid: 's1' }, spec: { clusterIP: '10.96.0.1', clusterIPs: ['10.96.0.1'] } });
+    idx.upsertPod(compactPod(pod('p', '10.0.0.1'), false));
+    idx.upsertEndpointSlice(slice('cart'));
+    idx.upsertService(svc());
+    const [podId, svcId] = [idx.resolveDestination('10.0.0.1'), idx.resolveDestination('10.96.0.1')];
+    assert.equal(podId.serviceName, 'cart');
+    for (const kind of ['pods', 'endpointslices', 'services'] as const) idx.beginList(kind);
+    idx.upsertPod(compactPod(pod('p', '10.0.0.1'), false));
+    idx.upsertEndpointSlice(slice('cart'));
+    idx.upsertService(svc());
+    for (const kind of ['pods', 'endpointslices', 'services'] as const) idx.endList(kind);
+    assert.equal(idx.resolveDestination('10.0.0.1'), podId);
+    assert.equal(idx.resolveDestination('10.96.0.1'), svcId);
+    idx.upsertEndpointSlice(slice('shop-api'));
+    assert.equal(idx.resolveDestination('10.0.0.1').serviceName, 'shop-api');
+  });
+});
+
 describe('Reflector relist after a 410 Gone, from a loopback server', () => {
   it('lists, is told its watch is too old, relists, and the index holds exactly the second list', async (t) => {
     const lists = [
