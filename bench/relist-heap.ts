@@ -73,10 +73,11 @@ const spec = {
 const reflector = new Reflector(access, spec as never);
 
 const oldSpace = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!.space_used_size;
-function live(): { heapMiB: number; oldMiB: number; committedMiB: number } {
+function live(): { heapMiB: number; oldMiB: number; largeObjectsMiB: number; committedMiB: number } {
   gc!();
   const h = getHeapStatistics();
-  return { heapMiB: mib(h.used_heap_size), oldMiB: mib(oldSpace()), committedMiB: mib(h.total_heap_size) };
+  const los = getHeapSpaceStatistics().find((sp) => sp.space_name === 'large_object_space')!.space_used_size;
+  return { heapMiB: mib(h.used_heap_size), oldMiB: mib(oldSpace()), largeObjectsMiB: mib(los), committedMiB: mib(h.total_heap_size) };
 }
 
 await reflector.run(() => {});
