@@ -1,6 +1,6 @@
 // npx node bench/kube-scale.ts: the agent at Kubernetes' scale limits, against a real kube-apiserver + etcd
 // (test/support/kube). Loads a synthetic cluster (bench/kube-scale/cluster.ts) in stages, and at each stage:
-//   - starts each agent build (compiled as the image runs it) under the DaemonSet's heap cap, with the kubeconfig
+//   - starts each agent build (built as the image's `npm run build` builds it) under the DaemonSet's heap cap, with the kubeconfig
 //     and --node-name node-0, and records sync time, live heap after GC, RSS and peak RSS, and the API server's CPU
 //     spent serving that one agent's lists;
 // then at the last stage replaces 1% of the pods per minute (delete + create + status + EndpointSlice) and, for each
@@ -19,7 +19,7 @@
 // Builds are compiled when first measured, after the cluster is loaded (a worktree's code as it is then).
 // The etcd store is raised to 8 GiB (--quota-backend-bytes): etcd's 2 GiB default is near at 150k pods with history.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,20 +49,28 @@ const log = (msg: string) => process.stderr.write(`[${new Date().toISOString().s
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mib = (b: number) => b / 1024 / 1024;
 
-/** Compiles `src` of the worktree or of a commit (git archive) with tsconfig.build.json; returns dist/cli.js. */
+/**
+ * Builds the worktree or a commit (git archive) as its `npm run build` does: the esbuild bundle (scripts/bundle.ts,
+ * what the image runs since issue 15) when the tree has one, else tsc with tsconfig.build.json; returns dist/cli.js.
+ */
 function build(dir: string, ref: string): string {
   const root = join(dir, ref.replace(/\W/g, '_'));
+  const files = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package.json'];
+  spawnSync('mkdir', ['-p', root]);
   if (ref === 'worktree') {
-    spawnSync('mkdir', ['-p', root]);
-    spawnSync('cp', ['-r', join(repo, 'src'), join(repo, 'tsconfig.json'), join(repo, 'tsconfig.build.json'), join(repo, 'package.json'), root]);
+    if (existsSync(join(repo, 'scripts/bundle.ts'))) files.push('scripts');
+    spawnSync('cp', ['-r', ...files.map((f) => join(repo, f)), root]);
   } else {
-    spawnSync('mkdir', ['-p', root]);
-    const r = spawnSync('bash', ['-c', `git -C ${repo}  archive ${ref} src tsconfig.json tsconfig.build.json package.json | tar -x -C ${root}`]);
+    if (spawnSync('git', ['-C', repo, 'cat-file', '-e', `${ref}:scripts/bundle.ts`]).status === 0) files.push('scripts/bundle.ts');
+    const r = spawnSync('bash', ['-c', `git -C ${repo} archive ${ref} ${files.join(' ')} | tar -x -C ${root}`]);
     if (r.status !== 0) throw new Error(`git archive ${ref}: ${r.stderr}`);
   }
   symlinkSync(join(repo, 'node_modules'), join(root, 'node_modules'));
-  const r = spawnSync(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`tsc (${ref}) failed: ${r.stdout}${r.stderr}`);
+  const bundler = join(root, 'scripts/bundle.ts');
+  const r = existsSync(bundler)
+    ? spawnSync(process.execPath, [bundler, '--outdir', join(root, 'dist')], { encoding: 'utf8' })
+    : spawnSync(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`build of ${ref} failed: ${r.stdout}${r.stderr}`);
   return join(root, 'dist/cli.js');
 }
 
