@@ -1,14 +1,14 @@
 // npx node bench/kube-scale.ts: the agent at Kubernetes' scale limits, against a real kube-apiserver + etcd
 // (test/support/kube). Loads a synthetic cluster (bench/kube-scale/cluster.ts) in stages, and at each stage:
-//   - starts each agent build (built as the image's `npm run build` builds it) under the DaemonSet's heap cap, with the kubeconfig
-//     and --node-name node-0, and records sync time, live heap after GC, RSS and peak RSS, and the API server's CPU
+//   - starts each agent build (as `npm run build` builds it for the image) under the DaemonSet's heap cap, with the
+//     kubeconfig and --node-name node-0, and records sync time, live heap after GC, RSS and peak RSS, and the API server's CPU
 //     spent serving that one agent's lists;
 // then at the last stage replaces 1% of the pods per minute (delete + create + status + EndpointSlice) and, for each
 // agent build in turn, starts it under that churn, then forces a relist: the API server is killed and restarted
 // (harness.restartApiserver), its watch caches start over at etcd's current revision, and the agent's watches resuming
 // from older resourceVersions get 410 Gone. The relist's peak RSS is read apart from the sync's (VmHWM reset through
-// /proc/<pid>/clear_refs before the restart). Then it adds N watchers with the agent's exact watches (in-process Reflectors, each with its own
-// node-scoped pod watch, started from the current resourceVersion) in steps, measuring API server CPU and RSS and
+// /proc/<pid>/clear_refs before the restart). Then it adds N watchers with the agent's exact watches (in-process
+// Reflectors, each with its own node-scoped pod watch, started from the current resourceVersion) in steps, measuring API server CPU and RSS and
 // the watch events it sends (apiserver_watch_events_total). Results: JSON on stdout's last line and a table.
 //
 // Env: BENCH_STAGES (pods, default 10000,50000,150000); BENCH_AGENTS (name=ref[+node flag...], ref a git commit or
@@ -16,7 +16,7 @@
 // after=worktree); BENCH_CHURN_S (default 180); BENCH_CHURN_PCT (pods replaced per minute, % of the cluster, default
 // 1); BENCH_FANOUT (watcher counts, default 0,10,25,50); BENCH_STEP_S (seconds per fan-out step, default 60);
 // BENCH_HEAP_MB (default 160, the DaemonSet's --max-old-space-size); BENCH_RELIST (default 1; 0: no forced relist).
-// Builds are compiled when first measured, after the cluster is loaded (a worktree's code as it is then).
+// Builds are made when first measured, after the cluster is loaded (a worktree's code as it is then).
 // The etcd store is raised to 8 GiB (--quota-backend-bytes): etcd's 2 GiB default is near at 150k pods with history.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
