@@ -13,7 +13,7 @@ import {
   type ServiceRecord,
 } from './compact.ts';
 import { PodTable, type PodOwnerFields } from './pod-table.ts';
-import { ByName, IpTable } from './tables.ts';
+import { ByName, IndexedRecords, IpTable, sameItems } from './tables.ts';
 
 export { IpTable } from './tables.ts';
 
@@ -51,53 +51,17 @@ function endpointIdentity(slice: EndpointSliceRecord, ip: string): PeerIdentity 
   return id;
 }
 
-/**
- * Records by namespace and name, and by IP for those that
- * `indexIps` says hold their IPs. A record `keep` rejects is not stored at all (and replaces, so removes, the old).
- */
-class IndexedRecords<T extends { metadata: { namespace: string | undefined; name: string }; ips: string[] }> {
-  readonly #byName = new ByName<T>();
-  readonly byIp: IpTable<T>;
-  readonly #keep: (rec: T) => boolean;
-  readonly #indexIps: (rec: T) => boolean;
-
-  constructor(compare: (a: T, b: T) => number, opts: { keep?: (rec: T) => boolean; indexIps?: (rec: T) => boolean } = {}) {
-    this.byIp = new IpTable(compare);
-    this.#keep = opts.keep ?? (() => true);
-    this.#indexIps = opts.indexIps ?? (() => true);
-  }
-
-  get size(): number {
-    return this.#byName.size;
-  }
-
-  values(): IterableIterator<T> {
-    return this.#byName.values();
-  }
-
-  upsert(rec: T): void {
-    this.delete(rec);
-    if (!this.#keep(rec)) return;
-    this.#byName.set(rec.metadata.namespace, rec.metadata.name, rec);
-    if (this.#indexIps(rec)) for (const ip of rec.ips) this.byIp.add(ip, rec);
-  }
-
-  /** Removes the stored version of `rec` (same namespace and name) and returns it. */
-  delete(rec: Keyed): T | undefined {
-    const { namespace, name } = rec.metadata;
-    const old = this.#byName.get(namespace, name);
-    if (old === undefined) return undefined;
-    this.#byName.delete(namespace, name);
-    for (const ip of old.ips) this.byIp.remove(ip, old);
-    return old;
-  }
-}
+/** A Service's or node's identity is made of its namespace and name: the same object with the same IPs is unchanged. */
+const sameAddresses = (a: ServiceRecord | NodeRecord, b: ServiceRecord | NodeRecord) => a.metadata.uid === b.metadata.uid && sameItems(a.ips, b.ips);
 
 function freezeIdentity(fields: PeerIdentity): PeerIdentity {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(fields)) if (v !== undefined && v !== '') out[k] = v;
   return Object.freeze(out) as PeerIdentity;
 }
+
+/** What one watch lists into the index (beginList/endList). */
+export type ListedKind = 'pods' | 'localPods' | 'services' | 'nodes' | 'endpointslices' | 'replicasets' | 'jobs';
 
 /** Counts of what the index holds, for logs and the benchmark. */
 export interface IndexSizes {
@@ -141,9 +105,9 @@ export class ClusterIndex {
   readonly #localPods = new IndexedRecords<PodRecord>(podOrder, { indexIps: ownsIps });
   /** metadata.uid and, for static pods, the config hash their cgroups are named after */
   readonly #localByUid = new Map<string, PodRecord>();
-  readonly #services = new IndexedRecords<ServiceRecord>(byKey);
-  readonly #nodes = new IndexedRecords<NodeRecord>(byKey);
-  readonly #slices = new Map<string, EndpointSliceRecord>();
+  readonly #services = new IndexedRecords<ServiceRecord>(byKey, { same: sameAddresses });
+  readonly #nodes = new IndexedRecords<NodeRecord>(byKey, { same: sameAddresses });
+  readonly #slices = new ByName<EndpointSliceRecord>();
   readonly #endpointIps = new IpTable<EndpointSliceRecord>(byKey);
   /** ReplicaSets: a Deployment's by the length of its hash (see upsertController), any other as its record */
   readonly #replicaSets = new ByName<ControllerRecord | number>();
@@ -221,6 +185,12 @@ export class ClusterIndex {
   }
 
   upsertEndpointSlice(rec: EndpointSliceRecord): void {
+    const { namespace, name, uid } = rec.metadata;
+    const stored = this.#slices.get(namespace, name);
+    // Unchanged (a relist, or only an endpoint's conditions changed): the stored slice stays, the epoch too.
+    if (stored !== undefined && stored.metadata.uid === uid && stored.serviceName === rec.serviceName && sameItems(stored.ips, rec.ips) && sameItems(stored.podNames, rec.podNames)) {
+      return void this.#slices.set(namespace, name, stored); // counts as listed during a relist (ByName.mark)
+    }
     this.deleteEndpointSlice(rec);
     // Share the strings of pods already indexed (see upsertPod): one copy of each IP and name.
     for (let i = 0; i < rec.ips.length; i++) {
@@ -230,16 +200,16 @@ export class ClusterIndex {
       if (podIp === rec.ips[i]) rec.ips[i] = podIp;
       if (rec.podNames[i] === this.#pods.name(slot)) rec.podNames[i] = this.#pods.name(slot);
     }
-    this.#slices.set(keyOf(rec.metadata), rec);
+    this.#slices.set(rec.metadata.namespace, rec.metadata.name, rec);
     for (const ip of rec.ips) this.#endpointIps.add(ip, rec);
     this.#epoch++;
   }
 
   deleteEndpointSlice(rec: Keyed): void {
-    const sliceKey = keyOf(rec.metadata);
-    const old = this.#slices.get(sliceKey);
+    const { namespace, name } = rec.metadata;
+    const old = this.#slices.get(namespace, name);
     if (old === undefined) return;
-    this.#slices.delete(sliceKey);
+    this.#slices.delete(namespace, name);
     for (const ip of old.ips) this.#endpointIps.remove(ip, old);
     this.#epoch++;
   }
@@ -272,26 +242,39 @@ export class ClusterIndex {
     return c.ownerKind !== undefined && c.ownerName !== undefined ? [c.ownerName, c.ownerKind] : [name, kind];
   }
 
-  /** What the index holds, for a relist to find what is gone. */
-  storedPods(): Iterable<Keyed> {
-    return this.#pods.keys();
+  /**
+   * A relist of one kind starts: what it upserts is marked in place (a byte per pod slot, insertion order per
+   * namespace in the other stores: tables.ts), and endList removes what it did not, through the same deletes a watch
+   * event takes. Nothing per object is collected, so a relist costs no memory beyond steady state (issue 14).
+   */
+  beginList(kind: ListedKind): void {
+    if (kind === 'pods') this.#pods.beginList();
+    else this.#store(kind).mark();
   }
-  storedLocalPods(): Iterable<PodRecord> {
-    return this.#localPods.values();
+
+  /** The relist of `kind` is complete: removes what it did not upsert. */
+  endList(kind: ListedKind): void {
+    if (kind === 'pods') return void this.#pods.endList();
+    const remove: Record<Exclude<ListedKind, 'pods'>, (k: Keyed) => void> = {
+      localPods: (k) => this.deleteLocalPod(k),
+      services: (k) => this.deleteService(k),
+      nodes: (k) => this.deleteNode(k),
+      endpointslices: (k) => this.deleteEndpointSlice(k),
+      replicasets: (k) => this.deleteController('ReplicaSet', k),
+      jobs: (k) => this.deleteController('Job', k),
+    };
+    this.#store(kind).sweep((namespace, name) => remove[kind]({ metadata: { namespace, name } }));
   }
-  storedServices(): Iterable<ServiceRecord> {
-    return this.#services.values();
-  }
-  storedNodes(): Iterable<NodeRecord> {
-    return this.#nodes.values();
-  }
-  storedEndpointSlices(): Iterable<EndpointSliceRecord> {
-    return this.#slices.values();
-  }
-  /** Keys of the known ReplicaSets or Jobs (a Deployment's ReplicaSet keeps no record to return). */
-  *storedControllers(kind: 'ReplicaSet' | 'Job'): Iterable<Keyed> {
-    if (kind === 'Job') return yield* this.#jobs.values();
-    for (const [namespace, inner] of this.#replicaSets.entries()) for (const name of inner.keys()) yield { metadata: { namespace: namespace || undefined, name } };
+
+  #store(kind: Exclude<ListedKind, 'pods'>): Pick<ByName<unknown>, 'mark' | 'sweep'> {
+    switch (kind) {
+      case 'localPods': return this.#localPods;
+      case 'services': return this.#services;
+      case 'nodes': return this.#nodes;
+      case 'endpointslices': return this.#slices;
+      case 'replicasets': return this.#replicaSets;
+      case 'jobs': return this.#jobs;
+    }
   }
 
   // ---- lookups (hot path) ----

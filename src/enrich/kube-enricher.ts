@@ -4,7 +4,7 @@
 import type { KubeAccess } from './kube-access.ts';
 import type { ConnectEvent, PeerIdentity } from '../event.ts';
 import type { Logger } from '../log.ts';
-import { ClusterIndex } from './cluster-index.ts';
+import { ClusterIndex, type ListedKind } from './cluster-index.ts';
 import { compactController, compactEndpointSlice, compactNode, compactPod, compactService, type Keyed, type PodRecord } from './compact.ts';
 import type { Enricher } from './enricher.ts';
 import type { BackoffOptions } from '../backoff.ts';
@@ -67,6 +67,7 @@ export class KubeEnricher implements Enricher {
     this.pids = new PidResolver(opts.hostProc);
     const idx = this.index;
     const backoff = opts.backoff ?? {};
+    const listing = (kind: ListedKind) => ({ beginList: () => idx.beginList(kind), endList: () => idx.endList(kind) });
     const add = <R extends Keyed>(spec: WatchSpec<R>) => this.watches.push(new SupervisedWatch<R>(kc, spec, logger, backoff) as unknown as SupervisedWatch<Keyed>);
 
     // Cluster-wide, only pods that can be a destination: the server filters out finished and hostNetwork pods
@@ -78,7 +79,7 @@ export class KubeEnricher implements Enricher {
       compact: (o) => compactPod(o, false),
       upsert: (r) => idx.upsertPod(r),
       remove: (r) => idx.deletePod(r),
-      current: () => idx.storedPods(),
+      ...listing('pods'),
     });
     if (nodeName) {
       add<PodRecord>({
@@ -88,7 +89,7 @@ export class KubeEnricher implements Enricher {
         compact: (o) => compactPod(o, true),
         upsert: (r) => idx.upsertLocalPod(r),
         remove: (r) => idx.deleteLocalPod(r),
-        current: () => idx.storedLocalPods(),
+        ...listing('localPods'),
       });
     }
     add({
@@ -97,7 +98,7 @@ export class KubeEnricher implements Enricher {
       compact: compactService,
       upsert: (r) => idx.upsertService(r),
       remove: (r) => idx.deleteService(r),
-      current: () => idx.storedServices(),
+      ...listing('services'),
     });
     add({
       name: 'nodes',
@@ -105,7 +106,7 @@ export class KubeEnricher implements Enricher {
       compact: compactNode,
       upsert: (r) => idx.upsertNode(r),
       remove: (r) => idx.deleteNode(r),
-      current: () => idx.storedNodes(),
+      ...listing('nodes'),
     });
     add({
       name: 'endpointslices',
@@ -113,7 +114,7 @@ export class KubeEnricher implements Enricher {
       compact: compactEndpointSlice,
       upsert: (r) => idx.upsertEndpointSlice(r),
       remove: (r) => idx.deleteEndpointSlice(r),
-      current: () => idx.storedEndpointSlices(),
+      ...listing('endpointslices'),
     });
     // Only owner references are read from ReplicaSets and Jobs: metadata-only lists and watches.
     add({
@@ -123,7 +124,7 @@ export class KubeEnricher implements Enricher {
       compact: compactController,
       upsert: (r) => idx.upsertController('ReplicaSet', r),
       remove: (r) => idx.deleteController('ReplicaSet', r),
-      current: () => idx.storedControllers('ReplicaSet'),
+      ...listing('replicasets'),
     });
     add({
       name: 'jobs',
@@ -132,7 +133,7 @@ export class KubeEnricher implements Enricher {
       compact: compactController,
       upsert: (r) => idx.upsertController('Job', r),
       remove: (r) => idx.deleteController('Job', r),
-      current: () => idx.storedControllers('Job'),
+      ...listing('jobs'),
     });
     const server = kc.getCurrentCluster()?.server ?? 'unknown server';
     const where = nodeName

@@ -1,6 +1,7 @@
 // List, then watch, one resource, compacting every object as it is parsed, with the index as the only store (no
 // informer cache beside it). Lists are paginated and each item goes into the index as its bytes arrive; after a relist
-// (410 Gone) the records the index still holds but the list no longer had are removed. ReplicaSets and Jobs are
+// (410 Gone) the records the index still holds but the list no longer had are removed: the index marks what a list
+// upserts and sweeps the rest (beginList/endList), collecting nothing per object. ReplicaSets and Jobs are
 // fetched as metadata only (PartialObjectMetadata): the server sends their owner references without the pod
 // template, a tenth of the bytes to serialize and parse.
 import { request, type RequestOptions } from 'node:https';
@@ -13,23 +14,6 @@ import { ListSplitter } from './list-stream.ts';
 // WebSocket/EventSource getters load Node's undici bundle (~9 MB RSS) that the agent never uses (BENCHMARKS.md).
 const { request: httpRequest } = process.getBuiltinModule('node:http');
 
-/**
- * Namespace -> names listed: the names are the strings the index keeps anyway, so a relist of 150k pods adds set
- * entries only, not a "namespace/name" string per object (a relist under churn at 150k pods, BENCHMARKS.md).
- */
-class Listed {
-  readonly #byNs = new Map<string, Set<string>>();
-  add(k: Keyed): void {
-    const ns = k.metadata.namespace ?? '';
-    let names = this.#byNs.get(ns);
-    if (names === undefined) this.#byNs.set(ns, (names = new Set()));
-    names.add(k.metadata.name);
-  }
-  has(k: Keyed): boolean {
-    return this.#byNs.get(k.metadata.namespace ?? '')?.has(k.metadata.name) === true;
-  }
-}
-
 export interface ReflectorSpec<R extends Keyed> {
   /** collection path, e.g. /api/v1/pods */
   path: string;
@@ -40,8 +24,10 @@ export interface ReflectorSpec<R extends Keyed> {
   upsert: (rec: R) => void;
   /** by namespace and name: a delete event's object, or a stored one a relist no longer has */
   remove: (rec: Keyed) => void;
-  /** what the index holds for this resource: after a relist, what was not listed again is removed */
-  current: () => Iterable<Keyed>;
+  /** a list starts: the store marks what the list upserts from now (cluster-index.ts beginList) */
+  beginList: () => void;
+  /** the list is complete: the store removes what it holds that the list did not upsert */
+  endList: () => void;
 }
 
 /** An error with the HTTP status when the API server answered one (403, 410, 500, ...). */
@@ -126,12 +112,11 @@ export class Reflector<R extends Keyed> {
   }
 
   /**
-   * Lists every page into the index, item by item as the bytes arrive (list-stream.ts), then removes what the index
-   * held that the list did not have. Returns the count.
+   * Lists every page into the index, item by item as the bytes arrive (list-stream.ts), then has the index remove
+   * what it held that the list did not have. Returns the count.
    */
   async #list(signal: AbortSignal): Promise<number> {
-    // Only a relist has anything to remove: the first list does not keep a key per object.
-    const seen = this.#spec.current()[Symbol.iterator]().next().done === true ? undefined : new Listed();
+    this.#spec.beginList();
     let count = 0;
     let cont: string | undefined;
     let rv: string | undefined;
@@ -139,22 +124,14 @@ export class Reflector<R extends Keyed> {
     do {
       const query = this.#query({ limit: String(PAGE_SIZE), ...(cont ? { continue: cont } : {}) });
       const res = await get(this.#kc, this.#spec.path, query, accept, signal);
-      const split = new ListSplitter((item) => {
-        const rec = this.#spec.compact(item);
-        this.#spec.upsert(rec); // may swap in the index's own copy of the name (cluster-index.ts): kept once
-        seen?.add(rec);
-      });
+      const split = new ListSplitter((item) => this.#spec.upsert(this.#spec.compact(item)));
       for await (const chunk of res) split.push(chunk as Buffer);
       const page = split.end() as ListBody;
       count += split.items;
       rv ??= page.metadata?.resourceVersion;
       cont = page.metadata?.continue || undefined;
     } while (cont !== undefined);
-    if (seen !== undefined) {
-      const gone: Keyed[] = []; // collected first: removing while iterating the index would skip entries
-      for (const r of this.#spec.current()) if (!seen.has(r)) gone.push(r);
-      for (const r of gone) this.#spec.remove(r);
-    }
+    this.#spec.endList();
     this.resourceVersion = rv ?? '';
     return count;
   }

@@ -112,6 +112,8 @@ export class KubeHarness {
   readonly startupMs: number;
   readonly caPem: string;
   private readonly processes: ChildProcess[];
+  /** how kube-apiserver was started, for restartApiserver() */
+  private readonly apiserverCommand: { binary: string; args: string[]; log: string };
   private stopped = false;
 
   private constructor(init: {
@@ -123,6 +125,7 @@ export class KubeHarness {
     startupMs: number;
     caPem: string;
     processes: ChildProcess[];
+    apiserverCommand: { binary: string; args: string[]; log: string };
   }) {
     this.dir = init.dir;
     this.server = init.server;
@@ -132,6 +135,7 @@ export class KubeHarness {
     this.startupMs = init.startupMs;
     this.caPem = init.caPem;
     this.processes = init.processes;
+    this.apiserverCommand = init.apiserverCommand;
   }
 
   /** Starts etcd and kube-apiserver and resolves once /readyz is ok. Throws (with log tails) if they fail. */
@@ -182,7 +186,7 @@ export class KubeHarness {
     processes.push(etcd);
     const pki = await makePki(dir); // while etcd starts
 
-    const apiserver = spawnLogged(binaries.kubeApiserver, [
+    const apiserverArgs = [
       `--etcd-servers=${etcdUrl}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
@@ -204,7 +208,8 @@ export class KubeHarness {
       `--cert-dir=${join(dir, 'apiserver-certs')}`,
       '--v=1',
       ...(options.apiserverArgs ?? []),
-    ], apiLog);
+    ];
+    const apiserver = spawnLogged(binaries.kubeApiserver, apiserverArgs, apiLog);
     processes.push(apiserver);
 
     const caPem = await readFile(pki.caCert, 'utf8');
@@ -243,6 +248,7 @@ export class KubeHarness {
     }
     const harness = new KubeHarness({
       dir, server, kubeconfigPath, kubeConfig, binaries, caPem, processes,
+      apiserverCommand: { binary: binaries.kubeApiserver, args: apiserverArgs, log: apiLog },
       startupMs: Math.round(performance.now() - started),
     });
     live.add(harness);
@@ -311,6 +317,30 @@ export class KubeHarness {
   /** Process ids of etcd and kube-apiserver (setpriv execs them, so these are the servers), for CPU and memory. */
   pids(): { etcd: number | undefined; apiserver: number | undefined } {
     return { etcd: this.processes[0]?.pid, apiserver: this.processes[1]?.pid };
+  }
+
+  /**
+   * Kills kube-apiserver (SIGKILL: a crash, no graceful end of its watches) and starts it again on the same port and
+   * etcd; resolves once /readyz is ok. Its watch caches start empty at etcd's current revision, so a client resuming
+   * a watch from an older resourceVersion is answered 410 Gone and must relist (bench/kube-scale.ts forces one so).
+   */
+  async restartApiserver(timeoutMs = 90_000): Promise<void> {
+    const old = this.processes[1]!;
+    const exited = new Promise<void>((resolveExit) => (old.exitCode !== null || old.signalCode !== null ? resolveExit() : old.once('exit', () => resolveExit())));
+    old.kill('SIGKILL');
+    await exited;
+    const { binary, args, log } = this.apiserverCommand;
+    const next = spawnLogged(binary, args, log);
+    this.processes[1] = next;
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      if (next.exitCode !== null || next.signalCode !== null) throw new Error(`kube-apiserver exited (${next.exitCode ?? next.signalCode}) on restart:\n${logTail(log)}`);
+      try {
+        if ((await kubeRequest(this.kubeConfig, 'GET', '/readyz')).status === 200) return;
+      } catch {}
+      if (performance.now() > deadline) throw new Error(`kube-apiserver not ready ${timeoutMs} ms after a restart:\n${logTail(log)}`);
+      await sleep(100);
+    }
   }
 
   /** The tail of a component's log, for assertion messages. */
