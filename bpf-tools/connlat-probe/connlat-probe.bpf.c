@@ -3,7 +3,7 @@
  * connlat-probe (BPF side): one record per active TCP connect, from raw tracepoints only (no kprobes, no fentry):
  *   sock:inet_sock_set_state   CLOSE -> SYN_SENT starts a connect (runs in the connecting task: pid/comm);
  *                              SYN_SENT -> ESTABLISHED / CLOSE ends it (often in softirq: pid/comm not used)
- *   tcp:tcp_retransmit_skb     while SYN_SENT: a SYN retransmission
+ *   tcp:tcp_retransmit_skb     while SYN_SENT: a SYN retransmission (one sent: a failed one is not counted)
  *   sock:inet_sk_error_report  the socket error (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ...)
  * Raw tracepoints hand us the struct sock itself, so nothing needs tracefs, and fields are read with CO-RE. Every
  * program is built twice from one body (`btf` is a constant, so each copy keeps only its own branch):
@@ -258,12 +258,28 @@ static __always_inline int set_state(struct sock *sk, int oldstate, int newstate
 	return on_end(sk, oldstate, newstate, btf);
 }
 
-static __always_inline int retransmit(struct sock *sk, bool btf)
+/*
+ * Since Linux 6.17 tcp_retransmit_skb also fires for a retransmission that never left this host, with its error as a
+ * third argument (-EBUSY: the first copy still queued here; -EHOSTUNREACH: no route; -EPERM: a local firewall drop);
+ * before, it fired only for one sent. RETX counts SYNs sent again, the same on every kernel, so a failed one is not
+ * counted. The check is a CO-RE relocation: on a kernel without `err` the branch is dead code and the third argument
+ * (which it does not have) is never read.
+ */
+static __always_inline bool retransmit_failed(unsigned long long *ctx)
+{
+	if (bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb, err))
+		return (int)ctx[2] != 0;
+	return false;
+}
+
+static __always_inline int retransmit(unsigned long long *ctx, struct sock *sk, bool btf)
 {
 	struct start *s;
 
 	RETURN_IF_EMPTY();
 	if (SK_READ(btf, sk, __sk_common.skc_state) != TCP_SYN_SENT)
+		return 0;
+	if (retransmit_failed(ctx))
 		return 0;
 	s = start_of(sk);
 	if (s)
@@ -303,7 +319,7 @@ int BPF_PROG(tp_set_state, struct sock *sk, int oldstate, int newstate)
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(tp_retransmit, struct sock *sk)
 {
-	return retransmit(sk, true);
+	return retransmit(ctx, sk, true);
 }
 
 SEC("tp_btf/inet_sk_error_report")
@@ -321,7 +337,7 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 SEC("raw_tp/tcp_retransmit_skb")
 int BPF_PROG(on_retransmit, struct sock *sk)
 {
-	return retransmit(sk, false);
+	return retransmit(ctx, sk, false);
 }
 
 SEC("raw_tp/inet_sk_error_report")

@@ -18,7 +18,7 @@ const TCPSTATES = '/usr/sbin/tcpstates';
 const probe = await findProbe();
 const skip = netnsSkipReason() ?? (!existsSync('/usr/sbin/nft') ? 'nft not found (apt-get install nftables)' : undefined) ?? probe.skip ?? false;
 
-const PORT = { open: 7000, appTimeout: 7001, hostUnreach: 7002, netUnreach: 7003, firstSynDropped: 7004, closed: 7005, noAppTimeout: 7006, preexisting: 7007 };
+const PORT = { open: 7000, appTimeout: 7001, hostUnreach: 7002, netUnreach: 7003, firstSynDropped: 7004, closed: 7005, noAppTimeout: 7006, preexisting: 7007, localDrop: 7008 };
 
 /** The server namespace's rules: what each port does to a SYN. */
 function rules(): string {
@@ -34,6 +34,20 @@ function rules(): string {
     meta nfproto ipv6 tcp dport ${PORT.netUnreach} reject with icmpv6 type no-route
     meta nfproto ipv4 tcp dport ${PORT.firstSynDropped} tcp flags & (syn | ack) == syn ip saddr . tcp sport != @seen4 add @seen4 { ip saddr . tcp sport } drop
     meta nfproto ipv6 tcp dport ${PORT.firstSynDropped} tcp flags & (syn | ack) == syn ip6 saddr . tcp sport != @seen6 add @seen6 { ip6 saddr . tcp sport } drop
+  }
+}
+`;
+}
+
+/**
+ * The client namespace's rule: its own firewall drops SYNs to one port on the way out, so no SYN ever leaves. Every
+ * retransmission fails locally (-EPERM), which the tracepoint reports since Linux 6.17 and the probe does not count.
+ */
+function clientRules(): string {
+  return `table inet connlat_fidelity_client {
+  chain output {
+    type filter hook output priority 0;
+    tcp dport ${PORT.localDrop} drop
   }
 }
 `;
@@ -81,6 +95,8 @@ async function fidelityRun(t: TestContext, args: string[] = []): Promise<string 
     await pair.exec(server, 'sysctl', ['-qw', 'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0']);
     await writeFile(join(dir, 'rules.nft'), rules());
     await pair.exec(server, 'nft', ['-f', join(dir, 'rules.nft')]);
+    await writeFile(join(dir, 'client-rules.nft'), clientRules());
+    await pair.exec(client, 'nft', ['-f', join(dir, 'client-rules.nft')]);
     await pair.listen([PORT.open, PORT.firstSynDropped]);
     // neighbours resolved before anything is measured (IPv4 ARP, IPv6 ND)
     assert.deepEqual((await pair.connect([{ host: pair.v4.server, port: PORT.open }, { host: pair.v6.server, port: PORT.open }]))
@@ -110,6 +126,7 @@ async function fidelityRun(t: TestContext, args: string[] = []): Promise<string 
       { host, port: PORT.hostUnreach },
       { host, port: PORT.netUnreach },
       { host, port: PORT.firstSynDropped },
+      { host, port: PORT.localDrop },
     ]);
     const results = await pair.connect(targets);
     assert.deepEqual((await preexisting).map((r) => r.code), ['app_timeout']);
@@ -137,6 +154,8 @@ async function fidelityRun(t: TestContext, args: string[] = []): Promise<string 
       [PORT.hostUnreach]: { code: 'EHOSTUNREACH', result: 'host_unreachable' },
       [PORT.netUnreach]: { code: 'ENETUNREACH', result: 'net_unreachable' },
       [PORT.firstSynDropped]: { code: 'ok', result: 'ok', retx: 1 },
+      // the same SYN schedule as noAppTimeout, but no SYN left the client: nothing was retransmitted
+      [PORT.localDrop]: { code: 'ETIMEDOUT', result: 'timed_out', retx: 0 },
     };
     targets.forEach((target, i) => {
       const client = results[i]!;
@@ -192,7 +211,7 @@ describe('connlat-probe fidelity (real tool, test namespaces)', { skip }, () => 
 
   // tp_btf programs (what auto picks on a kernel with BTF), and the raw_tp ones it falls back to elsewhere
   for (const attach of ['tp_btf', 'raw_tp']) {
-    test(`refused, dropped (app timeout, kernel timeout), ICMP rejects, first SYN lost: exact results and retransmits, IPv4 and IPv6 (${attach})`, async (t) => {
+    test(`refused, dropped (app timeout, kernel timeout, on the way out), ICMP rejects, first SYN lost: exact results and retransmits, IPv4 and IPv6 (${attach})`, async (t) => {
       const args = attach === 'raw_tp' ? ['--attach', 'raw_tp'] : [];
       const skipped = await fidelityRun(t, args);
       if (skipped === undefined) return;
