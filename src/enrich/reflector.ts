@@ -47,6 +47,18 @@ const INACTIVITY_MS = 150_000;
 const METADATA_ACCEPT = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
 const METADATA_WATCH_ACCEPT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
 
+/**
+ * One list at a time in this process. After an API server restart every watch gets 410 Gone at once, and the seven
+ * relists running together held their pages and parse garbage together: the agent's peak at 150k pods
+ * (BENCHMARKS.md, issue 14). A list waits for the one before it; watches are not held back.
+ */
+let lists: Promise<unknown> = Promise.resolve();
+function oneListAtATime<T>(list: () => Promise<T>): Promise<T> {
+  const turn = lists.then(list, list);
+  lists = turn.catch(() => undefined);
+  return turn;
+}
+
 async function get(kc: KubeAccess, path: string, query: Record<string, string>, accept: string, signal: AbortSignal): Promise<IncomingMessage> {
   const server = kc.getCurrentCluster()?.server;
   if (!server) throw new Error('no current cluster in the kubeconfig');
@@ -107,7 +119,7 @@ export class Reflector<R extends Keyed> {
    */
   async run(listed: (count: number) => void): Promise<void> {
     const abort = (this.#abort = new AbortController());
-    if (this.resourceVersion === '') listed(await this.#list(abort.signal));
+    if (this.resourceVersion === '') listed(await oneListAtATime(() => this.#list(abort.signal)));
     if (!abort.signal.aborted) await this.#watch(abort.signal);
   }
 
