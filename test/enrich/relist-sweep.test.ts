@@ -199,3 +199,40 @@ describe('Reflector relist after a 410 Gone, from a loopback server', () => {
     assert.equal(idx.sizes().pods, 3);
   });
 });
+
+describe('Reflectors list one at a time', () => {
+  it('three reflectors relisting at once: their list requests never overlap, and each still gets its whole list', async (t) => {
+    let inFlight = 0;
+    let most = 0;
+    const order: string[] = [];
+    const server = createServer((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      if (url.searchParams.get('watch') === 'true') {
+        return void res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, message: 'too old resource version' } })}\n`);
+      }
+      inFlight++;
+      most = Math.max(most, inFlight);
+      order.push(url.pathname);
+      // answered late, in two pages: a list that is still running when the next one would start
+      const page = Number(url.searchParams.get('continue') ?? 0);
+      setTimeout(() => {
+        inFlight--;
+        res.end(JSON.stringify({ metadata: { resourceVersion: '7', ...(page === 0 ? { continue: '1' } : {}) }, items: [pod(`${url.pathname.split('/')[2]}-${page}`, `10.9.${page}.${order.length}`)] }));
+      }, 30);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.after(() => server.close());
+    const idx = new ClusterIndex();
+    const access = { getCurrentCluster: () => ({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }), applyToHTTPSOptions: async () => {} };
+    const reflectors = ['a', 'b', 'c'].map((name) => new Reflector(access, {
+      path: `/api/${name}/pods`, compact: (o) => compactPod(o, false), upsert: (r) => idx.upsertPod(r), remove: (r) => idx.deletePod(r),
+      beginList: () => undefined, endList: () => undefined,
+    }));
+    const counts: number[] = [];
+    await Promise.all(reflectors.map((r) => r.run((n) => counts.push(n))));
+    assert.equal(most, 1, 'list requests in flight at once');
+    assert.deepEqual(counts, [2, 2, 2]);
+    // each list's pages are consecutive: no list starts before the one before it has ended
+    assert.deepEqual(order, ['/api/a/pods', '/api/a/pods', '/api/b/pods', '/api/b/pods', '/api/c/pods', '/api/c/pods']);
+  });
+});
