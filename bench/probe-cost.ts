@@ -15,7 +15,11 @@
 // (part 2 only: nothing attached in any window, what the method reads when nothing changes), NAME=-DFLAG:-DFLAG
 // (these sources with extra flags).
 // Workload: bench/storm-peer.py, one client and the accept loop both on CPU 0; tools and agent on CPU 1; a process
-// waking every 50 ms on CPU 1 in the no-tool rounds (as the tool's poll loop does; see connect-storm.ts).
+// waking every 50 ms on CPU 1 in the no-tool rounds (as the tool's poll loop does; see connect-storm.ts). What each
+// connect is (PROBE_WORKLOADS, comma-separated; parts 2 and 3 run each, part 1 the first):
+//   connect   nothing but connect, closed with an RST: the least work per connect, so the tool's largest share
+//   exchange  one 64-byte request and a 1 KiB answer per connection, the server closing first (no RST)
+//   http      one HTTP/1.0 GET per connection, Python's http.client against http.server: an application's own work
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -37,9 +41,21 @@ const RATE_CASES = (process.env.RATE_CASES ?? 'main+agent,this+agent').split(','
 const TOGGLE_ROUNDS = Number(process.env.TOGGLE_ROUNDS ?? 2);
 const TOGGLE_SECONDS = Number(process.env.TOGGLE_SECONDS ?? 30);
 const TOGGLE_MS = Number(process.env.TOGGLE_MS ?? 200);
+/**
+ * Client/server pairs the toggled part runs at once, pair i on CPU i mod 2 and port PORT + i (1: one pair on CPU 0,
+ * the toggler on CPU 1; 2: both cores busy, so the machine's rate is the workload's, e.g. ~10k connects/s of http).
+ */
+const TOGGLE_PAIRS = Number(process.env.TOGGLE_PAIRS ?? 1);
 /** Which variants the toggled part runs (default: all). */
 const TOGGLE_VARIANTS = (process.env.TOGGLE_VARIANTS ?? VARIANTS.map((v) => v.split('=')[0]).join(',')).split(',');
 const NETS = (process.env.RATE_NETS ?? 'loopback,veth').split(',').filter(Boolean) as Net[];
+/** storm-peer.py's arguments for each workload, given to both ends. */
+const WORKLOAD_ARGS = { connect: [], exchange: ['--exchange', '64,1024'], http: ['--http'] } as const satisfies Record<string, readonly string[]>;
+type Workload = keyof typeof WORKLOAD_ARGS;
+const WORKLOADS = (process.env.PROBE_WORKLOADS ?? 'connect').split(',').filter(Boolean).map((w) => {
+  if (!(w in WORKLOAD_ARGS)) throw new Error(`PROBE_WORKLOADS: unknown workload '${w}' (${Object.keys(WORKLOAD_ARGS).join(', ')})`);
+  return w as Workload;
+});
 const TAG = `connlat-pcost-${process.pid}`;
 
 type Net = 'loopback' | 'veth';
@@ -130,8 +146,8 @@ function topology(net: Net): Topology {
   }
 }
 
-async function startServer(t: Topology): Promise<ChildProcess> {
-  const p = spawn('ip', ['netns', 'exec', t.server, 'taskset', '-c', '0', 'python3', PEER, 'serve', String(PORT), t.host], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startServer(t: Topology, load: Workload, pair = 0): Promise<ChildProcess> {
+  const p = spawn('ip', ['netns', 'exec', t.server, 'taskset', '-c', String(pair % 2), 'python3', PEER, ...WORKLOAD_ARGS[load], 'serve', String(PORT + pair), t.host], { stdio: ['ignore', 'pipe', 'inherit'] });
   const kill = () => p.kill('SIGTERM');
   cleanups.add(kill);
   p.once('exit', () => cleanups.delete(kill));
@@ -139,9 +155,9 @@ async function startServer(t: Topology): Promise<ChildProcess> {
   return p;
 }
 
-function workload(t: Topology, rate: number, seconds: number): Promise<{ connects: number; failed: number; seconds: number; cpu: number }> {
+function workload(t: Topology, load: Workload, rate: number, seconds: number): Promise<{ connects: number; failed: number; seconds: number; cpu: number }> {
   return new Promise((resolve, reject) => {
-    const p = spawn('ip', ['netns', 'exec', t.client, 'taskset', '-c', '0', 'python3', PEER, 'connect', String(PORT), String(rate), String(seconds), t.host],
+    const p = spawn('ip', ['netns', 'exec', t.client, 'taskset', '-c', '0', 'python3', PEER, ...WORKLOAD_ARGS[load], 'connect', String(PORT), String(rate), String(seconds), t.host],
       { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.stdout!.on('data', (d) => (out += d));
@@ -207,18 +223,19 @@ async function bpfStats(variants: Variant[]): Promise<void> {
   const before = readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
   run('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
   const t = topology('loopback');
-  const server = await startServer(t);
+  const load = WORKLOADS[0]!;
+  const server = await startServer(t, load);
   try {
-    console.log(`\nBPF run time per loopback connect (bpf_stats; ${STATS_RATE}/s x ${STATS_SECONDS} s per variant and round, ${STATS_ROUNDS} rounds alternating):`);
+    console.log(`\nBPF run time per loopback connect, workload ${load} (bpf_stats; ${STATS_RATE}/s x ${STATS_SECONDS} s per variant and round, ${STATS_ROUNDS} rounds alternating):`);
     const perConnect: Record<string, number[]> = {};
     const perProg: Record<string, Record<string, { ns: number; runs: number; connects: number }>> = {};
-    await workload(t, STATS_RATE, 1); // warm-up
+    await workload(t, load, STATS_RATE, 1); // warm-up
     for (let round = 0; round < STATS_ROUNDS; round++) {
       const order = round % 2 === 0 ? variants : [...variants].reverse();
       for (const v of order) {
         const a = await attach(v, false);
         const s0 = progStats(a.pid);
-        const w = await workload(t, STATS_RATE, STATS_SECONDS);
+        const w = await workload(t, load, STATS_RATE, STATS_SECONDS);
         const s1 = progStats(a.pid);
         const names = new Map([...s1.keys()].map((id) => [id, progName(id)]));
         await a.stop();
@@ -246,14 +263,14 @@ async function bpfStats(variants: Variant[]): Promise<void> {
   }
 }
 
-async function flatOut(net: Net, variants: Variant[]): Promise<void> {
+async function flatOut(net: Net, load: Workload, variants: Variant[]): Promise<void> {
   const t = topology(net);
-  const server = await startServer(t);
+  const server = await startServer(t, load);
   const byName = new Map(variants.map((v) => [v.name, v]));
   const cases = RATE_CASES.filter((c) => byName.has(c.replace('+agent', '')));
   try {
-    console.log(`\nworkload flat out over ${net} (1 client + accept loop on CPU 0; tool [+ agent] on CPU 1), ${RATE_ROUNDS} rounds x ${RATE_SECONDS} s, order reversed every round; load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-    await workload(t, 0, 2); // warm-up: the first flat-out run in a fresh namespace is slow
+    console.log(`\nworkload ${load} flat out over ${net} (1 client + accept loop on CPU 0; tool [+ agent] on CPU 1), ${RATE_ROUNDS} rounds x ${RATE_SECONDS} s, order reversed every round; load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    await workload(t, load, 0, 2); // warm-up: the first flat-out run in a fresh namespace is slow
     const rates: Record<string, number[]> = { none: [] };
     const cpuPer: Record<string, number[]> = { none: [] }; // workload CPU us per connect (client + accept loop)
     for (let round = 0; round < RATE_ROUNDS; round++) {
@@ -264,7 +281,7 @@ async function flatOut(net: Net, variants: Variant[]): Promise<void> {
         const wake = c === 'none' ? spawn('taskset', ['-c', '1', 'python3', '-c', 'import time\nwhile True: time.sleep(0.05)'], { stdio: 'ignore' }) : undefined;
         const a = c === 'none' ? undefined : await attach(byName.get(c.replace('+agent', ''))!, c.endsWith('+agent'));
         const server0 = cpuSeconds(server.pid!);
-        const w = await workload(t, 0, RATE_SECONDS);
+        const w = await workload(t, load, 0, RATE_SECONDS);
         const serverCpu = cpuSeconds(server.pid!) - server0;
         await a?.stop();
         wake?.kill('SIGKILL');
@@ -314,13 +331,14 @@ function connectsAt(samples: [number, number][], at: number): number {
  * of the detached windows either side. Windows a fifth of a second apart see the same machine, which 3-5 s rounds
  * on this shared VM do not (their rates without a tool spread 2x).
  */
-async function toggled(net: Net, variants: Variant[], toggler: string): Promise<void> {
+async function toggled(net: Net, load: Workload, variants: Variant[], toggler: string): Promise<void> {
   const t = topology(net);
-  const server = await startServer(t);
+  const pairs = Array.from({ length: TOGGLE_PAIRS }, (_, i) => i);
+  const servers = await Promise.all(pairs.map((i) => startServer(t, load, i)));
   const guardNs = 10e6; // left out at each edge of a window: attach/detach takes ~1 ms
   try {
-    console.log(`\nworkload flat out over ${net}, programs attached and detached every ${TOGGLE_MS} ms (${TOGGLE_ROUNDS} x ${TOGGLE_SECONDS} s per variant, alternating; load ${loadavg().map((l) => l.toFixed(1)).join(' ')}):`);
-    await workload(t, 0, 2); // warm-up
+    console.log(`\nworkload ${load} flat out over ${net} (${TOGGLE_PAIRS} client/server pair${TOGGLE_PAIRS > 1 ? 's' : ''}), programs attached and detached every ${TOGGLE_MS} ms (${TOGGLE_ROUNDS} x ${TOGGLE_SECONDS} s per variant, alternating; load ${loadavg().map((l) => l.toFixed(1)).join(' ')}):`);
+    await workload(t, load, 0, 2); // warm-up
     const ratios: Record<string, number[]> = {};
     for (let round = 0; round < TOGGLE_ROUNDS; round++) {
       for (const v of round % 2 === 0 ? variants : [...variants].reverse()) {
@@ -331,23 +349,27 @@ async function toggled(net: Net, variants: Variant[], toggler: string): Promise<
         const kill = () => tog.kill('SIGKILL');
         cleanups.add(kill);
         await sleep(300); // loaded and in its first windows
-        const slots = await new Promise<[number, number][]>((resolve, reject) => {
-          const p = spawn('ip', ['netns', 'exec', t.client, 'taskset', '-c', '0', 'python3', PEER, 'slots', String(PORT), String(TOGGLE_SECONDS), t.host], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const clients = await Promise.all(pairs.map((i) => new Promise<[number, number][]>((resolve, reject) => {
+          const p = spawn('ip', ['netns', 'exec', t.client, 'taskset', '-c', String(i % 2), 'python3', PEER, ...WORKLOAD_ARGS[load], 'slots', String(PORT + i), String(TOGGLE_SECONDS), t.host], { stdio: ['ignore', 'pipe', 'inherit'] });
           let json = '';
           p.stdout!.on('data', (d) => (json += d));
           p.once('exit', (code) => (code === 0 ? resolve((JSON.parse(json) as { samples: [number, number][] }).samples) : reject(new Error(`storm-peer.py slots exited ${code}`))));
-        });
+        })));
         if ((await done) !== 0) throw new Error(`probe-toggle ${v.name} failed`);
         cleanups.delete(kill);
+        // all pairs' connects together; only the span every client covered
+        const connects = (at: number) => clients.reduce((sum, samples) => sum + connectsAt(samples, at), 0);
+        const first = Math.max(...clients.map((c) => c[0]![0]));
+        const last = Math.min(...clients.map((c) => c.at(-1)![0]));
         const windows = out.trim().split('\n').map((l) => l.split(' ').map(Number) as [number, number, number])
-          .filter(([, a, b]) => a > slots[0]![0] && b < slots.at(-1)![0])
-          .map(([on, a, b]) => ({ on, rate: (connectsAt(slots, b - guardNs) - connectsAt(slots, a + guardNs)) / ((b - a - 2 * guardNs) / 1e9) }));
+          .filter(([, a, b]) => a > first && b < last)
+          .map(([on, a, b]) => ({ on, rate: (connects(b - guardNs) - connects(a + guardNs)) / ((b - a - 2 * guardNs) / 1e9) }));
         const mine = (ratios[v.name] ??= []);
         const before = mine.length;
         for (let i = 1; i + 1 < windows.length; i++) {
           if (windows[i]!.on && !windows[i - 1]!.on && !windows[i + 1]!.on) mine.push(windows[i]!.rate / ((windows[i - 1]!.rate + windows[i + 1]!.rate) / 2));
         }
-        const rate = (connectsAt(slots, slots.at(-1)![0]) / ((slots.at(-1)![0] - slots[0]![0]) / 1e9));
+        const rate = (connects(last) - connects(first)) / ((last - first) / 1e9);
         console.log(`  ${v.name}: ${mine.length - before} windows paired, ${Math.round(rate)} connects/s overall, median ratio this run ${median(mine.slice(before)).toFixed(3)}; load ${loadavg()[0]!.toFixed(1)}`);
       }
     }
@@ -360,7 +382,7 @@ async function toggled(net: Net, variants: Variant[], toggler: string): Promise<
       console.log(`| ${v.name} | ${r.length} | ${median(r).toFixed(3)} (${r[Math.floor((r.length - 1) / 4)]!.toFixed(3)}-${r[Math.ceil((r.length - 1) * 3 / 4)]!.toFixed(3)}) | ${mean.toFixed(3)} +- ${(2 * se).toFixed(3)} |`);
     }
   } finally {
-    server.kill('SIGTERM');
+    for (const server of servers) server.kill('SIGTERM');
     t.teardown();
   }
 }
@@ -371,8 +393,10 @@ async function main(): Promise<void> {
   console.log(`probe cost: variants ${variants.map((v) => v.name).join(', ')}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; ${new Date().toISOString()}`);
   const probes = variants.filter((v) => v.name !== 'null');
   if (STATS_ROUNDS > 0) await bpfStats(probes);
-  if (TOGGLE_ROUNDS > 0) for (const net of NETS) await toggled(net, variants.filter((v) => TOGGLE_VARIANTS.includes(v.name)), toggler);
-  if (RATE_ROUNDS > 0) for (const net of NETS) await flatOut(net, probes);
+  for (const load of WORKLOADS) {
+    if (TOGGLE_ROUNDS > 0) for (const net of NETS) await toggled(net, load, variants.filter((v) => TOGGLE_VARIANTS.includes(v.name)), toggler);
+    if (RATE_ROUNDS > 0) for (const net of NETS) await flatOut(net, load, probes);
+  }
   console.log(`\nload average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 }
 
